@@ -1,0 +1,205 @@
+//! The customer: who they are, whether support has verified them, and whether anything blocks
+//! them from renting.
+
+mod decide;
+mod evolve;
+
+use crate::decider::{Decider, DomainEvent};
+use crate::ids::CustomerId;
+use crate::rejection::Rejection;
+use crate::value::{Email, Licence, PersonName, Phone};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The customer decider.
+#[derive(Debug)]
+pub struct Customer;
+
+/// What a customer's history amounts to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CustomerState {
+    /// The registration, or `None` before the customer registered.
+    pub profile: Option<CustomerProfile>,
+    /// Support's decision on the customer's documents.
+    pub verification: VerificationStatus,
+    /// Active blocks. A customer may rent only when this is empty; each reason is lifted on its own.
+    pub blocks: BTreeSet<BlockReason>,
+}
+
+impl CustomerState {
+    /// Whether the customer has registered.
+    pub fn is_registered(&self) -> bool {
+        self.profile.is_some()
+    }
+}
+
+/// The personal data given at registration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomerProfile {
+    /// The customer's id.
+    pub customer_id: CustomerId,
+    /// Full name.
+    pub name: PersonName,
+    /// Mobile phone, E.164.
+    pub phone: Phone,
+    /// E-mail address.
+    pub email: Email,
+    /// Date of birth.
+    pub birth_date: NaiveDate,
+    /// Driving licence.
+    pub licence: Licence,
+}
+
+/// Where a customer stands with verification.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationStatus {
+    /// Registered, documents not yet decided on.
+    #[default]
+    Pending,
+    /// Support approved the documents: the customer may rent.
+    Verified,
+    /// Support rejected the documents.
+    Rejected,
+}
+
+impl VerificationStatus {
+    /// The status as a word, as the API shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Verified => "verified",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Why a customer is blocked. Reasons are independent: paying a debt lifts only `Debt`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockReason {
+    /// Unpaid debt.
+    Debt,
+    /// Suspected fraud.
+    Fraud,
+    /// Documents need attention (expired, under review).
+    Documents,
+    /// A support agent's decision.
+    Support,
+}
+
+impl BlockReason {
+    /// The reason as a word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debt => "debt",
+            Self::Fraud => "fraud",
+            Self::Documents => "documents",
+            Self::Support => "support",
+        }
+    }
+}
+
+/// Support's decision on a customer's documents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum VerificationDecision {
+    /// The documents are in order.
+    Approved,
+    /// The documents are not acceptable, and why.
+    Rejected {
+        /// Why, for the customer and the audit trail.
+        reason: String,
+    },
+}
+
+/// What can be asked of a customer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "command")]
+pub enum CustomerCommand {
+    /// Self-registration from the app.
+    Register(CustomerProfile),
+    /// Support decides on the documents.
+    DecideVerification(VerificationDecision),
+    /// Put a block on the customer.
+    Block {
+        /// Which block.
+        reason: BlockReason,
+        /// Free text for the record.
+        note: String,
+    },
+    /// Lift one block.
+    Unblock {
+        /// Which block.
+        reason: BlockReason,
+    },
+}
+
+/// What happened to a customer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum CustomerEvent {
+    /// The customer registered.
+    CustomerRegistered {
+        /// Profile as given.
+        #[serde(flatten)]
+        profile: CustomerProfile,
+        /// When.
+        registered_at: DateTime<Utc>,
+    },
+    /// Support approved the customer's documents.
+    CustomerVerified {
+        customer_id: CustomerId,
+        verified_at: DateTime<Utc>,
+    },
+    /// Support rejected the customer's documents.
+    CustomerVerificationRejected {
+        customer_id: CustomerId,
+        reason: String,
+        rejected_at: DateTime<Utc>,
+    },
+    /// A block was put on the customer.
+    CustomerBlocked {
+        customer_id: CustomerId,
+        reason: BlockReason,
+        note: String,
+        blocked_at: DateTime<Utc>,
+    },
+    /// A block was lifted.
+    CustomerUnblocked {
+        customer_id: CustomerId,
+        reason: BlockReason,
+        unblocked_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for CustomerEvent {}
+
+/// What a customer decision needs from outside.
+#[derive(Clone, Debug)]
+pub struct CustomerContext {
+    /// The customer the command is for (the stream being decided).
+    pub customer_id: CustomerId,
+    /// Now, from the injected clock.
+    pub now: DateTime<Utc>,
+}
+
+impl Decider for Customer {
+    type State = CustomerState;
+    type Command = CustomerCommand;
+    type Event = CustomerEvent;
+    type Context = CustomerContext;
+
+    fn decide(
+        state: &CustomerState,
+        command: &CustomerCommand,
+        context: &CustomerContext,
+    ) -> Result<Vec<CustomerEvent>, Rejection> {
+        decide::decide(state, command, context)
+    }
+
+    fn evolve(state: CustomerState, event: &CustomerEvent) -> CustomerState {
+        evolve::evolve(state, event)
+    }
+}

@@ -1,0 +1,23 @@
+//! Velka's business rules, and nothing else.
+//!
+//! Each aggregate (customer, vehicle, trip) is a *decider*: a pure `decide` function that turns a
+//! command and the current state into events or a [`Rejection`], and a pure `evolve` function that
+//! folds events into state. The edges (HTTP, SQL, clocks) live in other crates and hand this crate
+//! plain values: the current time arrives in a context, never from a clock.
+//!
+//! Architecture invariant: no IO, no async, no database or HTTP types, no reading of the clock.
+
+pub mod customer;
+pub mod decider;
+pub mod geo;
+pub mod ids;
+pub mod money;
+pub mod rejection;
+pub mod rental;
+pub mod trip;
+pub mod value;
+pub mod vehicle;
+pub mod zone;
+
+pub use decider::{Decider, DomainEvent};
+pub use rejection::{FieldError, Rejection};

@@ -1,0 +1,129 @@
+//! Why a command was refused. Rejections are values, one variant per business rule, so that the
+//! API layer can map each to a stable problem type in exactly one place.
+
+use crate::ids::{CustomerId, TripId, VehicleId};
+use serde::Serialize;
+
+/// Input that cannot be turned into a domain value, naming the offending field by its path in
+/// the request (`licence.expires_on`, `lat`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// Path of the field in the request body, dot-separated.
+    pub field: String,
+    /// What is wrong with it, for a person to read.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A command refused by a business rule. Nothing is appended when a decider returns one.
+#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Rejection {
+    /// A value in the command is not acceptable.
+    #[error("invalid input: {0}")]
+    InvalidField(FieldError),
+
+    /// The customer id is already registered.
+    #[error("customer {customer_id} is already registered")]
+    CustomerAlreadyRegistered { customer_id: CustomerId },
+    /// No customer with this id has registered.
+    #[error("customer {customer_id} does not exist")]
+    CustomerNotFound { customer_id: CustomerId },
+    /// Support asked for the verification state the customer is already in.
+    #[error("customer {customer_id} verification is already {status}")]
+    VerificationUnchanged {
+        customer_id: CustomerId,
+        status: String,
+    },
+    /// Only verified customers may rent.
+    #[error("customer {customer_id} is not verified")]
+    CustomerNotVerified { customer_id: CustomerId },
+    /// The customer has at least one active block.
+    #[error("customer {customer_id} is blocked ({reasons})")]
+    CustomerBlocked {
+        customer_id: CustomerId,
+        reasons: String,
+    },
+    /// Block asked for a reason that is already active, or unblock for one that is not.
+    #[error("customer {customer_id} block '{reason}' is already in that state")]
+    BlockUnchanged {
+        customer_id: CustomerId,
+        reason: String,
+    },
+    /// The driving licence has expired (or expires before the date in question).
+    #[error("the driving licence of customer {customer_id} expired on {expired_on}")]
+    LicenceExpired {
+        customer_id: CustomerId,
+        expired_on: chrono::NaiveDate,
+    },
+    /// A customer may hold one active trip at a time.
+    #[error("customer {customer_id} already has active trip {trip_id}")]
+    CustomerHasActiveTrip {
+        customer_id: CustomerId,
+        trip_id: TripId,
+    },
+
+    /// The vehicle id is already in the fleet.
+    #[error("vehicle {vehicle_id} is already in the fleet")]
+    VehicleAlreadyAdded { vehicle_id: VehicleId },
+    /// No vehicle with this id is in the fleet.
+    #[error("vehicle {vehicle_id} does not exist")]
+    VehicleNotFound { vehicle_id: VehicleId },
+    /// The vehicle cannot be rented in its current status.
+    #[error("vehicle {vehicle_id} is not available ({status})")]
+    VehicleNotAvailable {
+        vehicle_id: VehicleId,
+        status: String,
+    },
+    /// A telemetry report whose odometer reads less than the last one.
+    #[error("odometer of vehicle {vehicle_id} went back from {last_m} m to {reported_m} m")]
+    OdometerWentBackwards {
+        vehicle_id: VehicleId,
+        last_m: u64,
+        reported_m: u64,
+    },
+    /// The vehicle is not in the trip being ended.
+    #[error("vehicle {vehicle_id} is not in trip {trip_id}")]
+    VehicleNotInTrip {
+        vehicle_id: VehicleId,
+        trip_id: TripId,
+    },
+
+    /// The trip id was already used for a started trip.
+    #[error("trip {trip_id} has already started")]
+    TripAlreadyStarted { trip_id: TripId },
+    /// No trip with this id was started.
+    #[error("trip {trip_id} does not exist")]
+    TripNotFound { trip_id: TripId },
+    /// The trip has ended; it takes no more commands.
+    #[error("trip {trip_id} has already ended")]
+    TripAlreadyEnded { trip_id: TripId },
+    /// Park asked of a trip that is already parked.
+    #[error("trip {trip_id} is already parked")]
+    TripAlreadyParked { trip_id: TripId },
+    /// Resume asked of a trip that is driving, not parked.
+    #[error("trip {trip_id} is not parked")]
+    TripNotParked { trip_id: TripId },
+    /// A trip may end only with the car inside the operating area.
+    #[error("vehicle {vehicle_id} is outside the operating zone")]
+    VehicleOutsideOperatingZone { vehicle_id: VehicleId },
+    /// A trip may end only with the car locked.
+    #[error("vehicle {vehicle_id} doors are not locked")]
+    VehicleNotLocked { vehicle_id: VehicleId },
+}
+
+impl From<FieldError> for Rejection {
+    fn from(error: FieldError) -> Self {
+        Rejection::InvalidField(error)
+    }
+}

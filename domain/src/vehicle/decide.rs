@@ -1,0 +1,83 @@
+//! Vehicle rules.
+
+use super::{VehicleCommand, VehicleContext, VehicleEvent, VehicleState, VehicleStatus};
+use crate::rejection::Rejection;
+
+pub(super) fn decide(
+    state: &VehicleState,
+    command: &VehicleCommand,
+    context: &VehicleContext,
+) -> Result<Vec<VehicleEvent>, Rejection> {
+    let vehicle_id = context.vehicle_id;
+    let now = context.now;
+    if !state.exists() && !matches!(command, VehicleCommand::AddToFleet { .. }) {
+        return Err(Rejection::VehicleNotFound { vehicle_id });
+    }
+    match command {
+        VehicleCommand::AddToFleet {
+            details,
+            position,
+            fuel_percent,
+            odometer_m,
+        } => {
+            if state.exists() {
+                return Err(Rejection::VehicleAlreadyAdded { vehicle_id });
+            }
+            Ok(vec![VehicleEvent::VehicleAddedToFleet {
+                details: details.clone(),
+                position: *position,
+                fuel_percent: *fuel_percent,
+                odometer_m: *odometer_m,
+                added_at: now,
+            }])
+        }
+        VehicleCommand::RecordTelemetry(reading) => {
+            if let Some(last) = &state.telemetry {
+                if reading.odometer_m < last.odometer_m {
+                    return Err(Rejection::OdometerWentBackwards {
+                        vehicle_id,
+                        last_m: last.odometer_m.get(),
+                        reported_m: reading.odometer_m.get(),
+                    });
+                }
+                // A unit reports every few seconds; an unchanged reading tells nothing new.
+                if last == reading {
+                    return Ok(Vec::new());
+                }
+            }
+            Ok(vec![VehicleEvent::TelemetryRecorded {
+                vehicle_id,
+                telemetry: reading.clone(),
+                recorded_at: now,
+            }])
+        }
+        VehicleCommand::Rent {
+            trip_id,
+            customer_id,
+        } => match state.status {
+            VehicleStatus::Available => Ok(vec![VehicleEvent::VehicleRented {
+                vehicle_id,
+                trip_id: *trip_id,
+                customer_id: *customer_id,
+                rented_at: now,
+            }]),
+            ref other => Err(Rejection::VehicleNotAvailable {
+                vehicle_id,
+                status: other.as_str().to_owned(),
+            }),
+        },
+        VehicleCommand::Return { trip_id } => match state.status {
+            VehicleStatus::InTrip {
+                trip_id: current, ..
+            } if current == *trip_id => Ok(vec![VehicleEvent::VehicleReturned {
+                vehicle_id,
+                trip_id: *trip_id,
+                returned_at: now,
+            }]),
+            _ => Err(Rejection::VehicleNotInTrip {
+                vehicle_id,
+                trip_id: *trip_id,
+            }),
+        },
+    }
+}

@@ -1,0 +1,172 @@
+//! The vehicle: a car in the fleet, where it is and what state it reports, and whether it can be
+//! rented.
+
+mod decide;
+mod evolve;
+
+use crate::decider::{Decider, DomainEvent};
+use crate::geo::GeoPoint;
+use crate::ids::{CustomerId, TripId, VehicleId};
+use crate::rejection::Rejection;
+use crate::value::{FuelPercent, ModelName, OdometerM, Plate, Vin};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The vehicle decider.
+#[derive(Debug)]
+pub struct Vehicle;
+
+/// What a vehicle's history amounts to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct VehicleState {
+    /// Registration data, or `None` before the car joined the fleet.
+    pub details: Option<VehicleDetails>,
+    /// The last meaningful telemetry reading.
+    pub telemetry: Option<Telemetry>,
+    /// Whether it can be rented.
+    pub status: VehicleStatus,
+}
+
+impl VehicleState {
+    /// Whether the car is in the fleet.
+    pub fn exists(&self) -> bool {
+        self.details.is_some()
+    }
+}
+
+/// What identifies a car.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VehicleDetails {
+    /// The car's id.
+    pub vehicle_id: VehicleId,
+    /// Registration plate.
+    pub plate: Plate,
+    /// Vehicle identification number.
+    pub vin: Vin,
+    /// Marketed model name.
+    pub model: ModelName,
+}
+
+/// A telemetry reading from the car's unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// Where the car is.
+    pub position: GeoPoint,
+    /// Fuel or charge level.
+    pub fuel_percent: FuelPercent,
+    /// Odometer.
+    pub odometer_m: OdometerM,
+    /// Whether all doors are locked.
+    pub doors_locked: bool,
+}
+
+/// Whether a car can be rented.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum VehicleStatus {
+    /// Free for anyone to take.
+    #[default]
+    Available,
+    /// In a trip (driving or parked), exclusively the trip's customer's.
+    InTrip {
+        trip_id: TripId,
+        customer_id: CustomerId,
+    },
+}
+
+impl VehicleStatus {
+    /// The status as a word, as the API shows it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::InTrip { .. } => "in_trip",
+        }
+    }
+}
+
+/// What can be asked of a vehicle.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "command")]
+pub enum VehicleCommand {
+    /// Fleet staff add a car, with its first reading.
+    AddToFleet {
+        details: VehicleDetails,
+        position: GeoPoint,
+        fuel_percent: FuelPercent,
+        odometer_m: OdometerM,
+    },
+    /// The telematics unit reports.
+    RecordTelemetry(Telemetry),
+    /// A trip takes the car (issued by the rental workflow, not by a person).
+    Rent {
+        trip_id: TripId,
+        customer_id: CustomerId,
+    },
+    /// A trip hands the car back.
+    Return { trip_id: TripId },
+}
+
+/// What happened to a vehicle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum VehicleEvent {
+    /// The car joined the fleet, locked, where it stands.
+    VehicleAddedToFleet {
+        #[serde(flatten)]
+        details: VehicleDetails,
+        position: GeoPoint,
+        fuel_percent: FuelPercent,
+        odometer_m: OdometerM,
+        added_at: DateTime<Utc>,
+    },
+    /// A telemetry reading that differs from the last one.
+    TelemetryRecorded {
+        vehicle_id: VehicleId,
+        #[serde(flatten)]
+        telemetry: Telemetry,
+        recorded_at: DateTime<Utc>,
+    },
+    /// A trip took the car.
+    VehicleRented {
+        vehicle_id: VehicleId,
+        trip_id: TripId,
+        customer_id: CustomerId,
+        rented_at: DateTime<Utc>,
+    },
+    /// The trip handed the car back.
+    VehicleReturned {
+        vehicle_id: VehicleId,
+        trip_id: TripId,
+        returned_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for VehicleEvent {}
+
+/// What a vehicle decision needs from outside.
+#[derive(Clone, Debug)]
+pub struct VehicleContext {
+    /// The vehicle the command is for.
+    pub vehicle_id: VehicleId,
+    /// Now, from the injected clock.
+    pub now: DateTime<Utc>,
+}
+
+impl Decider for Vehicle {
+    type State = VehicleState;
+    type Command = VehicleCommand;
+    type Event = VehicleEvent;
+    type Context = VehicleContext;
+
+    fn decide(
+        state: &VehicleState,
+        command: &VehicleCommand,
+        context: &VehicleContext,
+    ) -> Result<Vec<VehicleEvent>, Rejection> {
+        decide::decide(state, command, context)
+    }
+
+    fn evolve(state: VehicleState, event: &VehicleEvent) -> VehicleState {
+        evolve::evolve(state, event)
+    }
+}
