@@ -1,1 +1,68 @@
-//! event-store
+//! The event store: Velka's single source of truth, on PostgreSQL.
+//!
+//! - [`EventStore::append`] writes events to one or more streams in one transaction, checking each
+//!   stream's expected version, taking and releasing exclusive claims, and recording the command's
+//!   result for idempotency — one round trip, one PL/pgSQL call (`append_events`).
+//! - [`EventStore::read_stream`] and [`EventStore::read_streams`] load aggregates.
+//! - [`EventStore::read_log`] reads the whole log in *delivery order*, never skipping an event
+//!   that commits late (see the `log` module), and [`Subscription`] follows it live.
+//!
+//! Architecture invariant: knows nothing of the domain; events are `(type, version, JSON)`.
+
+mod append;
+pub mod clock;
+pub mod database;
+mod error;
+mod idempotency;
+mod log;
+mod model;
+pub mod retry;
+mod subscription;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use append::AppendOutcome;
+pub use error::{AppendError, StoreError};
+pub use idempotency::StoredResult;
+pub use model::{
+    AppendRequest, Claims, CommandResult, ExpectedVersion, LogPosition, Metadata, NewEvent,
+    RecordedEvent, StreamWrite,
+};
+pub use subscription::Subscription;
+
+use sqlx::PgPool;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The migrations of every crate, in one history (sqlx keeps one per database).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A handle on the event store. Cheap to clone; all clones share the pool and the wake-up signal.
+#[derive(Clone, Debug)]
+pub struct EventStore {
+    pool: PgPool,
+    /// Bumped after every successful append in this process, so local subscribers wake at once
+    /// instead of waiting for their next poll.
+    appended: Arc<watch::Sender<u64>>,
+}
+
+impl EventStore {
+    /// A store over an already migrated database.
+    pub fn new(pool: PgPool) -> Self {
+        let (appended, _) = watch::channel(0);
+        Self {
+            pool,
+            appended: Arc::new(appended),
+        }
+    }
+
+    /// The connection pool, for crates that keep their own tables in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn wake_subscribers(&self) {
+        self.appended
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+}

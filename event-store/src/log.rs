@@ -1,0 +1,149 @@
+//! Reading events back: one stream, several streams, or the whole log in delivery order.
+//!
+//! # Why the log is not read by position
+//!
+//! `position` comes from a sequence, taken when a row is inserted, so it follows insertion, not
+//! commit. Writer A takes position 10, writer B takes 11 and commits first; a reader that asks for
+//! `position > 9` sees 11, moves its checkpoint to 11, and never sees 10 when A commits a moment
+//! later. The test `naive_position_reader_skips_a_late_commit` in `tests/log_order.rs` shows it.
+//!
+//! Instead every row carries the id of the transaction that wrote it, and the log is read in
+//! `(transaction_id, position)` order, only below `pg_snapshot_xmin(pg_current_snapshot())`: the
+//! oldest transaction still running. Anything below that horizon has committed or aborted, so no
+//! event can later appear before a position already read. A transaction that started after
+//! another committed has a larger id, so per-stream order (guarded by the version check) agrees
+//! with delivery order. The cost: one long-running transaction anywhere in the cluster holds back
+//! delivery until it ends, which is why Velka keeps every transaction short.
+
+use crate::EventStore;
+use crate::error::StoreError;
+use crate::model::{LogPosition, Metadata, RecordedEvent};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+const COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, stream_id,
+    stream_version, event_id, event_type, schema_version, data, correlation_id, causation_id,
+    actor, command_id, occurred_at, recorded_at";
+
+pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.try_get("position")?;
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        position,
+        reason: reason.to_owned(),
+    };
+    let transaction_id: i64 = row.try_get("transaction_id")?;
+    let stream_version: i64 = row.try_get("stream_version")?;
+    let schema_version: i32 = row.try_get("schema_version")?;
+    Ok(RecordedEvent {
+        position,
+        log_position: LogPosition {
+            transaction_id: u64::try_from(transaction_id)
+                .map_err(|_| corrupt("negative transaction id"))?,
+            position,
+        },
+        stream_id: row.try_get("stream_id")?,
+        stream_version: u64::try_from(stream_version)
+            .map_err(|_| corrupt("negative stream version"))?,
+        event_id: row.try_get::<Uuid, _>("event_id")?,
+        event_type: row.try_get("event_type")?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| corrupt("negative schema version"))?,
+        data: row.try_get("data")?,
+        metadata: Metadata {
+            correlation_id: row.try_get("correlation_id")?,
+            causation_id: row.try_get("causation_id")?,
+            actor: row.try_get("actor")?,
+            command_id: row.try_get("command_id")?,
+        },
+        occurred_at: row.try_get::<DateTime<Utc>, _>("occurred_at")?,
+        recorded_at: row.try_get::<DateTime<Utc>, _>("recorded_at")?,
+    })
+}
+
+impl EventStore {
+    /// The events of one stream after version `after` (0 = from the start), in order.
+    pub async fn read_stream(
+        &self,
+        stream_id: &str,
+        after: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2
+             ORDER BY stream_version"
+        ))
+        .bind(stream_id)
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// The whole of several streams in one round trip, each stream's events in order. Streams
+    /// with no events are simply absent from the result.
+    pub async fn read_streams(
+        &self,
+        stream_ids: &[String],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = ANY($1)
+             ORDER BY stream_id, stream_version"
+        ))
+        .bind(stream_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// Up to `limit` committed events after `after`, in delivery order. Never returns an event
+    /// that could be followed later by one sorting before it (see the module docs).
+    pub async fn read_log(
+        &self,
+        after: LogPosition,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events
+             WHERE (transaction_id, position) > ($1::text::xid8, $2)
+               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY transaction_id, position
+             LIMIT $3"
+        ))
+        .bind(after.transaction_id.to_string())
+        .bind(after.position)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// The delivery position of the last event committed so far (`START` when the log is empty),
+    /// ignoring transactions still in flight. A reader that reached it is caught up.
+    pub async fn head(&self) -> Result<LogPosition, StoreError> {
+        let row = sqlx::query(
+            "SELECT transaction_id::text::bigint AS transaction_id, position FROM events
+             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY transaction_id DESC, position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(LogPosition::START),
+            Some(row) => {
+                let transaction_id: i64 = row.try_get("transaction_id")?;
+                Ok(LogPosition {
+                    transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+                    position: row.try_get("position")?,
+                })
+            }
+        }
+    }
+
+    /// How many events the log holds (committed, visible now).
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}

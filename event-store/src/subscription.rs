@@ -1,0 +1,107 @@
+//! Following the log: catch up from a checkpoint, then keep up with live appends.
+//!
+//! Appends made through any [`EventStore`] clone in this process wake subscribers at once; appends
+//! from other processes are picked up by polling every `idle_poll`. Either way the events come
+//! from [`EventStore::read_log`], so the wake-up is only a hint and can never cause a skip.
+
+use crate::EventStore;
+use crate::error::StoreError;
+use crate::model::{LogPosition, RecordedEvent};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long to wait before looking again when committed events are held back by an older
+/// transaction still in flight: such transactions are short, so look again soon.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(2);
+
+/// A reader that hands out the log in delivery order, batch by batch.
+#[derive(Debug)]
+pub struct Subscription {
+    store: EventStore,
+    after: LogPosition,
+    batch_size: u32,
+    idle_poll: Duration,
+    wake: watch::Receiver<u64>,
+}
+
+impl EventStore {
+    /// Follows the log from just after `after`.
+    pub fn subscribe(&self, after: LogPosition) -> Subscription {
+        Subscription {
+            store: self.clone(),
+            after,
+            batch_size: 500,
+            idle_poll: Duration::from_millis(50),
+            wake: self.appended.subscribe(),
+        }
+    }
+
+    /// Whether committed events exist that the horizon still holds back.
+    async fn held_back(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events
+                            WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+impl Subscription {
+    /// At most this many events per batch (at least 1).
+    pub fn with_batch_size(mut self, batch_size: u32) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// How often to look for appends made by other processes.
+    pub fn with_idle_poll(mut self, idle_poll: Duration) -> Self {
+        self.idle_poll = idle_poll;
+        self
+    }
+
+    /// The position after the last event handed out.
+    pub fn position(&self) -> LogPosition {
+        self.after
+    }
+
+    /// The next events, waiting until there is at least one. The subscription moves past them:
+    /// a caller that must not lose them on a crash persists `position()` with their effects.
+    pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
+        loop {
+            if let Some(batch) = self.poll_batch().await? {
+                return Ok(batch);
+            }
+            let pause = if self.store.held_back().await? {
+                HELD_BACK_RETRY
+            } else {
+                self.idle_poll
+            };
+            tokio::select! {
+                changed = self.wake.changed() => {
+                    if changed.is_err() {
+                        // The store's sender lives as long as any store clone; if it is gone,
+                        // fall back to polling.
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// The next events if any are ready now, without waiting.
+    pub async fn poll_batch(&mut self) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        // Mark the wake-up signal seen *before* reading, so an append that lands during the
+        // read wakes the next wait instead of being missed.
+        self.wake.borrow_and_update();
+        let batch = self.store.read_log(self.after, self.batch_size).await?;
+        match batch.last() {
+            Some(last) => {
+                self.after = last.log_position;
+                Ok(Some(batch))
+            }
+            None => Ok(None),
+        }
+    }
+}

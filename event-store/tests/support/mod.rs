@@ -1,0 +1,48 @@
+//! Builders shared by the event store's tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use chrono::{DateTime, Utc};
+use event_store::{AppendRequest, Claims, ExpectedVersion, Metadata, NewEvent, StreamWrite};
+use serde_json::json;
+use uuid::Uuid;
+
+pub fn at() -> DateTime<Utc> {
+    "2026-11-25T10:00:00Z".parse().unwrap()
+}
+
+pub fn event(event_type: &str, n: u64) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: event_type.to_owned(),
+        schema_version: 1,
+        data: json!({ "n": n }),
+        occurred_at: at(),
+    }
+}
+
+pub fn metadata(actor: &str) -> Metadata {
+    Metadata {
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        actor: actor.to_owned(),
+        command_id: Some(Uuid::now_v7()),
+    }
+}
+
+pub fn write(stream_id: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> StreamWrite {
+    StreamWrite {
+        stream_id: stream_id.to_owned(),
+        expected,
+        events,
+    }
+}
+
+pub fn request(writes: Vec<StreamWrite>) -> AppendRequest {
+    AppendRequest {
+        writes,
+        metadata: metadata("test"),
+        recorded_at: at(),
+        claims: Claims::default(),
+        result: None,
+    }
+}
