@@ -14,6 +14,8 @@ pub mod ids;
 pub mod money;
 pub mod rejection;
 pub mod rental;
+#[cfg(test)]
+mod testing;
 pub mod trip;
 pub mod value;
 pub mod vehicle;

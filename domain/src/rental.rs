@@ -16,6 +16,9 @@ use crate::zone::OperatingArea;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+#[cfg(test)]
+mod tests;
+
 /// The events a rental step appends, by stream, and the exclusive claims it takes or gives up.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RentalDecision {

@@ -24,6 +24,15 @@ pub(super) fn decide(
             if state.is_registered() {
                 return Err(Rejection::CustomerAlreadyRegistered { customer_id });
             }
+            // The profile is appended to this customer's stream; another id in it would file one
+            // person's registration under someone else's history.
+            if profile.customer_id != customer_id {
+                return Err(FieldError::new(
+                    "customer_id",
+                    "must be the id of the customer being registered",
+                )
+                .into());
+            }
             if profile.birth_date >= now.date_naive() {
                 return Err(FieldError::new("birth_date", "must be in the past").into());
             }

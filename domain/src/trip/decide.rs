@@ -1,7 +1,7 @@
 //! A trip's own rules: the order of start, park, resume and end, and the price at the end.
 
 use super::{TripCommand, TripContext, TripEvent, TripPhase, TripState, price};
-use crate::rejection::Rejection;
+use crate::rejection::{FieldError, Rejection};
 
 pub(super) fn decide(
     state: &TripState,
@@ -13,6 +13,13 @@ pub(super) fn decide(
     if let TripCommand::Start(start) = command {
         if state.started.is_some() {
             return Err(Rejection::TripAlreadyStarted { trip_id });
+        }
+        // The start is appended to this trip's stream; another trip's id in it would make the
+        // history disagree with the stream it is in.
+        if start.trip_id != trip_id {
+            return Err(
+                FieldError::new("trip_id", "must be the id of the trip being started").into(),
+            );
         }
         return Ok(vec![TripEvent::TripStarted {
             start: start.clone(),

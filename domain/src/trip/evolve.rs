@@ -1,11 +1,6 @@
 //! How trip events move a trip through its phases and accumulate its time.
 
-use super::{TripEvent, TripPhase, TripState};
-use chrono::{DateTime, Utc};
-
-fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
-    u64::try_from((to - from).num_seconds()).unwrap_or(0)
-}
+use super::{TripEvent, TripPhase, TripState, spell_s};
 
 pub(super) fn evolve(mut state: TripState, event: &TripEvent) -> TripState {
     match event {
@@ -15,13 +10,13 @@ pub(super) fn evolve(mut state: TripState, event: &TripEvent) -> TripState {
         }
         TripEvent::TripParked { parked_at, .. } => {
             if let TripPhase::Driving { since } = state.phase {
-                state.driving_s += seconds_between(since, *parked_at);
+                state.driving_s += spell_s(since, *parked_at);
             }
             state.phase = TripPhase::Parked { since: *parked_at };
         }
         TripEvent::TripResumed { resumed_at, .. } => {
             if let TripPhase::Parked { since } = state.phase {
-                state.parking_s += seconds_between(since, *resumed_at);
+                state.parking_s += spell_s(since, *resumed_at);
             }
             state.phase = TripPhase::Driving { since: *resumed_at };
         }

@@ -7,6 +7,8 @@
 mod decide;
 mod evolve;
 pub mod pricing;
+#[cfg(test)]
+mod tests;
 
 use crate::decider::{Decider, DomainEvent};
 use crate::geo::GeoPoint;
@@ -81,13 +83,20 @@ impl TripState {
 
     /// Driving and parking seconds up to `now`, counting the spell in progress.
     pub fn durations_until(&self, now: DateTime<Utc>) -> (u64, u64) {
-        let spell = |since: DateTime<Utc>| u64::try_from((now - since).num_seconds()).unwrap_or(0);
         match self.phase {
-            TripPhase::Driving { since } => (self.driving_s + spell(since), self.parking_s),
-            TripPhase::Parked { since } => (self.driving_s, self.parking_s + spell(since)),
+            TripPhase::Driving { since } => (self.driving_s + spell_s(since, now), self.parking_s),
+            TripPhase::Parked { since } => (self.driving_s, self.parking_s + spell_s(since, now)),
             _ => (self.driving_s, self.parking_s),
         }
     }
+}
+
+/// The seconds of a spell from `from` to `to`, counted as ticks of the clock's seconds (whole
+/// seconds of each end subtracted), never negative. Consecutive spells then add up to exactly the
+/// whole trip; truncating each spell's own duration instead would lose up to a second per spell,
+/// and with it, sometimes, a started minute.
+fn spell_s(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    u64::try_from(to.timestamp() - from.timestamp()).unwrap_or(0)
 }
 
 /// The facts fixed when a trip starts.

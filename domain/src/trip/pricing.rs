@@ -50,7 +50,7 @@ pub fn price(tariff: &Tariff, driving_s: u64, parking_s: u64, distance_m: u64) -
     let parking_kopecks = tariff.parking_per_minute * parking_minutes;
     let distance_kopecks = tariff.per_km_over_included * extra_km;
     PriceBreakdown {
-        currency: Currency::Rub,
+        currency: tariff.currency,
         driving_s,
         driving_minutes,
         driving_kopecks,
@@ -62,5 +62,117 @@ pub fn price(tariff: &Tariff, driving_s: u64, parking_s: u64, distance_m: u64) -
         extra_km,
         distance_kopecks,
         total_kopecks: driving_kopecks + parking_kopecks + distance_kopecks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Properties of the price over any tariff and any trip, not only the examples.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A week of seconds: longer than any trip the operator allows.
+    const WEEK_S: u64 = 7 * 24 * 3600;
+    /// Five thousand kilometres, in metres.
+    const FAR_M: u64 = 5_000_000;
+
+    fn tariffs() -> impl Strategy<Value = Tariff> {
+        (0i64..=10_000, 0i64..=10_000, 0u32..=500, 0i64..=10_000).prop_map(
+            |(driving, parking, included_km, per_km)| Tariff {
+                name: "any".to_owned(),
+                currency: Currency::Rub,
+                driving_per_minute: Kopecks(driving),
+                parking_per_minute: Kopecks(parking),
+                included_km,
+                per_km_over_included: Kopecks(per_km),
+            },
+        )
+    }
+
+    /// `count` started `per`-unit blocks cover `units`, and one block fewer would not.
+    fn covers_exactly(count: u64, units: u64, per: u64) -> bool {
+        count * per >= units && (count == 0 || (count - 1) * per < units)
+    }
+
+    proptest! {
+        #[test]
+        fn total_is_the_sum_of_the_parts(
+            tariff in tariffs(),
+            driving_s in 0..WEEK_S,
+            parking_s in 0..WEEK_S,
+            distance_m in 0..FAR_M,
+        ) {
+            let p = price(&tariff, driving_s, parking_s, distance_m);
+            prop_assert_eq!(p.driving_kopecks, tariff.driving_per_minute * p.driving_minutes);
+            prop_assert_eq!(p.parking_kopecks, tariff.parking_per_minute * p.parking_minutes);
+            prop_assert_eq!(p.distance_kopecks, tariff.per_km_over_included * p.extra_km);
+            prop_assert_eq!(
+                p.total_kopecks.get(),
+                p.driving_kopecks.get() + p.parking_kopecks.get() + p.distance_kopecks.get()
+            );
+            prop_assert_eq!(p.currency, tariff.currency);
+            prop_assert_eq!(
+                (p.driving_s, p.parking_s, p.distance_m, p.included_km),
+                (driving_s, parking_s, distance_m, tariff.included_km)
+            );
+        }
+
+        #[test]
+        fn a_started_minute_or_kilometre_is_charged_whole_and_no_more(
+            tariff in tariffs(),
+            driving_s in 0..WEEK_S,
+            parking_s in 0..WEEK_S,
+            distance_m in 0..FAR_M,
+        ) {
+            let p = price(&tariff, driving_s, parking_s, distance_m);
+            prop_assert!(covers_exactly(p.driving_minutes, driving_s, 60));
+            prop_assert!(covers_exactly(p.parking_minutes, parking_s, 60));
+            let over_m = distance_m.saturating_sub(u64::from(tariff.included_km) * 1000);
+            prop_assert!(covers_exactly(p.extra_km, over_m, 1000));
+        }
+
+        #[test]
+        fn price_never_falls_when_driving_parking_or_distance_grows(
+            tariff in tariffs(),
+            driving_s in 0..WEEK_S,
+            parking_s in 0..WEEK_S,
+            distance_m in 0..FAR_M,
+            more_s in 0..WEEK_S,
+            more_m in 0..FAR_M,
+        ) {
+            let base = price(&tariff, driving_s, parking_s, distance_m).total_kopecks;
+            let longer_drive = price(&tariff, driving_s + more_s, parking_s, distance_m);
+            let longer_park = price(&tariff, driving_s, parking_s + more_s, distance_m);
+            let farther = price(&tariff, driving_s, parking_s, distance_m + more_m);
+            prop_assert!(longer_drive.total_kopecks >= base);
+            prop_assert!(longer_park.total_kopecks >= base);
+            prop_assert!(farther.total_kopecks >= base);
+        }
+
+        #[test]
+        fn nothing_driven_parked_or_travelled_costs_nothing(tariff in tariffs()) {
+            let p = price(&tariff, 0, 0, 0);
+            prop_assert_eq!((p.driving_minutes, p.parking_minutes, p.extra_km), (0, 0, 0));
+            prop_assert_eq!(p.total_kopecks, Kopecks::ZERO);
+        }
+    }
+
+    #[test]
+    fn one_second_over_a_minute_is_two_minutes() {
+        let tariff = Tariff {
+            name: "standard".to_owned(),
+            currency: Currency::Rub,
+            driving_per_minute: Kopecks(1_200),
+            parking_per_minute: Kopecks(300),
+            included_km: 70,
+            per_km_over_included: Kopecks(1_500),
+        };
+        let p = price(&tariff, 61, 60, 70_001);
+        assert_eq!(
+            (p.driving_minutes, p.parking_minutes, p.extra_km),
+            (2, 1, 1)
+        );
+        assert_eq!(p.total_kopecks, Kopecks(2 * 1_200 + 300 + 1_500));
     }
 }

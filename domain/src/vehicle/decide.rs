@@ -1,7 +1,7 @@
 //! Vehicle rules.
 
 use super::{VehicleCommand, VehicleContext, VehicleEvent, VehicleState, VehicleStatus};
-use crate::rejection::Rejection;
+use crate::rejection::{FieldError, Rejection};
 
 pub(super) fn decide(
     state: &VehicleState,
@@ -22,6 +22,15 @@ pub(super) fn decide(
         } => {
             if state.exists() {
                 return Err(Rejection::VehicleAlreadyAdded { vehicle_id });
+            }
+            // The details are appended to this car's stream; another id in them would file one
+            // car's registration under another car's history.
+            if details.vehicle_id != vehicle_id {
+                return Err(FieldError::new(
+                    "vehicle_id",
+                    "must be the id of the vehicle being added",
+                )
+                .into());
             }
             Ok(vec![VehicleEvent::VehicleAddedToFleet {
                 details: details.clone(),

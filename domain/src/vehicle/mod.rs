@@ -3,6 +3,8 @@
 
 mod decide;
 mod evolve;
+#[cfg(test)]
+mod tests;
 
 use crate::decider::{Decider, DomainEvent};
 use crate::geo::GeoPoint;
