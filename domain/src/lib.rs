@@ -7,6 +7,7 @@
 //!
 //! Architecture invariant: no IO, no async, no database or HTTP types, no reading of the clock.
 
+pub mod claims;
 pub mod customer;
 pub mod decider;
 pub mod geo;

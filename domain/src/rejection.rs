@@ -33,6 +33,14 @@ pub enum Rejection {
     #[error("invalid input: {0}")]
     InvalidField(FieldError),
 
+    /// A unique identifier (phone, e-mail, plate, VIN) already belongs to someone else.
+    #[error("{field} {value} already belongs to {owner}")]
+    AlreadyTaken {
+        field: String,
+        value: String,
+        owner: String,
+    },
+
     /// The customer id is already registered.
     #[error("customer {customer_id} is already registered")]
     CustomerAlreadyRegistered { customer_id: CustomerId },

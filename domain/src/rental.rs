@@ -6,6 +6,7 @@
 //! and the car's), which the command side appends in one transaction, and the exclusive claims
 //! (one active trip per customer, one per car) that the store enforces under concurrency.
 
+use crate::claims::Claim;
 use crate::customer::{CustomerState, VerificationStatus};
 use crate::decider::Decider;
 use crate::ids::{CustomerId, TripId, VehicleId};
@@ -34,12 +35,20 @@ pub struct RentalDecision {
 
 /// The claim that a customer has an active trip.
 pub fn customer_trip_claim(customer_id: CustomerId) -> String {
-    format!("active-trip:customer:{customer_id}")
+    Claim::CustomerActiveTrip(customer_id).key()
 }
 
 /// The claim that a car is in an active trip.
 pub fn vehicle_trip_claim(vehicle_id: VehicleId) -> String {
-    format!("active-trip:vehicle:{vehicle_id}")
+    Claim::VehicleActiveTrip(vehicle_id).key()
+}
+
+/// Whether `vehicle` is the state of the car `vehicle_id` (and that car is in the fleet).
+fn is_state_of(vehicle: &VehicleState, vehicle_id: VehicleId) -> bool {
+    vehicle
+        .details
+        .as_ref()
+        .is_some_and(|details| details.vehicle_id == vehicle_id)
 }
 
 /// Everything a start decision looks at.
@@ -81,7 +90,12 @@ pub fn start_trip(input: StartTrip<'_>) -> Result<RentalDecision, Rejection> {
     if trip.started.is_some() {
         return Err(Rejection::TripAlreadyStarted { trip_id });
     }
-    let Some(profile) = &customer.profile else {
+    // State loaded for another id would decide for the wrong customer or car: treat it as absent.
+    let Some(profile) = customer
+        .profile
+        .as_ref()
+        .filter(|p| p.customer_id == customer_id)
+    else {
         return Err(Rejection::CustomerNotFound { customer_id });
     };
     if customer.verification != VerificationStatus::Verified {
@@ -105,6 +119,9 @@ pub fn start_trip(input: StartTrip<'_>) -> Result<RentalDecision, Rejection> {
             customer_id,
             trip_id: active,
         });
+    }
+    if !is_state_of(vehicle, vehicle_id) {
+        return Err(Rejection::VehicleNotFound { vehicle_id });
     }
     let vehicle_events = Vehicle::decide(
         vehicle,
@@ -171,6 +188,9 @@ pub fn end_trip(input: EndTrip<'_>) -> Result<RentalDecision, Rejection> {
         return Err(Rejection::TripAlreadyEnded { trip_id });
     }
     let vehicle_id = start.vehicle_id;
+    if !is_state_of(vehicle, vehicle_id) {
+        return Err(Rejection::VehicleNotFound { vehicle_id });
+    }
     let Some(telemetry) = &vehicle.telemetry else {
         return Err(Rejection::VehicleNotFound { vehicle_id });
     };

@@ -372,10 +372,10 @@ pub(crate) fn standard_tariff() -> Tariff {
     Tariff {
         name: "standard".to_owned(),
         currency: Currency::Rub,
-        driving_per_minute: Kopecks(1_200),
-        parking_per_minute: Kopecks(300),
+        driving_kopecks_per_minute: Kopecks(1_200),
+        parking_kopecks_per_minute: Kopecks(300),
         included_km: 70,
-        per_km_over_included: Kopecks(1_500),
+        kopecks_per_extra_km: Kopecks(1_500),
     }
 }
 

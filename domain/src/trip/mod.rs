@@ -33,13 +33,13 @@ pub struct Tariff {
     /// Currency of every rate.
     pub currency: Currency,
     /// Per started minute of driving.
-    pub driving_per_minute: Kopecks,
+    pub driving_kopecks_per_minute: Kopecks,
     /// Per started minute parked during the trip.
-    pub parking_per_minute: Kopecks,
+    pub parking_kopecks_per_minute: Kopecks,
     /// Kilometres included in the time price.
     pub included_km: u32,
     /// Per started kilometre beyond `included_km`.
-    pub per_km_over_included: Kopecks,
+    pub kopecks_per_extra_km: Kopecks,
 }
 
 /// Where a trip is in its life.

@@ -46,9 +46,9 @@ pub fn price(tariff: &Tariff, driving_s: u64, parking_s: u64, distance_m: u64) -
     let parking_minutes = started(parking_s, 60);
     let included_m = u64::from(tariff.included_km) * 1000;
     let extra_km = started(distance_m.saturating_sub(included_m), 1000);
-    let driving_kopecks = tariff.driving_per_minute * driving_minutes;
-    let parking_kopecks = tariff.parking_per_minute * parking_minutes;
-    let distance_kopecks = tariff.per_km_over_included * extra_km;
+    let driving_kopecks = tariff.driving_kopecks_per_minute * driving_minutes;
+    let parking_kopecks = tariff.parking_kopecks_per_minute * parking_minutes;
+    let distance_kopecks = tariff.kopecks_per_extra_km * extra_km;
     PriceBreakdown {
         currency: tariff.currency,
         driving_s,
@@ -82,10 +82,10 @@ mod tests {
             |(driving, parking, included_km, per_km)| Tariff {
                 name: "any".to_owned(),
                 currency: Currency::Rub,
-                driving_per_minute: Kopecks(driving),
-                parking_per_minute: Kopecks(parking),
+                driving_kopecks_per_minute: Kopecks(driving),
+                parking_kopecks_per_minute: Kopecks(parking),
                 included_km,
-                per_km_over_included: Kopecks(per_km),
+                kopecks_per_extra_km: Kopecks(per_km),
             },
         )
     }
@@ -104,9 +104,9 @@ mod tests {
             distance_m in 0..FAR_M,
         ) {
             let p = price(&tariff, driving_s, parking_s, distance_m);
-            prop_assert_eq!(p.driving_kopecks, tariff.driving_per_minute * p.driving_minutes);
-            prop_assert_eq!(p.parking_kopecks, tariff.parking_per_minute * p.parking_minutes);
-            prop_assert_eq!(p.distance_kopecks, tariff.per_km_over_included * p.extra_km);
+            prop_assert_eq!(p.driving_kopecks, tariff.driving_kopecks_per_minute * p.driving_minutes);
+            prop_assert_eq!(p.parking_kopecks, tariff.parking_kopecks_per_minute * p.parking_minutes);
+            prop_assert_eq!(p.distance_kopecks, tariff.kopecks_per_extra_km * p.extra_km);
             prop_assert_eq!(
                 p.total_kopecks.get(),
                 p.driving_kopecks.get() + p.parking_kopecks.get() + p.distance_kopecks.get()
@@ -163,10 +163,10 @@ mod tests {
         let tariff = Tariff {
             name: "standard".to_owned(),
             currency: Currency::Rub,
-            driving_per_minute: Kopecks(1_200),
-            parking_per_minute: Kopecks(300),
+            driving_kopecks_per_minute: Kopecks(1_200),
+            parking_kopecks_per_minute: Kopecks(300),
             included_km: 70,
-            per_km_over_included: Kopecks(1_500),
+            kopecks_per_extra_km: Kopecks(1_500),
         };
         let p = price(&tariff, 61, 60, 70_001);
         assert_eq!(

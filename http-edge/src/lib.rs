@@ -1,0 +1,16 @@
+//! The HTTP edge shared by the command API and the query API: who is calling ([`auth`]), how
+//! errors look ([`problem`]), and how a JSON body is read so that a bad one names its field
+//! ([`json`]).
+//!
+//! It exists as its own crate so that the read side does not depend on the write side (or the
+//! other way round) just to agree on tokens and errors.
+//!
+//! Architecture invariant: no business rules and no database; only HTTP conventions.
+
+pub mod auth;
+pub mod json;
+pub mod problem;
+
+pub use auth::{Caller, Role, TokenKeys};
+pub use json::JsonBody;
+pub use problem::Problem;

@@ -1,0 +1,138 @@
+//! `application/problem+json` (RFC 9457) errors. Every error any route returns is a [`Problem`]
+//! with a stable `type` URI, so clients branch on `type`, never on the wording of `detail`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// The base of every problem type URI; the last segment is the rule's stable name.
+pub const PROBLEM_BASE: &str = "https://velka.dev/problems/";
+
+/// An error response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// `https://velka.dev/problems/<rule>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// A short summary of the rule, the same for every occurrence.
+    pub title: String,
+    /// The HTTP status, repeated for clients that lose it.
+    pub status: u16,
+    /// What happened this time.
+    pub detail: String,
+    /// The request field at fault, as a dot-separated path, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The rule's stable name (the last segment of `type`).
+    pub rule: String,
+}
+
+impl Problem {
+    /// A problem of rule `rule` (kebab-case, stable) with HTTP status `status`.
+    pub fn new(status: StatusCode, rule: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            problem_type: format!("{PROBLEM_BASE}{rule}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+            rule: rule.to_owned(),
+        }
+    }
+
+    /// Names the request field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// 401: no valid bearer token.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "A valid bearer token is required",
+            detail,
+        )
+    }
+
+    /// 403: the caller's role may not do this, or the object is someone else's.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
+    }
+
+    /// 404: no such object (or none the caller may see).
+    pub fn not_found(rule: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, rule, "Not found", detail)
+    }
+
+    /// 422: a field has an unacceptable value.
+    pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "A field has an invalid value",
+            detail,
+        )
+        .with_field(field)
+    }
+
+    /// 400: the body is not JSON of the expected shape.
+    pub fn malformed_body(field: Option<String>, detail: impl Into<String>) -> Self {
+        let problem = Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+            "The request body is not valid JSON of the expected shape",
+            detail,
+        );
+        match field {
+            Some(field) => problem.with_field(field),
+            None => problem,
+        }
+    }
+
+    /// 500: something failed on our side; the detail is logged, not shown.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the server failed to handle the request; it has been logged",
+        )
+    }
+
+    /// 503: a dependency (the database) is unavailable.
+    pub fn unavailable(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "a dependency of the server is unavailable; retry later",
+        )
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.rule, self.detail)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let mut response = (status, axum::Json(&self)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
