@@ -1,1 +1,50 @@
-//! command-api
+//! The command side over HTTP: each route parses its request into domain values, loads the
+//! aggregates it needs, asks the domain to decide, and appends the resulting events — all through
+//! one pipeline ([`pipeline::execute`]) that handles idempotency keys, optimistic-concurrency
+//! retries, claims and error responses in one place.
+//!
+//! Architecture invariant: no business rule lives here (the domain decides); no read model is
+//! read here (commands decide on event-sourced state only, so they never act on stale
+//! projections).
+
+mod load;
+pub mod pipeline;
+pub mod rejection;
+mod routes;
+
+use axum::Router;
+use axum::extract::FromRef;
+use domain::trip::Tariff;
+use domain::zone::OperatingArea;
+use event_store::EventStore;
+use event_store::clock::{Clock, ManualClock};
+use http_edge::TokenKeys;
+use std::sync::Arc;
+
+/// What every command route needs, shared by all requests.
+#[derive(Clone, Debug)]
+pub struct CommandContext {
+    /// The event store commands append to.
+    pub store: EventStore,
+    /// Checks bearer tokens.
+    pub keys: TokenKeys,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// The same clock when it is manual (`VELKA_CLOCK=manual`), so the admin route can move it.
+    pub manual_clock: Option<Arc<ManualClock>>,
+    /// Where trips may end.
+    pub area: Arc<OperatingArea>,
+    /// The tariff a trip is fixed to when it starts.
+    pub tariff: Arc<Tariff>,
+}
+
+impl FromRef<CommandContext> for TokenKeys {
+    fn from_ref(context: &CommandContext) -> TokenKeys {
+        context.keys.clone()
+    }
+}
+
+/// Every command route.
+pub fn router(context: CommandContext) -> Router {
+    routes::router().with_state(context)
+}

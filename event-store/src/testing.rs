@@ -117,3 +117,8 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Runs a query returning one `bigint`, for tests that check what the database holds.
+pub async fn scalar(pool: &PgPool, sql: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(sql).fetch_one(pool).await
+}

@@ -1,1 +1,45 @@
-//! projectors
+//! Read models: projectors fold the event log into PostgreSQL tables that the query API reads.
+//!
+//! - A [`Projector`] names the stream categories it reads and applies one event at a time
+//!   inside a transaction it is handed ([`TripsProjector`] → `trips_view`,
+//!   [`VehiclesProjector`] → `vehicles_view`).
+//! - A [`ProjectorRunner`] follows the log from the projector's checkpoint and commits each
+//!   batch's rows and the new checkpoint in one transaction: exactly-once effects, no skips, a
+//!   bounded retry on failure, and a [`ProjectorStatus`] that says where it is and what failed.
+//! - [`start`] runs the standard read models and returns [`Projections`], which answers
+//!   "caught up?" for readiness and waits for the runners to stop after [`Shutdown::trigger`].
+//!
+//! Architecture invariant: projectors only read the log and write their own tables
+//! (`projector_checkpoints` and the `*_view` tables, created in
+//! `migrations/*_projectors.sql`); they never call the command API, never decide anything, and
+//! take every time they store from the events, so a rebuild writes the same rows.
+
+mod checkpoint;
+mod projector;
+mod runner;
+mod running;
+mod shutdown;
+mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod trips;
+mod vehicles;
+mod view;
+
+pub use checkpoint::load as load_checkpoint;
+pub use projector::{ProjectionError, Projector, decode_event};
+pub use runner::{ProjectorRunner, RunnerConfig};
+pub use running::{Projections, WaitError, caught_up, start, wait_caught_up};
+pub use shutdown::Shutdown;
+pub use status::{
+    FailedEvent, ProjectionFailure, ProjectorLag, ProjectorStatus, RunnerState, StatusSnapshot,
+};
+pub use trips::TripsProjector;
+pub use vehicles::VehiclesProjector;
+
+use std::sync::Arc;
+
+/// The read models the query API serves, to run together.
+pub fn read_models() -> Vec<Arc<dyn Projector>> {
+    vec![Arc::new(TripsProjector), Arc::new(VehiclesProjector)]
+}

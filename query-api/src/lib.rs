@@ -1,1 +1,56 @@
-//! query-api
+//! The read side over HTTP: trips from `trips_view`, available cars near a point from
+//! `vehicles_view`, and the raw history of a stream for support and audit.
+//!
+//! Every answer is built from a read model the projectors maintain (except stream history, read
+//! from the event store itself), so it may lag the last command by a moment; every error is an
+//! [`http_edge::Problem`].
+//!
+//! Architecture invariant: reads only. Never appends events, never writes a table, never calls
+//! the command API, and holds no business rule (prices come from `domain::trip::price`).
+
+mod error;
+mod params;
+mod search_area;
+mod streams;
+mod trips;
+mod vehicles;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use event_store::EventStore;
+use event_store::clock::Clock;
+use http_edge::TokenKeys;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// What every query route needs, shared by all requests.
+#[derive(Clone, Debug)]
+pub struct QueryContext {
+    /// The database holding the read models.
+    pub pool: PgPool,
+    /// The event store, for stream history.
+    pub store: EventStore,
+    /// Checks bearer tokens.
+    pub keys: TokenKeys,
+    /// Where "now" comes from: a running price is priced at the clock's now.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl FromRef<QueryContext> for TokenKeys {
+    fn from_ref(context: &QueryContext) -> TokenKeys {
+        context.keys.clone()
+    }
+}
+
+/// Every query route, ready to merge with the command router.
+pub fn router(context: QueryContext) -> Router {
+    Router::new()
+        .route("/v1/trips/{trip_id}", get(trips::get_trip))
+        .route("/v1/vehicles/available", get(vehicles::available))
+        .route(
+            "/v1/streams/{stream_id}/events",
+            get(streams::stream_events),
+        )
+        .with_state(context)
+}

@@ -1,1 +1,370 @@
-//! tests
+//! Harness for black-box tests: [`App::spawn`] builds and starts the real `velka` binary on a
+//! fresh database and a free port, with a manual clock, and offers a small HTTP client.
+//!
+//! The binary is (re)built with `cargo build -p velka` on first use in each test process, so a
+//! test never runs against a stale binary; set `VELKA_BIN` to use a prebuilt one instead.
+
+use anyhow::{Context, bail};
+use event_store::testing::TestDatabase;
+use http_edge::{Role, TokenKeys};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The JWT secret the spawned server uses.
+pub const SECRET: &str = "black-box-test-secret";
+
+/// The path of a current `velka` binary, built once per process.
+fn velka_binary() -> anyhow::Result<PathBuf> {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| build_velka().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn build_velka() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("VELKA_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    // target/<profile>/deps/<this test> → target/<profile>/velka
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("test executable is not in target/<profile>/deps")?
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args(["build", "--quiet", "-p", "velka", "--bin", "velka"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        build.arg("--release");
+    }
+    let status = build.status().context("running cargo build -p velka")?;
+    if !status.success() {
+        bail!("cargo build -p velka failed");
+    }
+    Ok(profile_dir.join("velka"))
+}
+
+/// A running server on its own database.
+#[derive(Debug)]
+pub struct App {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The server's database, dropped after the server has stopped.
+    pub db: TestDatabase,
+    keys: TokenKeys,
+    http: reqwest::Client,
+    child: Child,
+}
+
+impl Drop for App {
+    /// Stops the server before the database goes, so it never logs errors about a dropped
+    /// database.
+    fn drop(&mut self) {
+        if self.child.start_kill().is_ok() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The body's field as a string (empty if absent).
+    pub fn str(&self, field: &str) -> String {
+        self.body[field].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The `Content-Type` header.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl App {
+    /// Starts `velka serve` with a manual clock on a fresh database.
+    pub async fn spawn() -> anyhow::Result<App> {
+        let binary = velka_binary()?;
+        let db = TestDatabase::new().await;
+        let mut child = Command::new(&binary)
+            .args(["serve", "--addr", "127.0.0.1:0", "--clock", "manual"])
+            .env("DATABASE_URL", db.url())
+            .env("VELKA_JWT_SECRET", SECRET)
+            .env(
+                "VELKA_LOG",
+                std::env::var("VELKA_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env("VELKA_DB_CONNECTIONS", "8")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.strip_prefix("velka: listening on ") {
+                    return Ok(url.trim().to_owned());
+                }
+            }
+            bail!("velka exited before listening")
+        })
+        .await
+        .context("velka did not start listening within 60 s")??;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(App {
+            base,
+            db,
+            keys: TokenKeys::from_secret(SECRET.as_bytes()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            child,
+        })
+    }
+
+    /// A token for `role` and `subject`, signed with the server's secret.
+    pub fn token(&self, role: Role, subject: &str) -> String {
+        self.keys
+            .issue(
+                role,
+                subject,
+                chrono::Duration::hours(1),
+                chrono::Utc::now(),
+            )
+            .unwrap_or_default()
+    }
+
+    /// Sends a request and reads the answer as JSON (`Null` for an empty body).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// `POST` with a JSON body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Answer> {
+        self.send(reqwest::Method::POST, path, token, &[], Some(body))
+            .await
+    }
+
+    /// `GET`.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<Answer> {
+        self.send(reqwest::Method::GET, path, token, &[], None)
+            .await
+    }
+
+    /// Moves the server's manual clock forward.
+    pub async fn advance_clock(&self, seconds: i64) -> anyhow::Result<()> {
+        let service = self.token(Role::Service, "test-clock");
+        let answer = self
+            .post(
+                "/v1/admin/clock",
+                Some(&service),
+                &serde_json::json!({ "advance_seconds": seconds }),
+            )
+            .await?;
+        if answer.status != StatusCode::OK {
+            bail!(
+                "advancing the clock answered {}: {}",
+                answer.status,
+                answer.body
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after `deadline`. For waiting on read
+/// models, which follow the log a moment after a command returns.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if started.elapsed() > deadline {
+            bail!("condition not met within {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Shortcuts for setting the scene through the API itself.
+impl App {
+    /// Registers customer number `n` (unique phone, e-mail and licence) and has support verify
+    /// them; returns the customer id.
+    pub async fn verified_customer(&self, n: u32) -> anyhow::Result<String> {
+        let registered = self
+            .post(
+                "/v1/customers",
+                None,
+                &serde_json::json!({
+                    "name": format!("Анна Иванова {n}"),
+                    "phone": format!("+7916{n:07}"),
+                    "email": format!("anna{n}@example.ru"),
+                    "birth_date": "1992-03-14",
+                    "licence": {
+                        "number": format!("77{n:08}"),
+                        "issued_on": "2014-05-20",
+                        "expires_on": "2034-05-20",
+                    },
+                }),
+            )
+            .await?;
+        if registered.status != StatusCode::CREATED {
+            bail!(
+                "registration answered {}: {}",
+                registered.status,
+                registered.body
+            );
+        }
+        let customer_id = registered.str("customer_id");
+        let support = self.token(Role::Support, "agent-1");
+        let verified = self
+            .post(
+                &format!("/v1/customers/{customer_id}/verification"),
+                Some(&support),
+                &serde_json::json!({ "decision": "approved" }),
+            )
+            .await?;
+        if verified.status != StatusCode::OK {
+            bail!(
+                "verification answered {}: {}",
+                verified.status,
+                verified.body
+            );
+        }
+        Ok(customer_id)
+    }
+
+    /// Adds car number `n` (unique plate and VIN) standing at `at`, locked, odometer 12,000 km;
+    /// returns the vehicle id.
+    pub async fn car(&self, n: u32, at: (f64, f64)) -> anyhow::Result<String> {
+        let fleet = self.token(Role::Fleet, "fleet-1");
+        let added = self
+            .post(
+                "/v1/vehicles",
+                Some(&fleet),
+                &serde_json::json!({
+                    "plate": format!("А{:03}ВС{:03}", n % 1000, 77 + n / 1000),
+                    "vin": format!("XW8ZZZ61Z{n:08}"),
+                    "model": "Kia Rio",
+                    "lat": at.0,
+                    "lon": at.1,
+                    "fuel_percent": 80,
+                    "odometer_km": 12000.0,
+                }),
+            )
+            .await?;
+        if added.status != StatusCode::CREATED {
+            bail!("adding a car answered {}: {}", added.status, added.body);
+        }
+        Ok(added.str("vehicle_id"))
+    }
+
+    /// A telematics report for a car; returns the answer.
+    pub async fn telemetry(
+        &self,
+        vehicle_id: &str,
+        at: (f64, f64),
+        odometer_km: f64,
+        doors_locked: bool,
+    ) -> anyhow::Result<Answer> {
+        let unit = self.token(Role::Service, "telematics");
+        self.post(
+            &format!("/v1/vehicles/{vehicle_id}/telemetry"),
+            Some(&unit),
+            &serde_json::json!({
+                "lat": at.0,
+                "lon": at.1,
+                "fuel_percent": 74,
+                "odometer_km": odometer_km,
+                "doors_locked": doors_locked,
+            }),
+        )
+        .await
+    }
+
+    /// How many events the log holds, straight from the database.
+    pub async fn event_count(&self) -> anyhow::Result<i64> {
+        Ok(self.db.store().count().await?)
+    }
+}
+
+/// Runs a scalar query on the server's database (for checking what the log holds).
+pub async fn sqlx_scalar(app: &App, sql: &str) -> anyhow::Result<i64> {
+    Ok(event_store::testing::scalar(app.db.pool(), sql).await?)
+}

@@ -1,0 +1,64 @@
+//! Operating the clock in tests and demos. Only a manual clock (`VELKA_CLOCK=manual`) moves;
+//! with the real clock these routes say so and change nothing.
+
+use crate::CommandContext;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use http_edge::{Caller, JsonBody, Problem, Role};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The most the clock may be moved in one call: 30 days.
+const MAX_ADVANCE_S: i64 = 30 * 24 * 3600;
+
+/// `POST /v1/admin/clock` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdvanceClock {
+    advance_seconds: i64,
+}
+
+/// Moves a manual clock forward (service role).
+pub(crate) async fn advance_clock(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    body: JsonBody<AdvanceClock>,
+) -> Response {
+    if let Err(problem) = caller.require(&[Role::Service]) {
+        return problem.into_response();
+    }
+    let Some(clock) = &context.manual_clock else {
+        return Problem::new(
+            StatusCode::CONFLICT,
+            "clock-not-manual",
+            "The clock is the real time",
+            "start the server with VELKA_CLOCK=manual to move the clock",
+        )
+        .into_response();
+    };
+    let seconds = body.value.advance_seconds;
+    if !(0..=MAX_ADVANCE_S).contains(&seconds) {
+        return Problem::invalid_field(
+            "advance_seconds",
+            format!("must be between 0 and {MAX_ADVANCE_S} (the clock never goes back)"),
+        )
+        .into_response();
+    }
+    let now = clock.advance(chrono::Duration::seconds(seconds));
+    tracing::info!(%now, seconds, actor = %caller.actor(), "manual clock advanced");
+    Json(json!({ "now": now, "manual": true })).into_response()
+}
+
+/// Tells the time the server decides with (service role).
+pub(crate) async fn read_clock(State(context): State<CommandContext>, caller: Caller) -> Response {
+    if let Err(problem) = caller.require(&[Role::Service]) {
+        return problem.into_response();
+    }
+    Json(json!({
+        "now": context.clock.now(),
+        "manual": context.manual_clock.is_some(),
+    }))
+    .into_response()
+}

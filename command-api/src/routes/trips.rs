@@ -1,0 +1,266 @@
+//! Trips: a customer starts one on an available car, parks and resumes, and ends it.
+
+use super::{envelope_of, path_id};
+use crate::CommandContext;
+use crate::load::{Streams, load};
+use crate::pipeline::{CommandError, Decision, execute, write};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use domain::Decider;
+use domain::customer::Customer;
+use domain::ids::{CustomerId, TripId, VehicleId};
+use domain::rental::{self, EndTrip, StartTrip, customer_trip_claim};
+use domain::trip::{Trip, TripCommand, TripContext, TripState};
+use domain::vehicle::Vehicle;
+use event_store::Claims;
+use http_edge::{Caller, JsonBody, Problem, Role};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+/// The customer id of a customer caller.
+fn customer_of(caller: &Caller) -> Result<CustomerId, Problem> {
+    caller.require(&[Role::Customer])?;
+    caller
+        .subject
+        .parse()
+        .map(CustomerId)
+        .map_err(|_| Problem::forbidden("the token's subject is not a customer id"))
+}
+
+/// `POST /v1/trips` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StartTripBody {
+    vehicle_id: Uuid,
+}
+
+/// A customer starts a trip on an available car, at the current tariff.
+pub(crate) async fn start(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<StartTripBody>,
+) -> Response {
+    let customer_id = match customer_of(&caller) {
+        Ok(id) => id,
+        Err(problem) => return problem.into_response(),
+    };
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    let vehicle_id = VehicleId(body.value.vehicle_id);
+    let trip_id = TripId(Uuid::now_v7());
+    let context = &context;
+    execute(context, envelope, || async move {
+        let (customer_stream, vehicle_stream, trip_stream) = (
+            customer_id.stream_id(),
+            vehicle_id.stream_id(),
+            trip_id.stream_id(),
+        );
+        let streams = Streams::read(
+            &context.store,
+            &[
+                customer_stream.clone(),
+                vehicle_stream.clone(),
+                trip_stream.clone(),
+            ],
+        )
+        .await?;
+        let customer = streams.fold::<Customer>(&customer_stream)?;
+        let vehicle = streams.fold::<Vehicle>(&vehicle_stream)?;
+        let trip = streams.fold::<Trip>(&trip_stream)?;
+        let customer_active_trip = context
+            .store
+            .claim_holder(&customer_trip_claim(customer_id))
+            .await?
+            .and_then(|holder| TripId::from_stream_id(&holder));
+        let now = context.clock.now();
+        let decision = rental::start_trip(StartTrip {
+            trip_id,
+            now,
+            trip: &trip.state,
+            customer_id,
+            customer: &customer.state,
+            customer_active_trip,
+            vehicle_id,
+            vehicle: &vehicle.state,
+            tariff: (*context.tariff).clone(),
+        })?;
+        Ok(Decision {
+            writes: vec![
+                write(trip_stream.clone(), trip.expected(), &decision.trip, now)?,
+                write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
+            ],
+            claims: Claims {
+                acquire: decision.acquire,
+                holder: Some(trip_stream),
+                release: decision.release,
+            },
+            status: StatusCode::CREATED,
+            body: json!({ "trip_id": trip_id }),
+        })
+    })
+    .await
+}
+
+/// Loads a trip and checks that `customer_id` is its customer.
+async fn owned_trip(
+    context: &CommandContext,
+    trip_id: TripId,
+    customer_id: CustomerId,
+) -> Result<crate::load::Loaded<TripState>, CommandError> {
+    let trip = load::<Trip>(&context.store, &trip_id.stream_id()).await?;
+    match &trip.state.started {
+        None => Err(domain::Rejection::TripNotFound { trip_id }.into()),
+        Some(start) if start.customer_id != customer_id => {
+            Err(Problem::forbidden(format!("trip {trip_id} belongs to another customer")).into())
+        }
+        Some(_) => Ok(trip),
+    }
+}
+
+/// What the park, resume and end routes share: a customer acting on their own trip.
+struct TripRequest {
+    customer_id: CustomerId,
+    trip_id: TripId,
+    envelope: crate::pipeline::Envelope,
+}
+
+fn trip_request(
+    caller: &Caller,
+    raw_id: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TripRequest, Problem> {
+    let customer_id = customer_of(caller)?;
+    let trip_id = TripId(path_id(raw_id, "trip-not-found", "trip")?);
+    let envelope = envelope_of(caller, method, uri, headers, body)?;
+    Ok(TripRequest {
+        customer_id,
+        trip_id,
+        envelope,
+    })
+}
+
+/// Park or resume: the trip's own rules, no other aggregate involved.
+async fn change_phase(
+    context: CommandContext,
+    request: TripRequest,
+    command: TripCommand,
+    status: &'static str,
+) -> Response {
+    let context = &context;
+    let command = &command;
+    let TripRequest {
+        customer_id,
+        trip_id,
+        envelope,
+    } = request;
+    execute(context, envelope, || async move {
+        let trip = owned_trip(context, trip_id, customer_id).await?;
+        let now = context.clock.now();
+        let events = Trip::decide(&trip.state, command, &TripContext { trip_id, now })?;
+        Ok(Decision {
+            writes: vec![write(trip_id.stream_id(), trip.expected(), &events, now)?],
+            claims: Claims::default(),
+            status: StatusCode::OK,
+            body: json!({ "trip_id": trip_id, "status": status }),
+        })
+    })
+    .await
+}
+
+/// The customer parks within the trip; the parking rate applies until they resume.
+pub(crate) async fn park(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match trip_request(&caller, &raw_id, &method, &uri, &headers, &body) {
+        Ok(request) => change_phase(context, request, TripCommand::Park, "parked").await,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// The customer drives on.
+pub(crate) async fn resume(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match trip_request(&caller, &raw_id, &method, &uri, &headers, &body) {
+        Ok(request) => change_phase(context, request, TripCommand::Resume, "driving").await,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// The customer ends the trip where the car stands; the answer carries the price.
+pub(crate) async fn end(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let TripRequest {
+        customer_id,
+        trip_id,
+        envelope,
+    } = match trip_request(&caller, &raw_id, &method, &uri, &headers, &body) {
+        Ok(request) => request,
+        Err(problem) => return problem.into_response(),
+    };
+    let context = &context;
+    execute(context, envelope, || async move {
+        let trip = owned_trip(context, trip_id, customer_id).await?;
+        let Some(start) = &trip.state.started else {
+            return Err(domain::Rejection::TripNotFound { trip_id }.into());
+        };
+        let vehicle_stream = start.vehicle_id.stream_id();
+        let vehicle = load::<Vehicle>(&context.store, &vehicle_stream).await?;
+        let now = context.clock.now();
+        let decision = rental::end_trip(EndTrip {
+            trip_id,
+            now,
+            trip: &trip.state,
+            vehicle: &vehicle.state,
+            area: &context.area,
+        })?;
+        let price = decision.trip.iter().find_map(|event| match event {
+            domain::trip::TripEvent::TripEnded { price, .. } => Some(price.clone()),
+            _ => None,
+        });
+        Ok(Decision {
+            writes: vec![
+                write(trip_id.stream_id(), trip.expected(), &decision.trip, now)?,
+                write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
+            ],
+            claims: Claims {
+                acquire: decision.acquire,
+                holder: None,
+                release: decision.release,
+            },
+            status: StatusCode::OK,
+            body: json!({ "trip_id": trip_id, "status": "ended", "price": price }),
+        })
+    })
+    .await
+}

@@ -1,0 +1,152 @@
+//! Vehicles: fleet staff add cars; telematics units report their state.
+
+use super::{envelope_of, path_id};
+use crate::CommandContext;
+use crate::load::load;
+use crate::pipeline::{Decision, execute, write};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use domain::Decider;
+use domain::claims::Claim;
+use domain::geo::GeoPoint;
+use domain::ids::VehicleId;
+use domain::value::{FuelPercent, ModelName, OdometerM, Plate, Vin};
+use domain::vehicle::{
+    Telemetry, Vehicle, VehicleCommand, VehicleContext, VehicleDetails, VehicleState,
+};
+use event_store::{Claims, ExpectedVersion};
+use http_edge::{Caller, JsonBody, Role};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+/// `POST /v1/vehicles` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddVehicle {
+    plate: String,
+    vin: String,
+    model: String,
+    lat: f64,
+    lon: f64,
+    fuel_percent: f64,
+    odometer_km: f64,
+}
+
+/// Fleet staff add a car to the fleet.
+pub(crate) async fn add(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<AddVehicle>,
+) -> Response {
+    if let Err(problem) = caller.require(&[Role::Fleet]) {
+        return problem.into_response();
+    }
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    let vehicle_id = VehicleId(Uuid::now_v7());
+    let context = &context;
+    let body = &body.value;
+    execute(context, envelope, || async move {
+        let details = VehicleDetails {
+            vehicle_id,
+            plate: Plate::parse("plate", &body.plate)?,
+            vin: Vin::parse("vin", &body.vin)?,
+            model: ModelName::parse("model", &body.model)?,
+        };
+        let command = VehicleCommand::AddToFleet {
+            details,
+            position: GeoPoint::parse("lat", body.lat, "lon", body.lon)?,
+            fuel_percent: FuelPercent::parse("fuel_percent", body.fuel_percent)?,
+            odometer_m: OdometerM::from_km("odometer_km", body.odometer_km)?,
+        };
+        let now = context.clock.now();
+        let events = Vehicle::decide(
+            &VehicleState::default(),
+            &command,
+            &VehicleContext { vehicle_id, now },
+        )?;
+        let stream_id = vehicle_id.stream_id();
+        Ok(Decision {
+            claims: Claims {
+                acquire: events
+                    .iter()
+                    .flat_map(Claim::acquired_by_vehicle)
+                    .map(|claim| claim.key())
+                    .collect(),
+                holder: Some(stream_id.clone()),
+                release: Vec::new(),
+            },
+            writes: vec![write(stream_id, ExpectedVersion::NoStream, &events, now)?],
+            status: StatusCode::CREATED,
+            body: json!({ "vehicle_id": vehicle_id }),
+        })
+    })
+    .await
+}
+
+/// `POST /v1/vehicles/{id}/telemetry` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TelemetryBody {
+    lat: f64,
+    lon: f64,
+    fuel_percent: f64,
+    odometer_km: f64,
+    doors_locked: bool,
+}
+
+/// A telematics unit (service role) reports; only a changed reading becomes an event.
+pub(crate) async fn telemetry(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<TelemetryBody>,
+) -> Response {
+    if let Err(problem) = caller.require(&[Role::Service]) {
+        return problem.into_response();
+    }
+    let vehicle_id = match path_id(&raw_id, "vehicle-not-found", "vehicle") {
+        Ok(id) => VehicleId(id),
+        Err(problem) => return problem.into_response(),
+    };
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    let context = &context;
+    let body = &body.value;
+    execute(context, envelope, || async move {
+        let reading = Telemetry {
+            position: GeoPoint::parse("lat", body.lat, "lon", body.lon)?,
+            fuel_percent: FuelPercent::parse("fuel_percent", body.fuel_percent)?,
+            odometer_m: OdometerM::from_km("odometer_km", body.odometer_km)?,
+            doors_locked: body.doors_locked,
+        };
+        let stream_id = vehicle_id.stream_id();
+        let vehicle = load::<Vehicle>(&context.store, &stream_id).await?;
+        let now = context.clock.now();
+        let events = Vehicle::decide(
+            &vehicle.state,
+            &VehicleCommand::RecordTelemetry(reading),
+            &VehicleContext { vehicle_id, now },
+        )?;
+        let recorded = !events.is_empty();
+        Ok(Decision {
+            writes: vec![write(stream_id, vehicle.expected(), &events, now)?],
+            claims: Claims::default(),
+            status: StatusCode::OK,
+            body: json!({ "vehicle_id": vehicle_id, "recorded": recorded }),
+        })
+    })
+    .await
+}

@@ -1,0 +1,86 @@
+//! What a projector is: a named fold of some categories of events into read-model rows, applied
+//! inside a transaction the runner owns.
+
+use domain::DomainEvent;
+use domain::decider::DecodeError;
+use event_store::{LogPosition, RecordedEvent, StoreError};
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+
+/// Folds events into read-model tables.
+///
+/// The runner calls [`Projector::apply`] for each event of the categories the projector names,
+/// in delivery order, all inside the batch's transaction; it commits the projector's checkpoint
+/// in that same transaction. A projector therefore never commits, never reads the clock (times
+/// come from the events, so a rebuild writes the same rows) and never calls out of the database.
+///
+/// The trait is object-safe (`apply` returns a boxed future) so that the binary can hold a
+/// `Vec<Arc<dyn Projector>>` and run them all alike.
+pub trait Projector: Send + Sync + std::fmt::Debug {
+    /// A stable name, the key of the projector's checkpoint. Renaming it rebuilds from scratch.
+    fn name(&self) -> &'static str;
+
+    /// The stream categories (`trip` of `trip-…`) the projector reads. Events of other
+    /// categories are skipped by the runner without being decoded.
+    fn categories(&self) -> &'static [&'static str];
+
+    /// Applies one event through `conn`, the batch's open transaction. An error rolls the whole
+    /// batch back; the runner then retries it from the same checkpoint.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+}
+
+/// Why a projector could not apply an event, or the runner could not move on.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The stored event does not decode into the domain's event type.
+    #[error("cannot decode {event_type} (schema version {schema_version}): {source}")]
+    Decode {
+        event_type: String,
+        schema_version: u32,
+        #[source]
+        source: DecodeError,
+    },
+    /// A read-model or checkpoint query failed.
+    #[error("read-model query failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Reading the log failed.
+    #[error("reading the event log failed: {0}")]
+    Store(#[from] StoreError),
+    /// An event does not fit the read model (an update for a row that was never created, a
+    /// number out of the column's range): the log and the projection disagree.
+    #[error("event does not fit the read model: {0}")]
+    Inconsistent(String),
+    /// The checkpoint in the database is not where this runner left it: another runner of the
+    /// same projector is active. The runner reloads the checkpoint and carries on from there.
+    #[error(
+        "checkpoint of {name} is at {found:?}, not {expected:?}: another runner of it is active"
+    )]
+    CheckpointMoved {
+        name: &'static str,
+        expected: LogPosition,
+        found: LogPosition,
+    },
+    /// Any other failure, for projectors outside this crate.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Decodes a stored event into the domain's event type `E`, upcasting old schema versions.
+pub fn decode_event<E: DomainEvent>(event: &RecordedEvent) -> Result<E, ProjectionError> {
+    domain::decider::decode::<E>(&event.event_type, event.schema_version, event.data.clone())
+        .map_err(|source| ProjectionError::Decode {
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            source,
+        })
+}
+
+/// A stream version or other count as a `bigint` column.
+pub(crate) fn to_bigint(what: &str, value: u64) -> Result<i64, ProjectionError> {
+    i64::try_from(value)
+        .map_err(|_| ProjectionError::Inconsistent(format!("{what} {value} exceeds a bigint")))
+}

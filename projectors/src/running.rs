@@ -1,0 +1,185 @@
+//! Running several projectors side by side, and asking whether they have caught up with the log
+//! (the binary's `/readyz`, and tests that must read what they just wrote).
+
+use crate::projector::Projector;
+use crate::runner::{ProjectorRunner, RunnerConfig};
+use crate::shutdown::Shutdown;
+use crate::status::{ProjectorStatus, RunnerState, StatusSnapshot};
+use event_store::{EventStore, LogPosition, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Starts the read models the query API serves ([`crate::read_models`]) with the default
+/// [`RunnerConfig`], each in its own task; they stop when `shutdown` is triggered.
+pub fn start(store: EventStore, shutdown: Shutdown) -> Projections {
+    Projections::spawn(
+        store,
+        crate::read_models(),
+        RunnerConfig::default(),
+        &shutdown,
+    )
+}
+
+/// Handles on running projectors: their statuses, whether they are caught up, and a way to wait
+/// for them to stop. Cheap to clone. Stopping is by the [`Shutdown`] they were started with;
+/// dropping this handle does not stop them.
+#[derive(Clone, Debug)]
+pub struct Projections {
+    statuses: Arc<[ProjectorStatus]>,
+}
+
+/// The projectors did not catch up in time, or the log's head could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// At least one projector was still behind `head` when the time ran out.
+    #[error("projectors did not reach {head:?} within {timeout_ms} ms: {behind}")]
+    Timeout {
+        head: LogPosition,
+        timeout_ms: u128,
+        /// Each lagging projector's status, for the failure message.
+        behind: String,
+    },
+    /// Reading the head failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Projections {
+    /// Starts one runner per projector, each in its own task of the current tokio runtime.
+    pub fn spawn(
+        store: EventStore,
+        projectors: Vec<Arc<dyn Projector>>,
+        config: RunnerConfig,
+        shutdown: &Shutdown,
+    ) -> Self {
+        let mut statuses = Vec::with_capacity(projectors.len());
+        for projector in projectors {
+            let runner = ProjectorRunner::new(store.clone(), projector, config.clone());
+            statuses.push(runner.status());
+            tokio::spawn(runner.run(shutdown.clone()));
+        }
+        Self {
+            statuses: statuses.into(),
+        }
+    }
+
+    /// Each runner's status handle, in the order the projectors were given.
+    pub fn statuses(&self) -> &[ProjectorStatus] {
+        &self.statuses
+    }
+
+    /// Each runner's status now.
+    pub fn snapshots(&self) -> Vec<StatusSnapshot> {
+        self.statuses
+            .iter()
+            .map(ProjectorStatus::snapshot)
+            .collect()
+    }
+
+    /// Per projector, by name, whether it has reached the log's head (see [`caught_up`]).
+    pub async fn caught_up(
+        &self,
+        store: &EventStore,
+    ) -> Result<Vec<(&'static str, bool)>, StoreError> {
+        let head = store.head().await?;
+        Ok(self
+            .statuses
+            .iter()
+            .map(|status| (status.name(), status.position() >= head))
+            .collect())
+    }
+
+    /// Waits until every projector has applied every event committed before the call, or
+    /// `timeout` passes (see [`wait_caught_up`]).
+    pub async fn wait_caught_up(
+        &self,
+        store: &EventStore,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        wait_caught_up(store, &self.statuses, timeout).await
+    }
+
+    /// Resolves once every runner has stopped (after its [`Shutdown`] was triggered; a runner
+    /// finishes the batch in hand first).
+    pub async fn stopped(&self) {
+        for status in self.statuses.iter() {
+            let mut watch = status.watch();
+            // The sender lives in `status`, so this ends only when the runner has stopped.
+            let _ = watch.wait_for(|s| s.state == RunnerState::Stopped).await;
+        }
+    }
+}
+
+/// Whether every one of `statuses` has reached the log's head: one query, then a comparison per
+/// projector. Cheap enough for every `/readyz`; events held back behind a transaction still in
+/// flight are not counted (use [`wait_caught_up`] to wait for everything committed).
+pub async fn caught_up(
+    store: &EventStore,
+    statuses: &[ProjectorStatus],
+) -> Result<bool, StoreError> {
+    let head = store.head().await?;
+    Ok(statuses.iter().all(|status| status.position() >= head))
+}
+
+/// Waits until every one of `statuses` has applied every event committed before the call, or
+/// `timeout` passes. Wakes on each committed batch rather than polling the projectors.
+pub async fn wait_caught_up(
+    store: &EventStore,
+    statuses: &[ProjectorStatus],
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let timed_out = |head: LogPosition| {
+        let behind: Vec<String> = statuses
+            .iter()
+            .map(ProjectorStatus::snapshot)
+            .filter(|s| s.position < head)
+            .map(|s| format!("{s:?}"))
+            .collect();
+        WaitError::Timeout {
+            head,
+            timeout_ms: timeout.as_millis(),
+            behind: behind.join("; "),
+        }
+    };
+    let head = match tokio::time::timeout_at(deadline, committed_head(store)).await {
+        Ok(head) => head?,
+        Err(_) => return Err(timed_out(store.head().await?)),
+    };
+    for status in statuses {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !status.wait_for_position(head, left).await {
+            return Err(timed_out(head));
+        }
+    }
+    Ok(())
+}
+
+/// How often to look again while events committed before a wait are still held back.
+const HELD_BACK_POLL: Duration = Duration::from_millis(2);
+
+/// The head of the log counting every event committed before the call.
+///
+/// [`EventStore::head`] leaves out committed events that an older transaction still in flight
+/// holds back (see event-store's `log` module) — a projector's own batch transaction can be one.
+/// So first wait until every transaction that had started by now has ended (the oldest running
+/// transaction is at or past the snapshot's `xmax`): they are short, so this polls briefly. From
+/// then on `head` includes everything committed before the call.
+async fn committed_head(store: &EventStore) -> Result<LogPosition, StoreError> {
+    let pool = store.pool();
+    let horizon: String =
+        sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+            .fetch_one(pool)
+            .await?;
+    loop {
+        let passed: bool =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8")
+                .bind(&horizon)
+                .fetch_one(pool)
+                .await?;
+        if passed {
+            return store.head().await;
+        }
+        tokio::time::sleep(HELD_BACK_POLL).await;
+    }
+}

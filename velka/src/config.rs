@@ -1,0 +1,128 @@
+//! Command-line and environment configuration: one place, with defaults that work on a
+//! developer machine. Libraries never read the environment; this module hands them values.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use http_edge::{Role, TokenKeys};
+use std::net::SocketAddr;
+
+/// The secret used when `VELKA_JWT_SECRET` is not set. Fine for a laptop, never for production:
+/// `velka serve` says so loudly when it is in use.
+pub const DEVELOPMENT_SECRET: &str = "velka-development-secret-change-me";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "velka",
+    version,
+    about = "Event-sourced core of a car-sharing operator"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand shares.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// PostgreSQL database; created if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/velka",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Shared secret for HS256 bearer tokens.
+    #[arg(long, env = "VELKA_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+}
+
+impl Global {
+    /// The token keys, and whether they come from the development secret.
+    pub fn token_keys(&self) -> (TokenKeys, bool) {
+        match &self.jwt_secret {
+            Some(secret) if !secret.is_empty() => {
+                (TokenKeys::from_secret(secret.as_bytes()), false)
+            }
+            _ => (TokenKeys::from_secret(DEVELOPMENT_SECRET.as_bytes()), true),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole core in one process: command API, query API and projectors.
+    Serve(ServeArgs),
+    /// Create the database if needed and bring its schema up to date, then exit.
+    Migrate,
+    /// Print a bearer token for a role and subject.
+    Token(TokenArgs),
+}
+
+/// Where "now" comes from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClockKind {
+    /// The real time.
+    System,
+    /// Stands still until `POST /v1/admin/clock` moves it. For tests and demos only.
+    Manual,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "VELKA_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Clock to decide with.
+    #[arg(long, env = "VELKA_CLOCK", value_enum, default_value = "system")]
+    pub clock: ClockKind,
+
+    /// Seed a small demo city (cars, verified customers) through the command API and print
+    /// where to look. Safe to repeat: the seed uses idempotency keys.
+    #[arg(long, env = "VELKA_DEMO")]
+    pub demo: bool,
+
+    /// Largest number of database connections.
+    #[arg(long, env = "VELKA_DB_CONNECTIONS", default_value_t = 16)]
+    pub db_connections: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// customer, support, fleet, auditor or service.
+    #[arg(long)]
+    pub role: Role,
+    /// The subject: a customer id for customers, a name otherwise.
+    #[arg(long)]
+    pub sub: String,
+    /// Validity in hours.
+    #[arg(long, default_value_t = 24)]
+    pub ttl_hours: i64,
+}
+
+/// `velka token`: prints a token on stdout.
+pub fn print_token(global: &Global, args: &TokenArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.sub.trim().is_empty(), "--sub must not be empty");
+    anyhow::ensure!(
+        (1..=24 * 365).contains(&args.ttl_hours),
+        "--ttl-hours must be between 1 and 8760"
+    );
+    let (keys, development) = global.token_keys();
+    if development {
+        eprintln!("velka: VELKA_JWT_SECRET is not set; signing with the development secret");
+    }
+    let token = keys
+        .issue(
+            args.role,
+            &args.sub,
+            chrono::Duration::hours(args.ttl_hours),
+            chrono::Utc::now(),
+        )
+        .context("signing the token")?;
+    println!("{token}");
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `velka serve` and `velka migrate`: connect (creating the database if needed), migrate, and
+//! for serve, run the APIs and projectors in one process until SIGTERM or Ctrl-C.
+
+use crate::config::{ClockKind, Global, ServeArgs};
+use anyhow::Context;
+use event_store::EventStore;
+use event_store::clock::{Clock, ManualClock, SystemClock};
+use event_store::database::{self, ConnectError};
+use std::sync::Arc;
+
+/// How to get PostgreSQL going, for the message when it cannot be reached.
+const START_POSTGRES_HINT: &str = "start PostgreSQL (on Debian: \
+    `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`; elsewhere: \
+    `sudo systemctl start postgresql`), or point DATABASE_URL at a running server";
+
+async fn connect(global: &Global, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
+    let pool = database::connect(&global.database_url, max_connections)
+        .await
+        .map_err(|error| match error {
+            ConnectError::Unreachable { .. } => {
+                anyhow::anyhow!("{error}\n  hint: {START_POSTGRES_HINT}")
+            }
+            other => anyhow::Error::new(other),
+        })?;
+    database::migrate(&pool, &global.database_url).await?;
+    Ok(pool)
+}
+
+/// `velka migrate`.
+pub async fn migrate_only(global: &Global) -> anyhow::Result<()> {
+    let pool = connect(global, 2).await?;
+    pool.close().await;
+    println!(
+        "velka: database {} is up to date",
+        database::redacted(&global.database_url)
+    );
+    Ok(())
+}
+
+/// `velka serve`.
+pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let pool = connect(global, args.db_connections).await?;
+    let store = EventStore::new(pool.clone());
+    let (keys, development_secret) = global.token_keys();
+    if development_secret {
+        tracing::warn!(
+            "VELKA_JWT_SECRET is not set: tokens are signed with the public development secret"
+        );
+    }
+    let (clock, manual_clock): (Arc<dyn Clock>, Option<Arc<ManualClock>>) = match args.clock {
+        ClockKind::System => (Arc::new(SystemClock), None),
+        ClockKind::Manual => {
+            let manual = Arc::new(ManualClock::starting_now());
+            tracing::warn!(now = %manual.now(), "manual clock: time moves only by POST /v1/admin/clock");
+            (manual.clone(), Some(manual))
+        }
+    };
+    let city = fixtures::moscow().context("loading the city fixture")?;
+    let tariff = city.standard_tariff()?.clone();
+
+    let shutdown = projectors::Shutdown::new();
+    let projections = projectors::start(store.clone(), shutdown.clone());
+
+    let commands = command_api::router(command_api::CommandContext {
+        store: store.clone(),
+        keys: keys.clone(),
+        clock: clock.clone(),
+        manual_clock,
+        area: Arc::new(city.operating_area.clone()),
+        tariff: Arc::new(tariff),
+    });
+    let queries = query_api::router(query_api::QueryContext {
+        pool: pool.clone(),
+        store: store.clone(),
+        keys: keys.clone(),
+        clock: clock.clone(),
+    });
+    let ops = crate::ops::router(crate::ops::OpsContext {
+        pool: pool.clone(),
+        store: store.clone(),
+        projections: projections.clone(),
+        prometheus,
+    });
+    let app = commands
+        .merge(queries)
+        .merge(ops)
+        .layer(axum::middleware::from_fn(crate::ops::observe));
+
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another server using it? set --addr or VELKA_ADDR)",
+                args.addr
+            )
+        })?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    // The first line on stdout says where we listen, so scripts and tests can find a port 0.
+    println!("velka: listening on http://{addr}");
+    tracing::info!(%addr, database = %database::redacted(&global.database_url), "serving");
+
+    if args.demo {
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::demo::seed(addr, &keys).await {
+                tracing::error!("demo seed failed: {error:#}");
+            }
+        });
+    }
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopping projectors");
+    shutdown.trigger();
+    projections.stopped().await;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}
