@@ -34,15 +34,29 @@ pub enum ConnectError {
 
 /// The URL with any password replaced, fit for logs and error messages.
 pub fn redacted(url: &str) -> String {
-    match PgConnectOptions::from_str(url) {
-        Ok(options) => {
-            let mut shown = options.to_url_lossy();
-            if shown.password().is_some() {
-                let _ = shown.set_password(Some("***"));
-            }
-            shown.to_string()
-        }
-        Err(_) => "<unparseable url>".to_owned(),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = tail
+        .split('&')
+        .map(|part| match part.split_once("password=") {
+            Some((before, _)) => format!("{before}password=***"),
+            None => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    if tail.is_empty() && !rest.contains('/') {
+        format!("{scheme}://{authority}")
+    } else {
+        format!("{scheme}://{authority}/{tail}")
     }
 }
 
@@ -85,4 +99,26 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), ConnectError> {
             url: redacted(url),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redacted("postgres://velka:s3cret@db:5432/velka"),
+            "postgres://velka:***@db:5432/velka"
+        );
+        assert_eq!(
+            redacted("postgres://postgres@127.0.0.1:5432/velka"),
+            "postgres://postgres@127.0.0.1:5432/velka"
+        );
+        assert_eq!(
+            redacted("postgres://db/velka?user=v&password=s3cret"),
+            "postgres://db/velka?user=v&password=***"
+        );
+        assert_eq!(redacted("postgres://db"), "postgres://db");
+    }
 }

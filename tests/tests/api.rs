@@ -348,3 +348,29 @@ async fn the_clock_moves_only_when_manual_and_only_for_the_service_role() {
         17 * 60
     );
 }
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems_too() {
+    let app = App::spawn().await.unwrap();
+    let missing = app.get("/v1/nothing-here", None).await.unwrap();
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["rule"], "route-not-found");
+    assert_eq!(missing.content_type(), "application/problem+json");
+    let wrong = app
+        .send(Method::DELETE, "/v1/trips", None, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong.body["rule"], "method-not-allowed");
+    let ready = app.get("/readyz", None).await.unwrap();
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["database"], "reachable");
+    let metrics = app.get("/metrics", None).await.unwrap();
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap_or_default()
+            .contains("velka_http_request_seconds")
+    );
+}

@@ -60,6 +60,28 @@ pub enum Command {
     Migrate,
     /// Print a bearer token for a role and subject.
     Token(TokenArgs),
+    /// Measure the system against its baselines (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Event-store append rate and latency against raw single-row inserts, in one run.
+    Append(BenchAppendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchAppendArgs {
+    /// Concurrent writers; one phase per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+    pub writers: Vec<u32>,
+    /// Seconds per phase (each writer count runs a baseline phase and an append phase).
+    #[arg(long = "duration", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration_s: u64,
+    /// Events in each append.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub events_per_append: u32,
 }
 
 /// Where "now" comes from.

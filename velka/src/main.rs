@@ -2,6 +2,7 @@
 //! query API, projectors — on one address; `velka migrate` prepares the database; `velka token`
 //! prints a bearer token for trying the API.
 
+mod bench;
 mod config;
 mod demo;
 mod ops;
@@ -24,6 +25,9 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Migrate => serve::migrate_only(&cli.global).await,
         Command::Token(args) => config::print_token(&cli.global, &args),
+        Command::Bench(config::BenchCommand::Append(args)) => {
+            bench::append(&cli.global, args).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

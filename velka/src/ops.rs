@@ -76,6 +76,23 @@ async fn metrics(State(context): State<OpsContext>) -> Response {
         .into_response()
 }
 
+/// Any path no route matches: a problem, like every other error.
+pub async fn no_route(uri: axum::http::Uri) -> Response {
+    http_edge::Problem::not_found("route-not-found", format!("no route for {}", uri.path()))
+        .into_response()
+}
+
+/// A known path asked with a method it does not take.
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    http_edge::Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "The route does not take this method",
+        format!("{} does not take {method}", uri.path()),
+    )
+    .into_response()
+}
+
 /// Records every request's latency by method, route template and status.
 pub async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();

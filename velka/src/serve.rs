@@ -87,6 +87,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let app = commands
         .merge(queries)
         .merge(ops)
+        .fallback(crate::ops::no_route)
+        .method_not_allowed_fallback(crate::ops::wrong_method)
         .layer(axum::middleware::from_fn(crate::ops::observe));
 
     let listener = tokio::net::TcpListener::bind(args.addr)
