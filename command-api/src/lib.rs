@@ -44,7 +44,7 @@ impl FromRef<CommandContext> for TokenKeys {
     }
 }
 
-/// Every command route.
-pub fn router(context: CommandContext) -> Router {
-    routes::router().with_state(context)
+/// Every command route, and their part of the OpenAPI document.
+pub fn router(context: CommandContext) -> (Router, utoipa::openapi::OpenApi) {
+    routes::router().with_state(context).split_for_parts()
 }

@@ -10,6 +10,7 @@ use std::ops::{Add, Mul};
     Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kopecks(pub i64);
 
 impl Kopecks {
@@ -53,6 +54,7 @@ impl fmt::Display for Kopecks {
 /// The currency of every amount. Velka runs in roubles; the code is here so that events and API
 /// responses say so explicitly rather than leaving it implied.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Currency {
     /// Russian rouble, ISO 4217 "RUB".
     #[default]

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod json;
+pub mod openapi;
 pub mod problem;
 
 pub use auth::{Caller, Role, TokenKeys};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const PROBLEM_BASE: &str = "https://velka.dev/problems/";
 
 /// An error response.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// `https://velka.dev/problems/<rule>`.
     #[serde(rename = "type")]

@@ -17,10 +17,10 @@ mod vehicles;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::get;
 use event_store::EventStore;
 use event_store::clock::Clock;
 use http_edge::TokenKeys;
+use http_edge::openapi::BearerAuth;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -43,14 +43,23 @@ impl FromRef<QueryContext> for TokenKeys {
     }
 }
 
-/// Every query route, ready to merge with the command router.
-pub fn router(context: QueryContext) -> Router {
-    Router::new()
-        .route("/v1/trips/{trip_id}", get(trips::get_trip))
-        .route("/v1/vehicles/available", get(vehicles::available))
-        .route(
-            "/v1/streams/{stream_id}/events",
-            get(streams::stream_events),
-        )
+/// The query side's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    components(schemas(http_edge::Problem)),
+    modifiers(&BearerAuth),
+    tags((name = "audit", description = "Event history for support and auditors"))
+)]
+struct QueryDoc;
+
+/// Every query route, ready to merge with the command router, and their part of the OpenAPI
+/// document.
+pub fn router(context: QueryContext) -> (Router, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(QueryDoc::openapi())
+        .routes(utoipa_axum::routes!(trips::get_trip))
+        .routes(utoipa_axum::routes!(vehicles::available))
+        .routes(utoipa_axum::routes!(streams::stream_events))
         .with_state(context)
+        .split_for_parts()
 }

@@ -19,8 +19,32 @@ const DEFAULT_LIMIT: usize = 100;
 /// The most events one page holds.
 const MAX_LIMIT: usize = 1_000;
 
+/// Why and by whom an event was written.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EventMetadata {
+    /// Groups everything caused by one outside request.
+    correlation_id: Uuid,
+    /// The event or command that caused this one.
+    causation_id: Option<Uuid>,
+    /// Who: `customer:<id>`, `support:<agent>`, `service:<name>`.
+    actor: String,
+    /// The command that produced the event.
+    command_id: Option<Uuid>,
+}
+
+impl From<Metadata> for EventMetadata {
+    fn from(metadata: Metadata) -> Self {
+        Self {
+            correlation_id: metadata.correlation_id,
+            causation_id: metadata.causation_id,
+            actor: metadata.actor,
+            command_id: metadata.command_id,
+        }
+    }
+}
+
 /// One stored event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StreamEvent {
     /// Its position in the whole log.
     position: i64,
@@ -30,9 +54,11 @@ pub(crate) struct StreamEvent {
     #[serde(rename = "type")]
     event_type: String,
     schema_version: u32,
+    /// The event's fields, as stored.
+    #[schema(value_type = Object)]
     data: serde_json::Value,
     /// Correlation, causation, actor and command.
-    metadata: Metadata,
+    metadata: EventMetadata,
     occurred_at: DateTime<Utc>,
     recorded_at: DateTime<Utc>,
 }
@@ -46,7 +72,7 @@ impl From<RecordedEvent> for StreamEvent {
             event_type: event.event_type,
             schema_version: event.schema_version,
             data: event.data,
-            metadata: event.metadata,
+            metadata: event.metadata.into(),
             occurred_at: event.occurred_at,
             recorded_at: event.recorded_at,
         }
@@ -54,7 +80,7 @@ impl From<RecordedEvent> for StreamEvent {
 }
 
 /// A page of a stream.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StreamPage {
     stream_id: String,
     /// Events after `after_version`, oldest first; ask again with the last one's version for
@@ -62,6 +88,20 @@ pub(crate) struct StreamPage {
     events: Vec<StreamEvent>,
 }
 
+/// A stream's events with their metadata, oldest first (support, auditor).
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{stream_id}/events",
+    operation_id = "stream_events",
+    tag = "audit",
+    params(
+        ("stream_id" = String, Path, description = "`<category>-<id>`, for example `trip-0194…`"),
+        ("after_version" = Option<u64>, Query, description = "Only events after this version (default 0)"),
+        ("limit" = Option<u32>, Query, description = "At most this many events, 1 to 1000 (default 100)"),
+    ),
+    responses((status = 200, description = "A page of the stream", body = StreamPage), http_edge::openapi::QueryProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn stream_events(
     State(context): State<QueryContext>,
     caller: Caller,

@@ -31,7 +31,7 @@ struct TripRow {
 }
 
 /// The trip as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TripResponse {
     trip_id: Uuid,
     customer_id: Uuid,
@@ -54,6 +54,16 @@ pub(crate) struct TripResponse {
     as_of: DateTime<Utc>,
 }
 
+/// One trip: its owner, support and auditors may read it.
+#[utoipa::path(
+    get,
+    path = "/v1/trips/{trip_id}",
+    operation_id = "get_trip",
+    tag = "trips",
+    params(("trip_id" = Uuid, Path, description = "The trip")),
+    responses((status = 200, description = "The trip", body = TripResponse), http_edge::openapi::QueryProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn get_trip(
     State(context): State<QueryContext>,
     caller: Caller,

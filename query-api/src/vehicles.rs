@@ -23,7 +23,7 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
 /// One car in the answer.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub(crate) struct AvailableVehicle {
     vehicle_id: Uuid,
     plate: String,
@@ -36,11 +36,26 @@ pub(crate) struct AvailableVehicle {
 }
 
 /// The answer: cars ordered by distance, nearest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AvailableResponse {
     vehicles: Vec<AvailableVehicle>,
 }
 
+/// Available cars near a point, nearest first (any role).
+#[utoipa::path(
+    get,
+    path = "/v1/vehicles/available",
+    operation_id = "available_vehicles",
+    tag = "vehicles",
+    params(
+        ("lat" = f64, Query, description = "Latitude, -90 to 90"),
+        ("lon" = f64, Query, description = "Longitude, -180 to 180"),
+        ("radius_m" = Option<u32>, Query, description = "Search radius in metres, 1 to 50000 (default 1000)"),
+        ("limit" = Option<u32>, Query, description = "At most this many cars, 1 to 200 (default 50)"),
+    ),
+    responses((status = 200, description = "Cars by distance", body = AvailableResponse), http_edge::openapi::QueryProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn available(
     State(context): State<QueryContext>,
     _caller: Caller,

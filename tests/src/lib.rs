@@ -22,7 +22,7 @@ use tokio::process::{Child, Command};
 pub const SECRET: &str = "black-box-test-secret";
 
 /// The path of a current `velka` binary, built once per process.
-fn velka_binary() -> anyhow::Result<PathBuf> {
+pub fn velka_binary() -> anyhow::Result<PathBuf> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY
         .get_or_init(|| build_velka().map_err(|e| format!("{e:#}")))

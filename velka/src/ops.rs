@@ -5,9 +5,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What the operating endpoints look at.
@@ -19,20 +19,95 @@ pub struct OpsContext {
     pub prometheus: PrometheusHandle,
 }
 
-pub fn router(context: OpsContext) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+/// The operating routes' part of the OpenAPI document (`/openapi.json` is listed here; the other
+/// routes add themselves through `routes!`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(openapi_json),
+    tags((name = "operations", description = "Health, readiness, metrics and this document"))
+)]
+struct OpsDoc;
+
+pub fn router(context: OpsContext) -> (Router, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(OpsDoc::openapi())
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(readyz))
+        .routes(utoipa_axum::routes!(metrics))
         .with_state(context)
+        .split_for_parts()
+}
+
+/// The whole HTTP API's OpenAPI 3.1 document, from the parts each API crate generates from its
+/// own routes.
+pub fn document(parts: Vec<utoipa::openapi::OpenApi>) -> utoipa::openapi::OpenApi {
+    let mut document = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("Velka")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Event-sourced core of a car-sharing operator. Errors are \
+                     application/problem+json with a stable `type`; every POST takes an \
+                     `Idempotency-Key`; each POST's operationId is also its command name on NATS \
+                     (`velka.commands.<operationId>`).",
+                ))
+                .build(),
+        )
+        .build();
+    for part in parts {
+        document.merge(part);
+    }
+    document
+}
+
+/// Serves `document` at `/openapi.json`.
+pub fn document_router(document: &utoipa::openapi::OpenApi) -> anyhow::Result<Router> {
+    let json = Arc::new(document.to_pretty_json()?);
+    Ok(Router::new()
+        .route("/openapi.json", axum::routing::get(openapi_json))
+        .with_state(json))
+}
+
+/// The OpenAPI 3.1 document of every route, generated from the code.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of every route", content_type = "application/json")),
+)]
+async fn openapi_json(State(json): State<Arc<String>>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json.as_str().to_owned(),
+    )
+        .into_response()
 }
 
 /// The process is up and serving.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive", content_type = "application/json")),
+)]
 async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
 /// Ready for traffic: the database answers and every projector has caught up with the log.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", content_type = "application/json"),
+        (status = 503, description = "Not ready: the database is unreachable or a projector is behind", content_type = "application/json"),
+    ),
+)]
 async fn readyz(State(context): State<OpsContext>) -> Response {
     let database = sqlx::query_scalar::<_, i32>("SELECT 1")
         .fetch_one(&context.pool)
@@ -64,7 +139,14 @@ async fn readyz(State(context): State<OpsContext>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Prometheus text format.
+/// Prometheus text format: request latency, append rate, projector position and lag.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus exposition format", content_type = "text/plain")),
+)]
 async fn metrics(State(context): State<OpsContext>) -> Response {
     (
         [(

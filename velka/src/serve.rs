@@ -64,7 +64,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = projectors::Shutdown::new();
     let projections = projectors::start(store.clone(), shutdown.clone());
 
-    let commands = command_api::router(command_api::CommandContext {
+    let (commands, commands_doc) = command_api::router(command_api::CommandContext {
         store: store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
@@ -72,21 +72,23 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         area: Arc::new(city.operating_area.clone()),
         tariff: Arc::new(tariff),
     });
-    let queries = query_api::router(query_api::QueryContext {
+    let (queries, queries_doc) = query_api::router(query_api::QueryContext {
         pool: pool.clone(),
         store: store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
     });
-    let ops = crate::ops::router(crate::ops::OpsContext {
+    let (ops, ops_doc) = crate::ops::router(crate::ops::OpsContext {
         pool: pool.clone(),
         store: store.clone(),
         projections: projections.clone(),
         prometheus,
     });
+    let document = crate::ops::document(vec![commands_doc, queries_doc, ops_doc]);
     let app = commands
         .merge(queries)
         .merge(ops)
+        .merge(crate::ops::document_router(&document)?)
         .fallback(crate::ops::no_route)
         .method_not_allowed_fallback(crate::ops::wrong_method)
         .layer(axum::middleware::from_fn(crate::ops::observe));

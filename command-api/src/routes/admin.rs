@@ -6,21 +6,41 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The most the clock may be moved in one call: 30 days.
 const MAX_ADVANCE_S: i64 = 30 * 24 * 3600;
 
 /// `POST /v1/admin/clock` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AdvanceClock {
+    /// Seconds to move forward, 0 to 2,592,000 (30 days).
+    #[schema(example = 1020)]
     advance_seconds: i64,
 }
 
+/// The time the server decides with.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ClockReading {
+    now: chrono::DateTime<chrono::Utc>,
+    /// Whether the clock is manual (`VELKA_CLOCK=manual`).
+    manual: bool,
+}
+
 /// Moves a manual clock forward (service role).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/clock",
+    operation_id = "advance_clock",
+    tag = "admin",
+    request_body = AdvanceClock,
+    responses((status = 200, description = "The new time", body = ClockReading), CommandProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn advance_clock(
     State(context): State<CommandContext>,
     caller: Caller,
@@ -48,17 +68,25 @@ pub(crate) async fn advance_clock(
     }
     let now = clock.advance(chrono::Duration::seconds(seconds));
     tracing::info!(%now, seconds, actor = %caller.actor(), "manual clock advanced");
-    Json(json!({ "now": now, "manual": true })).into_response()
+    Json(ClockReading { now, manual: true }).into_response()
 }
 
 /// Tells the time the server decides with (service role).
+#[utoipa::path(
+    get,
+    path = "/v1/admin/clock",
+    operation_id = "read_clock",
+    tag = "admin",
+    responses((status = 200, description = "The time", body = ClockReading), CommandProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn read_clock(State(context): State<CommandContext>, caller: Caller) -> Response {
     if let Err(problem) = caller.require(&[Role::Service]) {
         return problem.into_response();
     }
-    Json(json!({
-        "now": context.clock.now(),
-        "manual": context.manual_clock.is_some(),
-    }))
+    Json(ClockReading {
+        now: context.clock.now(),
+        manual: context.manual_clock.is_some(),
+    })
     .into_response()
 }

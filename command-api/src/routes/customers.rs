@@ -17,25 +17,34 @@ use domain::customer::{
 use domain::ids::CustomerId;
 use domain::value::{Email, Licence, PersonName, Phone};
 use event_store::{Claims, ExpectedVersion};
+use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Role};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// `POST /v1/customers` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterCustomer {
+    /// Full name, as in the passport.
+    #[schema(example = "Иван Петров")]
     name: String,
+    /// Mobile number; `+7 916 123-45-67` and `89161234567` are read as `+79161234567`.
+    #[schema(example = "+79161234567")]
     phone: String,
+    #[schema(example = "ivan.petrov@example.ru")]
     email: String,
     birth_date: NaiveDate,
     licence: LicenceBody,
 }
 
-#[derive(Debug, Deserialize)]
+/// A driving licence.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LicenceBody {
+    #[schema(example = "77 12 345678")]
     number: String,
     issued_on: NaiveDate,
     expires_on: NaiveDate,
@@ -59,7 +68,22 @@ impl RegisterCustomer {
     }
 }
 
+/// A registered customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CustomerCreated {
+    customer_id: CustomerId,
+}
+
 /// Open: anyone may register; the new customer is the actor of their own registration.
+#[utoipa::path(
+    post,
+    path = "/v1/customers",
+    operation_id = "register_customer",
+    tag = "customers",
+    request_body = RegisterCustomer,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 201, description = "Registered; verification is pending", body = CustomerCreated), CommandProblems),
+)]
 pub(crate) async fn register(
     State(context): State<CommandContext>,
     method: Method,
@@ -101,29 +125,49 @@ pub(crate) async fn register(
             },
             writes: vec![write(stream_id, ExpectedVersion::NoStream, &events, now)?],
             status: StatusCode::CREATED,
-            body: json!({ "customer_id": customer_id }),
+            body: json!(CustomerCreated { customer_id }),
         })
     })
     .await
 }
 
 /// `POST /v1/customers/{id}/verification` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerificationBody {
     decision: DecisionWord,
+    /// Required when rejecting: why, for the customer and the record.
     #[serde(default)]
     reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Support's decision.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum DecisionWord {
     Approved,
     Rejected,
 }
 
+/// The customer's verification state after the decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VerificationRecorded {
+    customer_id: CustomerId,
+    /// `verified` or `rejected`.
+    verification: &'static str,
+}
+
 /// Support approves or rejects a customer's documents.
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{customer_id}/verification",
+    operation_id = "decide_verification",
+    tag = "customers",
+    request_body = VerificationBody,
+    params(("customer_id" = Uuid, Path, description = "The customer"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 200, description = "Decision recorded", body = VerificationRecorded), CommandProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn decide_verification(
     State(context): State<CommandContext>,
     caller: Caller,
@@ -169,7 +213,10 @@ pub(crate) async fn decide_verification(
             writes: vec![write(stream_id, customer.expected(), &events, now)?],
             claims: Claims::default(),
             status: StatusCode::OK,
-            body: json!({ "customer_id": customer_id, "verification": status }),
+            body: json!(VerificationRecorded {
+                customer_id,
+                verification: status,
+            }),
         })
     })
     .await

@@ -1,4 +1,6 @@
-//! The command routes, one file per resource.
+//! The command routes, one file per resource, registered together with their OpenAPI
+//! descriptions so that a route cannot exist without its documentation. Each route's
+//! `operation_id` is also its command name on NATS (`velka.commands.<operation_id>`).
 
 mod admin;
 mod customers;
@@ -7,31 +9,38 @@ mod vehicles;
 
 use crate::CommandContext;
 use crate::pipeline::Envelope;
-use axum::Router;
 use axum::http::{HeaderMap, Method, Uri};
-use axum::routing::post;
+use http_edge::openapi::BearerAuth;
 use http_edge::{Caller, Problem};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(crate) fn router() -> Router<CommandContext> {
-    Router::new()
-        .route("/v1/customers", post(customers::register))
-        .route(
-            "/v1/customers/{customer_id}/verification",
-            post(customers::decide_verification),
-        )
-        .route("/v1/vehicles", post(vehicles::add))
-        .route(
-            "/v1/vehicles/{vehicle_id}/telemetry",
-            post(vehicles::telemetry),
-        )
-        .route("/v1/trips", post(trips::start))
-        .route("/v1/trips/{trip_id}/park", post(trips::park))
-        .route("/v1/trips/{trip_id}/resume", post(trips::resume))
-        .route("/v1/trips/{trip_id}/end", post(trips::end))
-        .route(
-            "/v1/admin/clock",
-            post(admin::advance_clock).get(admin::read_clock),
-        )
+/// The command side's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "customers", description = "Registration and verification"),
+        (name = "vehicles", description = "The fleet and its telemetry"),
+        (name = "trips", description = "Taking, driving, parking and handing back a car"),
+        (name = "admin", description = "Operating the system"),
+    )
+)]
+struct CommandDoc;
+
+pub(crate) fn router() -> OpenApiRouter<CommandContext> {
+    OpenApiRouter::with_openapi(CommandDoc::openapi())
+        .routes(routes!(customers::register))
+        .routes(routes!(customers::decide_verification))
+        .routes(routes!(vehicles::add))
+        .routes(routes!(vehicles::telemetry))
+        .routes(routes!(trips::start))
+        .routes(routes!(trips::park))
+        .routes(routes!(trips::resume))
+        .routes(routes!(trips::end))
+        .routes(routes!(admin::advance_clock, admin::read_clock))
 }
 
 /// The envelope of a request, for routes that need a caller.

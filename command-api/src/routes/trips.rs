@@ -12,12 +12,15 @@ use domain::Decider;
 use domain::customer::Customer;
 use domain::ids::{CustomerId, TripId, VehicleId};
 use domain::rental::{self, EndTrip, StartTrip, customer_trip_claim};
+use domain::trip::PriceBreakdown;
 use domain::trip::{Trip, TripCommand, TripContext, TripState};
 use domain::vehicle::Vehicle;
 use event_store::Claims;
+use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The customer id of a customer caller.
@@ -31,13 +34,47 @@ fn customer_of(caller: &Caller) -> Result<CustomerId, Problem> {
 }
 
 /// `POST /v1/trips` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StartTripBody {
+    /// The available car to take.
     vehicle_id: Uuid,
 }
 
+/// A started trip.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TripCreated {
+    trip_id: TripId,
+}
+
+/// A trip's new phase.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TripPhaseChanged {
+    trip_id: TripId,
+    /// `parked` or `driving`.
+    status: &'static str,
+}
+
+/// An ended trip and its price.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TripFinished {
+    trip_id: TripId,
+    /// Always `ended`.
+    status: &'static str,
+    price: Option<PriceBreakdown>,
+}
+
 /// A customer starts a trip on an available car, at the current tariff.
+#[utoipa::path(
+    post,
+    path = "/v1/trips",
+    operation_id = "start_trip",
+    tag = "trips",
+    request_body = StartTripBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 201, description = "Started: the car is the customer's", body = TripCreated), CommandProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn start(
     State(context): State<CommandContext>,
     caller: Caller,
@@ -103,7 +140,7 @@ pub(crate) async fn start(
                 release: decision.release,
             },
             status: StatusCode::CREATED,
-            body: json!({ "trip_id": trip_id }),
+            body: json!(TripCreated { trip_id }),
         })
     })
     .await
@@ -172,13 +209,22 @@ async fn change_phase(
             writes: vec![write(trip_id.stream_id(), trip.expected(), &events, now)?],
             claims: Claims::default(),
             status: StatusCode::OK,
-            body: json!({ "trip_id": trip_id, "status": status }),
+            body: json!(TripPhaseChanged { trip_id, status }),
         })
     })
     .await
 }
 
 /// The customer parks within the trip; the parking rate applies until they resume.
+#[utoipa::path(
+    post,
+    path = "/v1/trips/{trip_id}/park",
+    operation_id = "park_trip",
+    tag = "trips",
+    params(("trip_id" = Uuid, Path, description = "The customer's trip"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 200, description = "Parked", body = TripPhaseChanged), CommandProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn park(
     State(context): State<CommandContext>,
     caller: Caller,
@@ -195,6 +241,15 @@ pub(crate) async fn park(
 }
 
 /// The customer drives on.
+#[utoipa::path(
+    post,
+    path = "/v1/trips/{trip_id}/resume",
+    operation_id = "resume_trip",
+    tag = "trips",
+    params(("trip_id" = Uuid, Path, description = "The customer's trip"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 200, description = "Driving again", body = TripPhaseChanged), CommandProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn resume(
     State(context): State<CommandContext>,
     caller: Caller,
@@ -211,6 +266,15 @@ pub(crate) async fn resume(
 }
 
 /// The customer ends the trip where the car stands; the answer carries the price.
+#[utoipa::path(
+    post,
+    path = "/v1/trips/{trip_id}/end",
+    operation_id = "end_trip",
+    tag = "trips",
+    params(("trip_id" = Uuid, Path, description = "The customer's trip"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 200, description = "Ended and priced; the car is available again", body = TripFinished), CommandProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn end(
     State(context): State<CommandContext>,
     caller: Caller,
@@ -259,7 +323,11 @@ pub(crate) async fn end(
                 release: decision.release,
             },
             status: StatusCode::OK,
-            body: json!({ "trip_id": trip_id, "status": "ended", "price": price }),
+            body: json!(TripFinished {
+                trip_id,
+                status: "ended",
+                price
+            }),
         })
     })
     .await

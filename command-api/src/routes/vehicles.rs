@@ -16,25 +16,54 @@ use domain::vehicle::{
     Telemetry, Vehicle, VehicleCommand, VehicleContext, VehicleDetails, VehicleState,
 };
 use event_store::{Claims, ExpectedVersion};
+use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Role};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// `POST /v1/vehicles` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddVehicle {
+    /// Registration plate; unique in the fleet.
+    #[schema(example = "А123ВС777")]
     plate: String,
+    /// Vehicle identification number; unique in the fleet.
+    #[schema(example = "XW8ZZZ61ZKG012345")]
     vin: String,
+    #[schema(example = "Kia Rio")]
     model: String,
+    /// Where the car stands, WGS 84 degrees.
+    #[schema(example = 55.7648)]
     lat: f64,
+    #[schema(example = 37.6056)]
     lon: f64,
+    /// Fuel or charge, 0 to 100.
+    #[schema(example = 80)]
     fuel_percent: f64,
+    #[schema(example = 12000.0)]
     odometer_km: f64,
 }
 
-/// Fleet staff add a car to the fleet.
+/// A car added to the fleet.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VehicleAdded {
+    vehicle_id: VehicleId,
+}
+
+/// Fleet staff add a car to the fleet; it is available at once, locked.
+#[utoipa::path(
+    post,
+    path = "/v1/vehicles",
+    operation_id = "add_vehicle",
+    tag = "vehicles",
+    request_body = AddVehicle,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 201, description = "Added", body = VehicleAdded), CommandProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn add(
     State(context): State<CommandContext>,
     caller: Caller,
@@ -85,14 +114,14 @@ pub(crate) async fn add(
             },
             writes: vec![write(stream_id, ExpectedVersion::NoStream, &events, now)?],
             status: StatusCode::CREATED,
-            body: json!({ "vehicle_id": vehicle_id }),
+            body: json!(VehicleAdded { vehicle_id }),
         })
     })
     .await
 }
 
-/// `POST /v1/vehicles/{id}/telemetry` body.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/vehicles/{id}/telemetry` body: a reading of the car's telematics unit.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TelemetryBody {
     lat: f64,
@@ -102,7 +131,25 @@ pub(crate) struct TelemetryBody {
     doors_locked: bool,
 }
 
-/// A telematics unit (service role) reports; only a changed reading becomes an event.
+/// What became of a reading.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TelemetryAccepted {
+    vehicle_id: VehicleId,
+    /// Whether the reading differed enough from the last one to be recorded as an event.
+    recorded: bool,
+}
+
+/// A telematics unit (service role) reports; only a meaningful change becomes an event.
+#[utoipa::path(
+    post,
+    path = "/v1/vehicles/{vehicle_id}/telemetry",
+    operation_id = "record_telemetry",
+    tag = "vehicles",
+    request_body = TelemetryBody,
+    params(("vehicle_id" = Uuid, Path, description = "The car"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 200, description = "Accepted", body = TelemetryAccepted), CommandProblems),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn telemetry(
     State(context): State<CommandContext>,
     caller: Caller,
@@ -145,7 +192,10 @@ pub(crate) async fn telemetry(
             writes: vec![write(stream_id, vehicle.expected(), &events, now)?],
             claims: Claims::default(),
             status: StatusCode::OK,
-            body: json!({ "vehicle_id": vehicle_id, "recorded": recorded }),
+            body: json!(TelemetryAccepted {
+                vehicle_id,
+                recorded
+            }),
         })
     })
     .await

@@ -27,6 +27,7 @@ pub struct Trip;
 
 /// Rates a trip is charged at, fixed when it starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tariff {
     /// Which tariff (`standard`), for people and reports.
     pub name: String,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// A trip's price and how it was reached, kept in the `TripEnded` event so any price can be
 /// explained later without the code that computed it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PriceBreakdown {
     /// Currency of every amount.
     pub currency: Currency,
