@@ -48,7 +48,7 @@ pub async fn spawn_app() -> TestApp {
         },
         &projectors_shutdown,
     );
-    let router = query_api::router(query_api::QueryContext {
+    let (router, _document) = query_api::router(query_api::QueryContext {
         pool: db.pool().clone(),
         store: store.clone(),
         keys: keys.clone(),
