@@ -1,6 +1,6 @@
 //! Vehicle rules.
 
-use super::{VehicleCommand, VehicleContext, VehicleEvent, VehicleState, VehicleStatus};
+use super::{VehicleCommand, VehicleContext, VehicleEvent, VehicleState, VehicleStatus, telemetry};
 use crate::rejection::{FieldError, Rejection};
 
 pub(super) fn decide(
@@ -49,8 +49,9 @@ pub(super) fn decide(
                         reported_m: reading.odometer_m.get(),
                     });
                 }
-                // A unit reports every few seconds; an unchanged reading tells nothing new.
-                if last == reading {
+                // A unit reports every few seconds; only a meaningful change is worth an event.
+                let in_trip = matches!(state.status, VehicleStatus::InTrip { .. });
+                if !telemetry::is_meaningful(last, reading, in_trip) {
                     return Ok(Vec::new());
                 }
             }

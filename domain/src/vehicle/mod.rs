@@ -3,6 +3,7 @@
 
 mod decide;
 mod evolve;
+pub mod telemetry;
 #[cfg(test)]
 mod tests;
 

@@ -94,6 +94,22 @@ fn telemetry_identical_to_the_last_reading_records_nothing() {
 }
 
 #[test]
+fn telemetry_within_the_noise_thresholds_records_nothing() {
+    // 11 m of GPS jitter, fuel 80 → 81 % (same band), 40 m on the odometer of a parked car.
+    let square = red_square();
+    let jitter = crate::geo::GeoPoint {
+        lat: square.lat + 0.0001,
+        lon: square.lon,
+    };
+    let noisy = reading(jitter, 81, START_ODOMETER_M + 40, true);
+    let scenario = Vehicle::given([added(KIA)])
+        .when(VehicleCommand::RecordTelemetry(noisy), kia_now())
+        .then();
+    assert!(scenario.events().is_empty());
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
 fn telemetry_with_the_odometer_going_backwards_is_rejected() {
     let rolled_back = reading(red_square(), 80, START_ODOMETER_M - 1, true);
     let scenario = Vehicle::given([added(KIA)])
