@@ -8,6 +8,7 @@
 //! projections).
 
 mod load;
+pub mod nats;
 pub mod pipeline;
 pub mod rejection;
 mod routes;

@@ -18,6 +18,11 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// The NATS server tests use (`NATS_URL`, default the local one).
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
 /// The JWT secret the spawned server uses.
 pub const SECRET: &str = "black-box-test-secret";
 
@@ -66,6 +71,9 @@ pub struct App {
     pub base: String,
     /// The server's database, dropped after the server has stopped.
     pub db: TestDatabase,
+    /// The server's NATS subject prefix, unique to this server so parallel tests never share
+    /// subjects.
+    pub nats_prefix: String,
     keys: TokenKeys,
     http: reqwest::Client,
     child: Child,
@@ -113,6 +121,7 @@ impl App {
     pub async fn spawn() -> anyhow::Result<App> {
         let binary = velka_binary()?;
         let db = TestDatabase::new().await;
+        let nats_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
         let mut child = Command::new(&binary)
             .args(["serve", "--addr", "127.0.0.1:0", "--clock", "manual"])
             .env("DATABASE_URL", db.url())
@@ -122,6 +131,8 @@ impl App {
                 std::env::var("VELKA_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .env("VELKA_DB_CONNECTIONS", "8")
+            .env("NATS_URL", nats_url())
+            .env("VELKA_NATS_PREFIX", &nats_prefix)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -144,6 +155,7 @@ impl App {
         Ok(App {
             base,
             db,
+            nats_prefix,
             keys: TokenKeys::from_secret(SECRET.as_bytes()),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))

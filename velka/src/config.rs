@@ -111,6 +111,20 @@ pub struct ServeArgs {
     /// Largest number of database connections.
     #[arg(long, env = "VELKA_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
+
+    /// NATS server for the command and telemetry entry points. If it is down at start, the
+    /// server keeps serving HTTP and connects when NATS comes up.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Subject prefix of the NATS entry points: `<prefix>.commands.<name>`,
+    /// `<prefix>.telemetry.<vehicle_id>`.
+    #[arg(long, env = "VELKA_NATS_PREFIX", default_value = "velka")]
+    pub nats_prefix: String,
+
+    /// Do not listen on NATS at all.
+    #[arg(long, env = "VELKA_NO_NATS")]
+    pub no_nats: bool,
 }
 
 #[derive(Debug, Args)]

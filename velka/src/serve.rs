@@ -106,6 +106,22 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     println!("velka: listening on http://{addr}");
     tracing::info!(%addr, database = %database::redacted(&global.database_url), "serving");
 
+    // One stop signal for the entry points (HTTP, NATS); the projectors stop after them, so
+    // that every command accepted before the signal is projected before we exit.
+    let stop = projectors::Shutdown::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.trigger();
+        }
+    });
+    let nats = if args.no_nats {
+        None
+    } else {
+        Some(start_nats(&args, app.clone(), &document, keys.clone(), stop.clone()).await?)
+    };
+
     if args.demo {
         let keys = keys.clone();
         tokio::spawn(async move {
@@ -116,15 +132,60 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     }
 
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let stop = stop.clone();
+            async move { stop.triggered().await }
+        })
         .await
         .context("serving HTTP")?;
+    if let Some(nats) = nats {
+        let _ = nats.await;
+    }
     tracing::info!("stopping projectors");
     shutdown.trigger();
     projections.stopped().await;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connects to NATS (in the background if it is not up yet) and serves the command and
+/// telemetry entry points until shutdown.
+async fn start_nats(
+    args: &ServeArgs,
+    app: axum::Router,
+    document: &utoipa::openapi::OpenApi,
+    keys: http_edge::TokenKeys,
+    stop: projectors::Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    anyhow::ensure!(
+        !args.nats_prefix.is_empty()
+            && args
+                .nats_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+        "VELKA_NATS_PREFIX must be letters, digits, '_' or '-' (one subject token)"
+    );
+    let client = async_nats::ConnectOptions::new()
+        .name("velka")
+        .retry_on_initial_connect()
+        .connect(args.nats_url.as_str())
+        .await
+        .with_context(|| format!("NATS_URL {} is not usable", args.nats_url))?;
+    let bridge = command_api::nats::NatsBridge {
+        client,
+        prefix: args.nats_prefix.clone(),
+        router: app,
+        commands: Arc::new(command_api::nats::command_routes(document)),
+        keys,
+        telematics_subject: "telematics".to_owned(),
+    };
+    let url = args.nats_url.clone();
+    Ok(tokio::spawn(async move {
+        if let Err(error) = bridge.serve(async move { stop.triggered().await }).await {
+            tracing::error!(%error, url, "NATS entry points stopped");
+        }
+    }))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
