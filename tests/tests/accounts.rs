@@ -269,3 +269,55 @@ async fn an_account_without_charges_is_empty_and_a_bad_id_names_the_parameter() 
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.body["field"], "customer_id");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refunds_never_refund_more_than_the_charge() {
+    let app = App::spawn().await.unwrap();
+    let (trip, charge_id) = penalised(&app, 1).await;
+    let customer = &trip.customer_id;
+    let refunds = format!("/v1/accounts/{customer}/charges/{charge_id}/refunds");
+    // Six agents each refund 1,000 RUB of the 5,000 RUB charge at once: the account's version
+    // serialises them, so five land and the sixth finds nothing left to refund.
+    let tokens: Vec<String> = (0..6)
+        .map(|n| app.token(Role::Support, &format!("agent-{n}")))
+        .collect();
+    let body = json!({"amount_kopecks": 100_000, "reason": "Duplicate complaint"});
+    let answers = futures::future::join_all(
+        tokens
+            .iter()
+            .map(|token| app.post(&refunds, Some(token), &body)),
+    )
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()
+    .unwrap();
+    let landed = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(
+        landed,
+        5,
+        "{:?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+    for refused in answers.iter().filter(|a| a.status != StatusCode::CREATED) {
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+        assert_eq!(refused.body["rule"], "refund-exceeds-refundable");
+    }
+    // The whole history agrees: five refunds of 1,000 RUB, each by its own agent.
+    let events = stream(&app, &format!("account-{customer}")).await.unwrap();
+    let refunded: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "ChargeRefunded")
+        .collect();
+    assert_eq!(refunded.len(), 5);
+    let total: i64 = refunded
+        .iter()
+        .map(|e| e["data"]["amount_kopecks"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 500_000);
+    let account = account_at(&app, customer, &trip.token, 6).await.unwrap();
+    assert_eq!(account["totals"]["refunded_kopecks"], 500_000);
+    assert_eq!(account["totals"]["open_kopecks"], 0);
+}
