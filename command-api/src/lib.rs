@@ -7,6 +7,7 @@
 //! read here (commands decide on event-sourced state only, so they never act on stale
 //! projections).
 
+mod charges;
 mod load;
 pub mod nats;
 pub mod pipeline;
@@ -37,6 +38,8 @@ pub struct CommandContext {
     pub area: Arc<OperatingArea>,
     /// The tariff a trip is fixed to when it starts.
     pub tariff: Arc<Tariff>,
+    /// The default amount of each kind of penalty (`fixtures/data/fees.json`).
+    pub penalty_tariff: Arc<domain::penalty::PenaltyTariff>,
 }
 
 impl FromRef<CommandContext> for TokenKeys {

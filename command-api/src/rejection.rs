@@ -133,6 +133,55 @@ pub fn problem(rejection: &Rejection) -> Problem {
             "A trip can end only with the car locked",
             None,
         ),
+        // --- money ---
+        Rejection::ChargeNotFound { .. } => (
+            S::NOT_FOUND,
+            "charge-not-found",
+            "No such charge on the account",
+            None,
+        ),
+        Rejection::ChargeAlreadyAdded { .. } => (
+            S::CONFLICT,
+            "charge-already-added",
+            "The charge is already on the account",
+            None,
+        ),
+        Rejection::SourceAlreadyCharged { .. } => (
+            S::CONFLICT,
+            "source-already-charged",
+            "This cause is already charged for this reason",
+            None,
+        ),
+        Rejection::RefundExceedsRefundable { .. } => (
+            S::CONFLICT,
+            "refund-exceeds-refundable",
+            "A refund may not exceed what may still be refunded of the charge",
+            Some("amount_kopecks"),
+        ),
+        Rejection::NothingToWaive { .. } => (
+            S::CONFLICT,
+            "nothing-to-waive",
+            "Nothing is owed on the charge",
+            None,
+        ),
+        Rejection::PenaltyAlreadyIssued { .. } => (
+            S::CONFLICT,
+            "penalty-already-issued",
+            "The penalty has already been issued",
+            None,
+        ),
+        Rejection::FineAlreadyReceived { .. } => (
+            S::CONFLICT,
+            "fine-already-received",
+            "The fine has already been received",
+            None,
+        ),
+        Rejection::ResolutionNumberConflict { .. } => (
+            S::CONFLICT,
+            "resolution-number-conflict",
+            "The resolution number was imported before with different details",
+            Some("resolution_number"),
+        ),
     };
     let problem = Problem::new(status, rule, title, rejection.to_string());
     match field {

@@ -1,10 +1,12 @@
 //! Exclusive claims: facts that at most one aggregate may hold at a time — one active trip per
-//! car and per customer, one customer per phone number or e-mail, one car per plate or VIN.
+//! car and per customer, one customer per phone number or e-mail, one car per plate or VIN, one
+//! fine per resolution number.
 //!
 //! The domain names the claims an event takes or gives up; the event store enforces them inside
 //! the append transaction, so two concurrent commands cannot both win.
 
 use crate::customer::CustomerEvent;
+use crate::fine::FineEvent;
 use crate::ids::{CustomerId, VehicleId};
 use crate::rejection::Rejection;
 use crate::vehicle::VehicleEvent;
@@ -24,6 +26,8 @@ pub enum Claim {
     Plate(String),
     /// A car in the fleet has this VIN.
     Vin(String),
+    /// A fine with this resolution number was imported.
+    FineResolution(String),
 }
 
 impl Claim {
@@ -36,6 +40,7 @@ impl Claim {
             Claim::Email(email) => format!("customer-email:{email}"),
             Claim::Plate(plate) => format!("vehicle-plate:{plate}"),
             Claim::Vin(vin) => format!("vehicle-vin:{vin}"),
+            Claim::FineResolution(number) => format!("fine-resolution:{number}"),
         }
     }
 
@@ -49,6 +54,7 @@ impl Claim {
             "customer-email" => Claim::Email(value.to_owned()),
             "vehicle-plate" => Claim::Plate(value.to_owned()),
             "vehicle-vin" => Claim::Vin(value.to_owned()),
+            "fine-resolution" => Claim::FineResolution(value.to_owned()),
             _ => return None,
         })
     }
@@ -67,6 +73,9 @@ impl Claim {
             Claim::Email(email) => Some(taken("email", email, "another customer")),
             Claim::Plate(plate) => Some(taken("plate", plate, "another car")),
             Claim::Vin(vin) => Some(taken("vin", vin, "another car")),
+            // The import decides again against the fine holding the number: the same fine is an
+            // idempotent repeat, other details a conflict.
+            Claim::FineResolution(_) => None,
         }
     }
 
@@ -91,6 +100,15 @@ impl Claim {
             _ => Vec::new(),
         }
     }
+
+    /// The claims a fine event takes.
+    pub fn acquired_by_fine(event: &FineEvent) -> Vec<Claim> {
+        match event {
+            FineEvent::FineReceived { details, .. } => vec![Claim::FineResolution(
+                details.resolution_number.as_str().to_owned(),
+            )],
+        }
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +125,7 @@ mod tests {
             Claim::Email("ivan@mail.ru".into()),
             Claim::Plate("А123ВС777".into()),
             Claim::Vin("XW8ZZZ61ZKG012345".into()),
+            Claim::FineResolution("18810177231125000017".into()),
         ];
         for claim in claims {
             assert_eq!(

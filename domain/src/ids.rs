@@ -59,6 +59,16 @@ aggregate_id!(
     TripId,
     "trip"
 );
+aggregate_id!(
+    /// A traffic fine imported from the fine feed (camera or officer resolution) for a car.
+    FineId,
+    "fine"
+);
+aggregate_id!(
+    /// A penalty support issued against a trip (smoking, dirty car, …).
+    PenaltyId,
+    "penalty"
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,12 +7,15 @@
 //!
 //! Architecture invariant: no IO, no async, no database or HTTP types, no reading of the clock.
 
+pub mod account;
 pub mod claims;
 pub mod customer;
 pub mod decider;
+pub mod fine;
 pub mod geo;
 pub mod ids;
 pub mod money;
+pub mod penalty;
 pub mod rejection;
 pub mod rental;
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Why a command was refused. Rejections are values, one variant per business rule, so that the
 //! API layer can map each to a stable problem type in exactly one place.
 
-use crate::ids::{CustomerId, TripId, VehicleId};
+use crate::account::{AccountId, ChargeId};
+use crate::ids::{CustomerId, FineId, PenaltyId, TripId, VehicleId};
 use serde::Serialize;
 
 /// Input that cannot be turned into a domain value, naming the offending field by its path in
@@ -128,6 +129,53 @@ pub enum Rejection {
     /// A trip may end only with the car locked.
     #[error("vehicle {vehicle_id} doors are not locked")]
     VehicleNotLocked { vehicle_id: VehicleId },
+
+    // --- money ---
+    /// No charge with this id is on the account.
+    #[error("account {account_id} has no charge {charge_id}")]
+    ChargeNotFound {
+        account_id: AccountId,
+        charge_id: ChargeId,
+    },
+    /// The charge id is already on the account.
+    #[error("charge {charge_id} is already on the account")]
+    ChargeAlreadyAdded { charge_id: ChargeId },
+    /// The account already carries a charge for this source and reason: charging it again would
+    /// bill the customer twice for one thing.
+    #[error("{source_kind} {source_id} is already charged as {reason} by charge {charge_id}")]
+    SourceAlreadyCharged {
+        source_kind: String,
+        source_id: uuid::Uuid,
+        reason: String,
+        charge_id: ChargeId,
+    },
+    /// A refund larger than what may still be refunded of the charge.
+    #[error(
+        "charge {charge_id}: a refund of {requested_kopecks} kopecks exceeds the {refundable_kopecks} kopecks that may still be refunded"
+    )]
+    RefundExceedsRefundable {
+        charge_id: ChargeId,
+        requested_kopecks: i64,
+        refundable_kopecks: i64,
+    },
+    /// A waiver of a charge with nothing left owing.
+    #[error("charge {charge_id} has nothing left to waive")]
+    NothingToWaive { charge_id: ChargeId },
+    /// The penalty id was already used.
+    #[error("penalty {penalty_id} has already been issued")]
+    PenaltyAlreadyIssued { penalty_id: PenaltyId },
+    /// The fine id was already used for a fine with another resolution number.
+    #[error("fine {fine_id} has already been received")]
+    FineAlreadyReceived { fine_id: FineId },
+    /// A resolution number already imported, now with different details: the feed contradicts
+    /// itself, and a person must look before either version is billed.
+    #[error(
+        "resolution {resolution_number} was already imported as fine {fine_id} with different details"
+    )]
+    ResolutionNumberConflict {
+        resolution_number: String,
+        fine_id: FineId,
+    },
 }
 
 impl From<FieldError> for Rejection {

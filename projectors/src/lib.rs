@@ -14,7 +14,9 @@
 //! `migrations/*_projectors.sql`); they never call the command API, never decide anything, and
 //! take every time they store from the events, so a rebuild writes the same rows.
 
+mod accounts;
 mod checkpoint;
+mod fines;
 mod projector;
 mod runner;
 mod running;
@@ -26,7 +28,9 @@ mod trips;
 mod vehicles;
 mod view;
 
+pub use accounts::AccountsProjector;
 pub use checkpoint::load as load_checkpoint;
+pub use fines::FinesProjector;
 pub use projector::{ProjectionError, Projector, decode_event};
 pub use runner::{ProjectorRunner, RunnerConfig};
 pub use running::{Projections, WaitError, caught_up, start, wait_caught_up};
@@ -41,5 +45,10 @@ use std::sync::Arc;
 
 /// The read models the query API serves, to run together.
 pub fn read_models() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(TripsProjector), Arc::new(VehiclesProjector)]
+    vec![
+        Arc::new(TripsProjector),
+        Arc::new(VehiclesProjector),
+        Arc::new(AccountsProjector),
+        Arc::new(FinesProjector),
+    ]
 }

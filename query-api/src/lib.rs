@@ -8,7 +8,9 @@
 //! Architecture invariant: reads only. Never appends events, never writes a table, never calls
 //! the command API, and holds no business rule (prices come from `domain::trip::price`).
 
+mod accounts;
 mod error;
+mod fines;
 mod params;
 mod search_area;
 mod streams;
@@ -60,6 +62,8 @@ pub fn router(context: QueryContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(trips::get_trip))
         .routes(utoipa_axum::routes!(vehicles::available))
         .routes(utoipa_axum::routes!(streams::stream_events))
+        .routes(utoipa_axum::routes!(accounts::get_account))
+        .routes(utoipa_axum::routes!(fines::get_fine))
         .with_state(context)
         .split_for_parts()
 }

@@ -60,6 +60,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     };
     let city = fixtures::moscow().context("loading the city fixture")?;
     let tariff = city.standard_tariff()?.clone();
+    let fees = fixtures::fees().context("loading the fee schedule")?;
 
     let shutdown = projectors::Shutdown::new();
     let projections = projectors::start(store.clone(), shutdown.clone());
@@ -71,6 +72,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         manual_clock,
         area: Arc::new(city.operating_area.clone()),
         tariff: Arc::new(tariff),
+        penalty_tariff: Arc::new(fees.penalty_amounts_kopecks),
     });
     let (queries, queries_doc) = query_api::router(query_api::QueryContext {
         pool: pool.clone(),

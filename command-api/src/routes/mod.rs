@@ -2,8 +2,11 @@
 //! descriptions so that a route cannot exist without its documentation. Each route's
 //! `operation_id` is also its command name on NATS (`velka.commands.<operation_id>`).
 
+mod accounts;
 mod admin;
 mod customers;
+mod fines;
+mod penalties;
 mod trips;
 mod vehicles;
 
@@ -26,6 +29,9 @@ use utoipa_axum::routes;
         (name = "vehicles", description = "The fleet and its telemetry"),
         (name = "trips", description = "Taking, driving, parking and handing back a car"),
         (name = "admin", description = "Operating the system"),
+        (name = "accounts", description = "Charges on a payer's account, their refunds and waivers"),
+        (name = "penalties", description = "Penalties support issues against a trip"),
+        (name = "fines", description = "Traffic fines imported from the fine feed"),
     )
 )]
 struct CommandDoc;
@@ -41,6 +47,10 @@ pub(crate) fn router() -> OpenApiRouter<CommandContext> {
         .routes(routes!(trips::resume))
         .routes(routes!(trips::end))
         .routes(routes!(admin::advance_clock, admin::read_clock))
+        .routes(routes!(accounts::refund_charge))
+        .routes(routes!(accounts::waive_charge))
+        .routes(routes!(penalties::issue))
+        .routes(routes!(fines::import))
 }
 
 /// The envelope of a request, for routes that need a caller.

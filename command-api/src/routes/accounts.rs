@@ -1,0 +1,250 @@
+//! Accounts: support refunds part or all of a charge, or waives what is still owed on it. The
+//! agent is the actor of the events they cause (the pipeline records the caller as the actor).
+
+use super::{envelope_of, path_id};
+use crate::CommandContext;
+use crate::charges::{account_write, load_account};
+use crate::pipeline::{Decision, Envelope, execute};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use domain::Decider;
+use domain::account::{
+    Account, AccountCommand, AccountContext, AccountEvent, AccountId, ChargeId, RefundId,
+};
+use domain::ids::CustomerId;
+use domain::money::Kopecks;
+use event_store::Claims;
+use http_edge::openapi::CommandProblems;
+use http_edge::{Caller, JsonBody, Problem, Role};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /v1/accounts/{customer_id}/charges/{charge_id}/refunds` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefundBody {
+    /// How much to refund: positive, at most what may still be refunded of the charge.
+    #[schema(example = 25_000)]
+    amount_kopecks: i64,
+    /// Why, for the customer and the record.
+    #[schema(example = "Navigation failed mid-trip")]
+    reason: String,
+}
+
+/// A recorded refund and where the charge stands after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RefundRecorded {
+    refund_id: RefundId,
+    charge_id: ChargeId,
+    /// `customer:<uuid>`.
+    account_id: String,
+    amount_kopecks: Kopecks,
+    /// All refunds of the charge so far, this one included.
+    refunded_kopecks: Kopecks,
+    /// What is still owed on the charge.
+    open_kopecks: Kopecks,
+}
+
+/// `POST /v1/accounts/{customer_id}/charges/{charge_id}/waive` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WaiveBody {
+    /// Why the debt is forgiven, for the customer and the record.
+    #[schema(example = "Customer was in hospital; goodwill")]
+    reason: String,
+}
+
+/// A recorded waiver.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WaiverRecorded {
+    charge_id: ChargeId,
+    /// `customer:<uuid>`.
+    account_id: String,
+    /// What was forgiven: everything that was still owed.
+    waived_kopecks: Kopecks,
+    /// Always 0 after a waiver.
+    open_kopecks: Kopecks,
+}
+
+/// The account and charge named by the path, and the request's envelope, for a support agent.
+fn charge_request(
+    caller: &Caller,
+    raw_customer: &str,
+    raw_charge: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(AccountId, ChargeId, Envelope), Problem> {
+    caller.require(&[Role::Support])?;
+    let customer_id = CustomerId(path_id(raw_customer, "charge-not-found", "account")?);
+    let charge_id = ChargeId(path_id(raw_charge, "charge-not-found", "charge")?);
+    let envelope = envelope_of(caller, method, uri, headers, body)?;
+    Ok((AccountId::Customer(customer_id), charge_id, envelope))
+}
+
+/// Decides `command` on the account and appends its events, answering with `respond(state
+/// after, events)`.
+async fn account_command(
+    context: &CommandContext,
+    envelope: Envelope,
+    account_id: AccountId,
+    command: AccountCommand,
+    status: StatusCode,
+    respond: impl Fn(&domain::account::AccountState, &[AccountEvent]) -> serde_json::Value,
+) -> Response {
+    let command = &command;
+    let respond = &respond;
+    execute(context, envelope, || async move {
+        let account = load_account(&context.store, account_id).await?;
+        let now = context.clock.now();
+        let events = Account::decide(&account.state, command, &AccountContext { account_id, now })?;
+        let after = events.iter().fold(account.state.clone(), |state, event| {
+            Account::evolve(state, event)
+        });
+        Ok(Decision {
+            writes: vec![account_write(account_id, &account, &events, now)?],
+            claims: Claims::default(),
+            status,
+            body: respond(&after, &events),
+        })
+    })
+    .await
+}
+
+/// Support refunds part or all of a charge. Until payments exist, at most what was charged minus
+/// what was already refunded or waived; once they do, at most what was paid minus what was
+/// already refunded.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{customer_id}/charges/{charge_id}/refunds",
+    operation_id = "refund_charge",
+    tag = "accounts",
+    request_body = RefundBody,
+    params(
+        ("customer_id" = Uuid, Path, description = "The customer whose account holds the charge"),
+        ("charge_id" = Uuid, Path, description = "The charge"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing"),
+    ),
+    responses((status = 201, description = "Refunded", body = RefundRecorded), CommandProblems),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn refund_charge(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path((raw_customer, raw_charge)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<RefundBody>,
+) -> Response {
+    let (account_id, charge_id, envelope) = match charge_request(
+        &caller,
+        &raw_customer,
+        &raw_charge,
+        &method,
+        &uri,
+        &headers,
+        &body.raw,
+    ) {
+        Ok(request) => request,
+        Err(problem) => return problem.into_response(),
+    };
+    let refund_id = RefundId(Uuid::now_v7());
+    let command = AccountCommand::Refund {
+        charge_id,
+        refund_id,
+        amount_kopecks: Kopecks(body.value.amount_kopecks),
+        reason: body.value.reason.clone(),
+    };
+    account_command(
+        &context,
+        envelope,
+        account_id,
+        command,
+        StatusCode::CREATED,
+        |after, _| {
+            let charge = after.charge(charge_id);
+            json!(RefundRecorded {
+                refund_id,
+                charge_id,
+                account_id: account_id.to_string(),
+                amount_kopecks: Kopecks(body.value.amount_kopecks),
+                refunded_kopecks: charge.map(|c| c.refunded_kopecks).unwrap_or_default(),
+                open_kopecks: charge.map(|c| c.open_kopecks()).unwrap_or_default(),
+            })
+        },
+    )
+    .await
+}
+
+/// Support forgives what is still owed on a charge.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{customer_id}/charges/{charge_id}/waive",
+    operation_id = "waive_charge",
+    tag = "accounts",
+    request_body = WaiveBody,
+    params(
+        ("customer_id" = Uuid, Path, description = "The customer whose account holds the charge"),
+        ("charge_id" = Uuid, Path, description = "The charge"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing"),
+    ),
+    responses((status = 200, description = "Waived: nothing is owed on the charge any more", body = WaiverRecorded), CommandProblems),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn waive_charge(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path((raw_customer, raw_charge)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<WaiveBody>,
+) -> Response {
+    let (account_id, charge_id, envelope) = match charge_request(
+        &caller,
+        &raw_customer,
+        &raw_charge,
+        &method,
+        &uri,
+        &headers,
+        &body.raw,
+    ) {
+        Ok(request) => request,
+        Err(problem) => return problem.into_response(),
+    };
+    let command = AccountCommand::Waive {
+        charge_id,
+        reason: body.value.reason.clone(),
+    };
+    account_command(
+        &context,
+        envelope,
+        account_id,
+        command,
+        StatusCode::OK,
+        |after, events| {
+            let waived = events
+                .iter()
+                .map(|event| match event {
+                    AccountEvent::ChargeWaived { amount_kopecks, .. } => *amount_kopecks,
+                    _ => Kopecks::ZERO,
+                })
+                .fold(Kopecks::ZERO, |sum, amount| sum + amount);
+            json!(WaiverRecorded {
+                charge_id,
+                account_id: account_id.to_string(),
+                waived_kopecks: waived,
+                open_kopecks: after
+                    .charge(charge_id)
+                    .map(|c| c.open_kopecks())
+                    .unwrap_or_default(),
+            })
+        },
+    )
+    .await
+}

@@ -1,0 +1,520 @@
+//! The account: what a payer owes. Every amount owed — a trip's price, paid waiting, a fine with
+//! its admin fee, a penalty — is a *charge* on the payer's account, with a reason and a link to
+//! the thing that caused it; support can refund part or all of a charge, or waive what is left
+//! owing, and each of those is an event of its own on the account's stream.
+//!
+//! # The payer
+//!
+//! An account belongs to an [`AccountId`]: today always a customer (`customer:<uuid>`, stream
+//! `account-<uuid>`). B2B corporate accounts, whose employees' trips are billed to the company,
+//! will add `AccountId::Company` (`company:<uuid>`, stream `account-company-<uuid>`) without
+//! changing any event: each charge already records both the account it is on (the payer) and the
+//! customer who caused it, which differ exactly for a company's employees.
+//!
+//! # Money rules, and how they tighten once payments exist
+//!
+//! Per charge: `refunded + waived ≤ amount`, and `open = amount − refunded − waived` is what is
+//! still owed. Payments (holds and captures) arrive with the payment saga in a later issue; until
+//! then nothing has been paid, so:
+//!
+//! - a **refund** may be at most *charged minus already refunded* (minus anything waived: a
+//!   waived kopeck was never owed, so it can never be given back), and it reduces what is owed —
+//!   an interim stand-in for "give the money back" while no money has been taken;
+//! - a **waiver** forgives the unpaid remainder, `open`, in full.
+//!
+//! Once captures are events on this stream the refund limit becomes *paid minus already
+//! refunded* (`captured − refunded`), a waiver forgives `amount − captured − waived`, and a refund
+//! no longer changes what is owed. `refunded ≤ captured` and `waived ≤ amount − captured` then
+//! still give `refunded + waived ≤ amount`, and the auditors' reconciliation holds per customer:
+//! `charges − refunds = (captured − refunded) + open debt + written off`.
+
+mod decide;
+mod evolve;
+#[cfg(test)]
+mod tests;
+
+use crate::decider::{Decider, DomainEvent};
+use crate::ids::{CustomerId, FineId, PenaltyId, TripId};
+use crate::money::Kopecks;
+use crate::rejection::{FieldError, Rejection};
+use crate::trip::{TripEvent, TripState};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// The largest single charge, refund or fine the system accepts: 1,000,000 RUB. Far above any
+/// real trip, fine or penalty, and small enough that the totals of millions of charges stay far
+/// from overflowing an `i64`.
+pub const MAX_AMOUNT: Kopecks = Kopecks(100_000_000);
+
+/// Parses an amount that must be positive and at most [`MAX_AMOUNT`].
+pub fn positive_amount(field: &str, kopecks: i64) -> Result<Kopecks, FieldError> {
+    if kopecks <= 0 {
+        return Err(FieldError::new(
+            field,
+            "must be a positive number of kopecks",
+        ));
+    }
+    if kopecks > MAX_AMOUNT.get() {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {} kopecks", MAX_AMOUNT.get()),
+        ));
+    }
+    Ok(Kopecks(kopecks))
+}
+
+/// Who pays: the owner of an account.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AccountId {
+    /// A person paying for their own trips.
+    Customer(CustomerId),
+    // Company(CompanyId) comes with B2B accounts: text `company:<uuid>`, stream
+    // `account-company-<uuid>`.
+}
+
+impl AccountId {
+    /// The stream category of accounts.
+    pub const CATEGORY: &'static str = "account";
+
+    /// The account's event stream: `account-<customer uuid>`.
+    pub fn stream_id(&self) -> String {
+        match self {
+            AccountId::Customer(customer_id) => format!("account-{}", customer_id.0),
+        }
+    }
+
+    /// Reads an account id back out of a stream id.
+    pub fn from_stream_id(stream_id: &str) -> Option<Self> {
+        let rest = stream_id.strip_prefix("account-")?;
+        Uuid::parse_str(rest)
+            .ok()
+            .map(|id| AccountId::Customer(CustomerId(id)))
+    }
+
+    /// The customer whose own account this is, if it is a customer's.
+    pub fn customer(&self) -> Option<CustomerId> {
+        match self {
+            AccountId::Customer(customer_id) => Some(*customer_id),
+        }
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountId::Customer(customer_id) => write!(f, "customer:{customer_id}"),
+        }
+    }
+}
+
+/// Text that is not an account id.
+#[derive(Debug, thiserror::Error)]
+#[error("not an account id (expected customer:<uuid>): {0:?}")]
+pub struct NotAnAccountId(String);
+
+impl FromStr for AccountId {
+    type Err = NotAnAccountId;
+    fn from_str(s: &str) -> Result<Self, NotAnAccountId> {
+        let invalid = || NotAnAccountId(s.to_owned());
+        let (kind, id) = s.split_once(':').ok_or_else(invalid)?;
+        let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+        match kind {
+            "customer" => Ok(AccountId::Customer(CustomerId(id))),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+/// Stored as its text, `customer:<uuid>`: one column, one JSON string, whatever the payer.
+impl Serialize for AccountId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+macro_rules! plain_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+plain_id!(
+    /// One charge on an account. Not a stream of its own: a charge lives in its account's stream.
+    ChargeId
+);
+plain_id!(
+    /// One refund of (part of) a charge.
+    RefundId
+);
+
+/// What a charge is for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeReason {
+    /// The price of a trip (source: the trip).
+    TripPrice,
+    /// Waiting beyond the free minutes of a reservation (source: the reservation).
+    PaidWaiting,
+    /// A traffic fine re-billed to the driver (source: the fine).
+    Fine,
+    /// The operator's fee for handling a fine (source: the fine).
+    FineAdminFee,
+    /// A penalty issued by support (source: the penalty).
+    Penalty,
+}
+
+impl ChargeReason {
+    /// The reason as a word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TripPrice => "trip_price",
+            Self::PaidWaiting => "paid_waiting",
+            Self::Fine => "fine",
+            Self::FineAdminFee => "fine_admin_fee",
+            Self::Penalty => "penalty",
+        }
+    }
+
+    /// Whether a charge for this reason may come from `source`.
+    pub fn fits(self, source: &ChargeSource) -> bool {
+        matches!(
+            (self, source),
+            (Self::TripPrice, ChargeSource::Trip { .. })
+                | (Self::PaidWaiting, ChargeSource::Reservation { .. })
+                | (Self::Fine | Self::FineAdminFee, ChargeSource::Fine { .. })
+                | (Self::Penalty, ChargeSource::Penalty { .. })
+        )
+    }
+}
+
+/// What caused a charge: a link to the stream it came from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChargeSource {
+    /// A trip (`trip-<id>`).
+    Trip { trip_id: TripId },
+    /// A reservation. A plain UUID here, because reservations are modelled elsewhere; it is the
+    /// same JSON as their id type.
+    Reservation { reservation_id: Uuid },
+    /// A traffic fine (`fine-<id>`).
+    Fine { fine_id: FineId },
+    /// A penalty (`penalty-<id>`).
+    Penalty { penalty_id: PenaltyId },
+}
+
+impl ChargeSource {
+    /// The kind of source as a word (`trip`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Trip { .. } => "trip",
+            Self::Reservation { .. } => "reservation",
+            Self::Fine { .. } => "fine",
+            Self::Penalty { .. } => "penalty",
+        }
+    }
+
+    /// The id of the source.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Self::Trip { trip_id } => trip_id.0,
+            Self::Reservation { reservation_id } => *reservation_id,
+            Self::Fine { fine_id } => fine_id.0,
+            Self::Penalty { penalty_id } => penalty_id.0,
+        }
+    }
+}
+
+/// A charge to add: what [`charge_for`] needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NewCharge {
+    /// A fresh id for the charge.
+    pub charge_id: ChargeId,
+    /// What it is for.
+    pub reason: ChargeReason,
+    /// What caused it.
+    pub source: ChargeSource,
+    /// How much.
+    pub amount_kopecks: Kopecks,
+    /// Who caused it (the driver); the same as the payer unless a company pays.
+    pub customer_id: CustomerId,
+}
+
+/// What can be asked of an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "command")]
+pub enum AccountCommand {
+    /// Put a charge on the account (on behalf of its cause: a trip's end, a penalty, a fine).
+    AddCharge(NewCharge),
+    /// Support refunds part or all of a charge.
+    Refund {
+        charge_id: ChargeId,
+        refund_id: RefundId,
+        amount_kopecks: Kopecks,
+        reason: String,
+    },
+    /// Support forgives what is still owed on a charge.
+    Waive { charge_id: ChargeId, reason: String },
+}
+
+/// What happened on an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum AccountEvent {
+    /// An amount became owed.
+    ChargeAdded {
+        /// The account (payer) it is on.
+        account_id: AccountId,
+        charge_id: ChargeId,
+        reason: ChargeReason,
+        source: ChargeSource,
+        amount_kopecks: Kopecks,
+        /// Who caused it.
+        customer_id: CustomerId,
+        added_at: DateTime<Utc>,
+    },
+    /// Part or all of a charge was refunded. The agent is the event's actor.
+    ChargeRefunded {
+        charge_id: ChargeId,
+        refund_id: RefundId,
+        amount_kopecks: Kopecks,
+        reason: String,
+        refunded_at: DateTime<Utc>,
+    },
+    /// What was still owed on a charge was forgiven. The agent is the event's actor.
+    ChargeWaived {
+        charge_id: ChargeId,
+        amount_kopecks: Kopecks,
+        reason: String,
+        waived_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for AccountEvent {}
+
+/// One charge as its history leaves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChargeState {
+    pub charge_id: ChargeId,
+    pub reason: ChargeReason,
+    pub source: ChargeSource,
+    pub customer_id: CustomerId,
+    /// What was charged.
+    pub amount_kopecks: Kopecks,
+    /// The sum of its refunds.
+    pub refunded_kopecks: Kopecks,
+    /// The sum of its waivers.
+    pub waived_kopecks: Kopecks,
+    pub added_at: DateTime<Utc>,
+}
+
+impl ChargeState {
+    /// What is still owed: charged − refunded − waived.
+    pub fn open_kopecks(&self) -> Kopecks {
+        Kopecks(self.amount_kopecks.get() - self.refunded_kopecks.get() - self.waived_kopecks.get())
+    }
+
+    /// The most a refund may be now. Until payments exist this is charged − refunded − waived
+    /// (see the module documentation); with payments it becomes captured − refunded.
+    pub fn refundable_kopecks(&self) -> Kopecks {
+        self.open_kopecks()
+    }
+}
+
+/// An account's sums.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AccountTotals {
+    pub charged_kopecks: Kopecks,
+    pub refunded_kopecks: Kopecks,
+    pub waived_kopecks: Kopecks,
+    /// charged − refunded − waived.
+    pub open_kopecks: Kopecks,
+}
+
+/// What an account's history amounts to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AccountState {
+    /// The account, once it has had a charge.
+    pub account_id: Option<AccountId>,
+    /// Its charges by id.
+    pub charges: BTreeMap<ChargeId, ChargeState>,
+}
+
+impl AccountState {
+    /// The charge with this id.
+    pub fn charge(&self, charge_id: ChargeId) -> Option<&ChargeState> {
+        self.charges.get(&charge_id)
+    }
+
+    /// The sums over all charges.
+    pub fn totals(&self) -> AccountTotals {
+        self.charges
+            .values()
+            .fold(AccountTotals::default(), |totals, charge| AccountTotals {
+                charged_kopecks: totals.charged_kopecks + charge.amount_kopecks,
+                refunded_kopecks: totals.refunded_kopecks + charge.refunded_kopecks,
+                waived_kopecks: totals.waived_kopecks + charge.waived_kopecks,
+                open_kopecks: totals.open_kopecks + charge.open_kopecks(),
+            })
+    }
+
+    /// Checks the money invariants: every charge is positive, refunds and waivers are never
+    /// negative and together never exceed the charge, and the totals add up
+    /// (`charged = refunded + waived + open`).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for charge in self.charges.values() {
+            let (amount, refunded, waived) = (
+                charge.amount_kopecks.get(),
+                charge.refunded_kopecks.get(),
+                charge.waived_kopecks.get(),
+            );
+            if amount <= 0 || refunded < 0 || waived < 0 || refunded + waived > amount {
+                return Err(format!(
+                    "charge {}: amount {amount}, refunded {refunded}, waived {waived}",
+                    charge.charge_id
+                ));
+            }
+        }
+        let totals = self.totals();
+        if totals.charged_kopecks.get()
+            != totals.refunded_kopecks.get()
+                + totals.waived_kopecks.get()
+                + totals.open_kopecks.get()
+        {
+            return Err(format!("totals do not add up: {totals:?}"));
+        }
+        Ok(())
+    }
+}
+
+/// What an account decision needs from outside.
+#[derive(Clone, Debug)]
+pub struct AccountContext {
+    /// The account the command is for (the stream being decided).
+    pub account_id: AccountId,
+    /// Now, from the injected clock.
+    pub now: DateTime<Utc>,
+}
+
+/// The account decider.
+#[derive(Debug)]
+pub struct Account;
+
+impl Decider for Account {
+    type State = AccountState;
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Context = AccountContext;
+
+    fn decide(
+        state: &AccountState,
+        command: &AccountCommand,
+        context: &AccountContext,
+    ) -> Result<Vec<AccountEvent>, Rejection> {
+        decide::decide(state, command, context)
+    }
+
+    fn evolve(state: AccountState, event: &AccountEvent) -> AccountState {
+        evolve::evolve(state, event)
+    }
+}
+
+/// The charge for `charge` on the account whose state is `account`: the one event to append to
+/// the account's stream in the same append as the charge's cause (a trip's end, a reservation's
+/// end, a penalty, a matched fine), with the expected version the account was loaded at.
+///
+/// Refused when the amount is not positive, the reason does not fit the source, the charge id is
+/// already used, or the account already carries a charge for the same source and reason.
+pub fn charge_for(
+    account: &AccountState,
+    context: &AccountContext,
+    charge: NewCharge,
+) -> Result<AccountEvent, Rejection> {
+    let mut events = Account::decide(account, &AccountCommand::AddCharge(charge), context)?;
+    match (events.pop(), events.is_empty()) {
+        (Some(event), true) => Ok(event),
+        _ => Err(FieldError::new("charge", "a charge records exactly one event").into()),
+    }
+}
+
+/// Several charges for one cause (a fine and its admin fee), each checked against the account as
+/// the ones before it leave it.
+pub fn charges_for(
+    account: &AccountState,
+    context: &AccountContext,
+    charges: impl IntoIterator<Item = NewCharge>,
+) -> Result<Vec<AccountEvent>, Rejection> {
+    let mut state = account.clone();
+    let mut events = Vec::new();
+    for charge in charges {
+        let event = charge_for(&state, context, charge)?;
+        state = Account::evolve(state, &event);
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// The account a trip's costs go on (its price, penalties for it, fines caught during it). Today
+/// always the trip's customer's own; when B2B accounts arrive, the payer fixed at the trip's start
+/// decides it, and this is the one place to change.
+pub fn payer_of_trip(trip: &TripState) -> Option<AccountId> {
+    trip.started
+        .as_ref()
+        .map(|start| AccountId::Customer(start.customer_id))
+}
+
+/// The charge for an ended trip's price, for the trip's end to append with `TripEnded`: `None`
+/// when `ended` is not a `TripEnded` or the trip cost nothing (a charge is always positive).
+pub fn trip_price_charge(
+    account: &AccountState,
+    context: &AccountContext,
+    charge_id: ChargeId,
+    ended: &TripEvent,
+) -> Result<Option<AccountEvent>, Rejection> {
+    let TripEvent::TripEnded {
+        trip_id,
+        customer_id,
+        price,
+        ..
+    } = ended
+    else {
+        return Ok(None);
+    };
+    if price.total_kopecks <= Kopecks::ZERO {
+        return Ok(None);
+    }
+    charge_for(
+        account,
+        context,
+        NewCharge {
+            charge_id,
+            reason: ChargeReason::TripPrice,
+            source: ChargeSource::Trip { trip_id: *trip_id },
+            amount_kopecks: price.total_kopecks,
+            customer_id: *customer_id,
+        },
+    )
+    .map(Some)
+}

@@ -1,0 +1,652 @@
+//! Account rules, one test per rule: given the account's history, when a cause charges it or
+//! support refunds or waives, then these events or this rejection. A property at the end plays
+//! random charges, refunds and waivers and checks the money invariants after every event.
+
+use super::*;
+use crate::testing::*;
+use insta::assert_yaml_snapshot;
+use proptest::prelude::*;
+
+impl Addressed for AccountContext {
+    fn stream_id(&self) -> String {
+        self.account_id.stream_id()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
+/// Ivan's own account.
+const IVANS: AccountId = AccountId::Customer(IVAN);
+/// Charges are `…0401`, `…0402`; refunds `…0501`, `…0502`; a penalty `…0601`; a fine `…0701`.
+const CHARGE_1: ChargeId = ChargeId(Uuid::from_u128(0x401));
+const CHARGE_2: ChargeId = ChargeId(Uuid::from_u128(0x402));
+const REFUND_1: RefundId = RefundId(Uuid::from_u128(0x501));
+const REFUND_2: RefundId = RefundId(Uuid::from_u128(0x502));
+const PENALTY_1: PenaltyId = PenaltyId(Uuid::from_u128(0x601));
+const FINE_1: FineId = FineId(Uuid::from_u128(0x701));
+
+fn ivans_now() -> AccountContext {
+    AccountContext {
+        account_id: IVANS,
+        now: at(NOW),
+    }
+}
+
+/// Trip 1's price, 1,234.56 RUB, as charge 1.
+fn trip_charge() -> NewCharge {
+    NewCharge {
+        charge_id: CHARGE_1,
+        reason: ChargeReason::TripPrice,
+        source: ChargeSource::Trip { trip_id: TRIP_1 },
+        amount_kopecks: Kopecks(123_456),
+        customer_id: IVAN,
+    }
+}
+
+fn added(charge: NewCharge, when: &str) -> AccountEvent {
+    AccountEvent::ChargeAdded {
+        account_id: IVANS,
+        charge_id: charge.charge_id,
+        reason: charge.reason,
+        source: charge.source,
+        amount_kopecks: charge.amount_kopecks,
+        customer_id: charge.customer_id,
+        added_at: at(when),
+    }
+}
+
+/// Trip 1 was charged at 09:30.
+fn trip_charged() -> AccountEvent {
+    added(trip_charge(), "2026-11-25T09:30:00Z")
+}
+
+fn refunded(refund_id: RefundId, kopecks: i64) -> AccountEvent {
+    AccountEvent::ChargeRefunded {
+        charge_id: CHARGE_1,
+        refund_id,
+        amount_kopecks: Kopecks(kopecks),
+        reason: "Car was dirty at the start".to_owned(),
+        refunded_at: at("2026-11-25T09:40:00Z"),
+    }
+}
+
+fn refund(refund_id: RefundId, kopecks: i64) -> AccountCommand {
+    AccountCommand::Refund {
+        charge_id: CHARGE_1,
+        refund_id,
+        amount_kopecks: Kopecks(kopecks),
+        reason: "  Navigation failed mid-trip ".to_owned(),
+    }
+}
+
+fn waive(reason: &str) -> AccountCommand {
+    AccountCommand::Waive {
+        charge_id: CHARGE_1,
+        reason: reason.to_owned(),
+    }
+}
+
+// Charges.
+
+#[test]
+fn a_trip_price_becomes_a_charge_linked_to_the_trip() {
+    let scenario = Account::given([])
+        .when(AccountCommand::AddCharge(trip_charge()), ivans_now())
+        .then();
+    assert_eq!(scenario.events(), [added(trip_charge(), NOW)]);
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_charge_of_zero_kopecks_is_rejected() {
+    let free = NewCharge {
+        amount_kopecks: Kopecks::ZERO,
+        ..trip_charge()
+    };
+    let scenario = Account::given([])
+        .when(AccountCommand::AddCharge(free), ivans_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "amount_kopecks"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_charge_whose_reason_does_not_fit_its_source_is_rejected() {
+    // A penalty charge must link to a penalty, not to a trip: the link is how support and the
+    // auditors find out what the customer paid for.
+    let mislinked = NewCharge {
+        reason: ChargeReason::Penalty,
+        ..trip_charge()
+    };
+    let scenario = Account::given([])
+        .when(AccountCommand::AddCharge(mislinked), ivans_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "reason"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_charge_id_used_before_is_rejected() {
+    let reused = NewCharge {
+        source: ChargeSource::Trip { trip_id: TRIP_2 },
+        ..trip_charge()
+    };
+    let scenario = Account::given([trip_charged()])
+        .when(AccountCommand::AddCharge(reused), ivans_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::ChargeAlreadyAdded {
+            charge_id: CHARGE_1
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn charging_the_same_trip_twice_is_rejected_even_under_a_new_charge_id() {
+    let again = NewCharge {
+        charge_id: CHARGE_2,
+        ..trip_charge()
+    };
+    let scenario = Account::given([trip_charged()])
+        .when(AccountCommand::AddCharge(again), ivans_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::SourceAlreadyCharged {
+            source_kind: "trip".to_owned(),
+            source_id: TRIP_1.0,
+            reason: "trip_price".to_owned(),
+            charge_id: CHARGE_1,
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_fine_and_its_admin_fee_are_two_charges_from_one_fine() {
+    let fine = NewCharge {
+        charge_id: CHARGE_1,
+        reason: ChargeReason::Fine,
+        source: ChargeSource::Fine { fine_id: FINE_1 },
+        amount_kopecks: Kopecks(25_000),
+        customer_id: IVAN,
+    };
+    let fee = NewCharge {
+        charge_id: CHARGE_2,
+        reason: ChargeReason::FineAdminFee,
+        amount_kopecks: Kopecks(30_000),
+        ..fine.clone()
+    };
+    let events = charges_for(&AccountState::default(), &ivans_now(), [fine, fee]).unwrap();
+    assert_eq!(events.len(), 2);
+    let state = Account::fold(&events);
+    assert_eq!(state.totals().charged_kopecks, Kopecks(55_000));
+    assert_yaml_snapshot!(events);
+}
+
+#[test]
+fn charge_for_gives_the_one_event_to_append_with_the_cause() {
+    // What a trip's end, a reservation's end or a penalty calls: the account's event for the same
+    // append as its own.
+    let paid_waiting = NewCharge {
+        charge_id: CHARGE_2,
+        reason: ChargeReason::PaidWaiting,
+        source: ChargeSource::Reservation {
+            reservation_id: Uuid::from_u128(0x801),
+        },
+        amount_kopecks: Kopecks(4_500),
+        customer_id: IVAN,
+    };
+    let account = Account::fold(&[trip_charged()]);
+    let event = charge_for(&account, &ivans_now(), paid_waiting.clone()).unwrap();
+    assert_eq!(event, added(paid_waiting.clone(), NOW));
+    // The same charge again is refused, so a retried cause cannot bill twice.
+    let account = Account::evolve(account, &event);
+    assert!(matches!(
+        charge_for(&account, &ivans_now(), paid_waiting),
+        Err(Rejection::ChargeAlreadyAdded { .. })
+    ));
+}
+
+#[test]
+fn a_penalty_charge_links_to_its_penalty() {
+    let penalty = NewCharge {
+        charge_id: CHARGE_2,
+        reason: ChargeReason::Penalty,
+        source: ChargeSource::Penalty {
+            penalty_id: PENALTY_1,
+        },
+        amount_kopecks: Kopecks(500_000),
+        customer_id: IVAN,
+    };
+    let scenario = Account::given([trip_charged()])
+        .when(AccountCommand::AddCharge(penalty), ivans_now())
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [AccountEvent::ChargeAdded {
+            source: ChargeSource::Penalty { .. },
+            ..
+        }]
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+// Refunds.
+
+#[test]
+fn support_refunds_part_of_a_charge_with_the_trimmed_reason() {
+    let scenario = Account::given([trip_charged()])
+        .when(refund(REFUND_1, 23_456), ivans_now())
+        .then();
+    assert_eq!(
+        scenario.events(),
+        [AccountEvent::ChargeRefunded {
+            charge_id: CHARGE_1,
+            refund_id: REFUND_1,
+            amount_kopecks: Kopecks(23_456),
+            reason: "Navigation failed mid-trip".to_owned(),
+            refunded_at: at(NOW),
+        }]
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn support_refunds_the_rest_after_a_partial_refund() {
+    let scenario = Account::given([trip_charged(), refunded(REFUND_1, 23_456)])
+        .when(refund(REFUND_2, 100_000), ivans_now())
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [AccountEvent::ChargeRefunded {
+            amount_kopecks: Kopecks(100_000),
+            ..
+        }]
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_refund_beyond_what_remains_refundable_is_rejected() {
+    let scenario = Account::given([trip_charged(), refunded(REFUND_1, 23_456)])
+        .when(refund(REFUND_2, 100_001), ivans_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::RefundExceedsRefundable {
+            charge_id: CHARGE_1,
+            requested_kopecks: 100_001,
+            refundable_kopecks: 100_000,
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_refund_of_a_waived_charge_is_rejected() {
+    // A waived kopeck was never owed, so it can never have been paid, and there is nothing to
+    // give back.
+    let waived = AccountEvent::ChargeWaived {
+        charge_id: CHARGE_1,
+        amount_kopecks: Kopecks(123_456),
+        reason: "Goodwill".to_owned(),
+        waived_at: at("2026-11-25T09:45:00Z"),
+    };
+    let scenario = Account::given([trip_charged(), waived])
+        .when(refund(REFUND_1, 1), ivans_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::RefundExceedsRefundable {
+            refundable_kopecks: 0,
+            ..
+        }
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_refund_of_a_charge_not_on_the_account_is_rejected() {
+    let scenario = Account::given([])
+        .when(refund(REFUND_1, 100), ivans_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::ChargeNotFound {
+            account_id: IVANS,
+            charge_id: CHARGE_1,
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_refund_of_no_kopecks_is_rejected() {
+    let scenario = Account::given([trip_charged()])
+        .when(refund(REFUND_1, 0), ivans_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "amount_kopecks"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_refund_without_a_reason_is_rejected() {
+    let scenario = Account::given([trip_charged()])
+        .when(
+            AccountCommand::Refund {
+                charge_id: CHARGE_1,
+                refund_id: REFUND_1,
+                amount_kopecks: Kopecks(100),
+                reason: "   ".to_owned(),
+            },
+            ivans_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "reason"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+// Waivers.
+
+#[test]
+fn a_waiver_forgives_what_is_still_owed() {
+    let scenario = Account::given([trip_charged(), refunded(REFUND_1, 23_456)])
+        .when(waive("Customer in hospital"), ivans_now())
+        .then();
+    assert_eq!(
+        scenario.events(),
+        [AccountEvent::ChargeWaived {
+            charge_id: CHARGE_1,
+            amount_kopecks: Kopecks(100_000),
+            reason: "Customer in hospital".to_owned(),
+            waived_at: at(NOW),
+        }]
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_waiver_of_a_charge_with_nothing_owed_is_rejected() {
+    let scenario = Account::given([trip_charged(), refunded(REFUND_1, 123_456)])
+        .when(waive("Goodwill"), ivans_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::NothingToWaive {
+            charge_id: CHARGE_1
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_waiver_of_a_charge_not_on_the_account_is_rejected() {
+    let scenario = Account::given([trip_charged()])
+        .when(
+            AccountCommand::Waive {
+                charge_id: CHARGE_2,
+                reason: "Goodwill".to_owned(),
+            },
+            ivans_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::ChargeNotFound { charge_id, .. } if *charge_id == CHARGE_2
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_waiver_without_a_reason_is_rejected() {
+    let scenario = Account::given([trip_charged()])
+        .when(waive(""), ivans_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "reason"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+// The account's id and sums.
+
+#[test]
+fn an_account_id_is_text_and_a_stream() {
+    assert_eq!(
+        IVANS.to_string(),
+        "customer:00000000-0000-0000-0000-000000000101"
+    );
+    assert_eq!(IVANS.to_string().parse::<AccountId>().unwrap(), IVANS);
+    assert_eq!(
+        IVANS.stream_id(),
+        "account-00000000-0000-0000-0000-000000000101"
+    );
+    assert_eq!(AccountId::from_stream_id(&IVANS.stream_id()), Some(IVANS));
+    assert_eq!(AccountId::from_stream_id(&IVAN.stream_id()), None);
+    assert!("company:x".parse::<AccountId>().is_err());
+    assert_eq!(
+        serde_json::to_value(IVANS).unwrap(),
+        serde_json::json!("customer:00000000-0000-0000-0000-000000000101")
+    );
+}
+
+#[test]
+fn totals_add_up_over_charges_refunds_and_waivers() {
+    let penalty = NewCharge {
+        charge_id: CHARGE_2,
+        reason: ChargeReason::Penalty,
+        source: ChargeSource::Penalty {
+            penalty_id: PENALTY_1,
+        },
+        amount_kopecks: Kopecks(500_000),
+        customer_id: IVAN,
+    };
+    let state = Account::fold(&[
+        trip_charged(),
+        refunded(REFUND_1, 23_456),
+        added(penalty, NOW),
+        AccountEvent::ChargeWaived {
+            charge_id: CHARGE_2,
+            amount_kopecks: Kopecks(500_000),
+            reason: "First time".to_owned(),
+            waived_at: at(NOW),
+        },
+    ]);
+    assert_eq!(
+        state.totals(),
+        AccountTotals {
+            charged_kopecks: Kopecks(623_456),
+            refunded_kopecks: Kopecks(23_456),
+            waived_kopecks: Kopecks(500_000),
+            open_kopecks: Kopecks(100_000),
+        }
+    );
+    assert_eq!(state.check_invariants(), Ok(()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property: whatever support and the causes ask, in any order, every charge keeps
+// refunded + waived ≤ charged, and the totals add up to the sums of the events.
+
+#[derive(Clone, Debug)]
+enum Step {
+    Charge { source: u8, amount: i64 },
+    Refund { charge: u8, amount: i64 },
+    Waive { charge: u8 },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0u8..6, -100i64..200_000).prop_map(|(source, amount)| Step::Charge { source, amount }),
+        (0u8..8, -100i64..250_000).prop_map(|(charge, amount)| Step::Refund { charge, amount }),
+        (0u8..8).prop_map(|charge| Step::Waive { charge }),
+    ]
+}
+
+fn charge_id(n: u8) -> ChargeId {
+    ChargeId(Uuid::from_u128(0x400 + u128::from(n)))
+}
+
+proptest! {
+    #[test]
+    fn refunds_and_waivers_never_exceed_a_charge_and_totals_add_up(
+        steps in proptest::collection::vec(step(), 1..60)
+    ) {
+        let context = ivans_now();
+        let mut state = AccountState::default();
+        let (mut charged, mut refunded, mut waived) = (0i64, 0i64, 0i64);
+        let mut next_charge = 0u8;
+        for (n, step) in steps.into_iter().enumerate() {
+            let command = match step {
+                Step::Charge { source, amount } => {
+                    let id = charge_id(next_charge);
+                    next_charge = next_charge.wrapping_add(1);
+                    AccountCommand::AddCharge(NewCharge {
+                        charge_id: id,
+                        reason: ChargeReason::TripPrice,
+                        source: ChargeSource::Trip {
+                            trip_id: TripId(Uuid::from_u128(0x300 + u128::from(source))),
+                        },
+                        amount_kopecks: Kopecks(amount),
+                        customer_id: IVAN,
+                    })
+                }
+                Step::Refund { charge, amount } => AccountCommand::Refund {
+                    charge_id: charge_id(charge),
+                    refund_id: RefundId(Uuid::from_u128(0x10_000 + n as u128)),
+                    amount_kopecks: Kopecks(amount),
+                    reason: "support".to_owned(),
+                },
+                Step::Waive { charge } => AccountCommand::Waive {
+                    charge_id: charge_id(charge),
+                    reason: "support".to_owned(),
+                },
+            };
+            let before = state.clone();
+            match Account::decide(&state, &command, &context) {
+                Ok(events) => {
+                    for event in &events {
+                        match event {
+                            AccountEvent::ChargeAdded { amount_kopecks, .. } => charged += amount_kopecks.get(),
+                            AccountEvent::ChargeRefunded { amount_kopecks, .. } => refunded += amount_kopecks.get(),
+                            AccountEvent::ChargeWaived { amount_kopecks, .. } => waived += amount_kopecks.get(),
+                        }
+                        prop_assert!(event_amount(event) > 0, "{event:?}");
+                        state = Account::evolve(state, event);
+                        prop_assert_eq!(state.check_invariants(), Ok(()));
+                    }
+                }
+                Err(_) => prop_assert_eq!(&state, &before),
+            }
+            let totals = state.totals();
+            prop_assert_eq!(totals.charged_kopecks.get(), charged);
+            prop_assert_eq!(totals.refunded_kopecks.get(), refunded);
+            prop_assert_eq!(totals.waived_kopecks.get(), waived);
+            prop_assert_eq!(totals.open_kopecks.get(), charged - refunded - waived);
+            for charge in state.charges.values() {
+                prop_assert!(charge.refunded_kopecks + charge.waived_kopecks <= charge.amount_kopecks);
+            }
+        }
+    }
+}
+
+fn event_amount(event: &AccountEvent) -> i64 {
+    match event {
+        AccountEvent::ChargeAdded { amount_kopecks, .. }
+        | AccountEvent::ChargeRefunded { amount_kopecks, .. }
+        | AccountEvent::ChargeWaived { amount_kopecks, .. } => amount_kopecks.get(),
+    }
+}
+
+#[test]
+fn every_account_event_round_trips_through_the_store_encoding() {
+    let events = [
+        trip_charged(),
+        refunded(REFUND_1, 23_456),
+        AccountEvent::ChargeWaived {
+            charge_id: CHARGE_1,
+            amount_kopecks: Kopecks(100_000),
+            reason: "Goodwill".to_owned(),
+            waived_at: at(NOW),
+        },
+    ];
+    for event in events {
+        let encoded = crate::decider::encode(&event).unwrap();
+        let decoded: AccountEvent =
+            crate::decider::decode(&encoded.event_type, encoded.schema_version, encoded.data)
+                .unwrap();
+        assert_eq!(decoded, event);
+    }
+}
+
+#[test]
+fn a_trips_end_charges_its_price_to_the_trips_payer() {
+    // What the trip's end will call: the payer from the trip, the charge from `TripEnded`.
+    let started = trip_started("2026-11-25T09:00:00Z");
+    let ended = trip_ended(
+        std::slice::from_ref(&started),
+        "2026-11-25T09:20:00Z",
+        START_ODOMETER_M + 5_000,
+    );
+    let trip = crate::trip::Trip::fold([&started, &ended]);
+    let payer = payer_of_trip(&trip).unwrap();
+    assert_eq!(payer, IVANS);
+    let context = AccountContext {
+        account_id: payer,
+        now: at("2026-11-25T09:20:00Z"),
+    };
+    let charge = trip_price_charge(&AccountState::default(), &context, CHARGE_1, &ended)
+        .unwrap()
+        .unwrap();
+    let crate::trip::TripEvent::TripEnded { price, .. } = &ended else {
+        unreachable!()
+    };
+    assert!(matches!(
+        &charge,
+        AccountEvent::ChargeAdded { reason: ChargeReason::TripPrice, source: ChargeSource::Trip { trip_id }, amount_kopecks, .. }
+            if *trip_id == TRIP_1 && *amount_kopecks == price.total_kopecks
+    ));
+    assert_yaml_snapshot!(charge);
+    // Ending the same trip cannot be charged twice.
+    let account = Account::fold([&charge]);
+    assert!(matches!(
+        trip_price_charge(&account, &context, CHARGE_2, &ended),
+        Err(Rejection::SourceAlreadyCharged { .. })
+    ));
+    // Other trip events charge nothing.
+    assert_eq!(
+        trip_price_charge(&AccountState::default(), &context, CHARGE_1, &started),
+        Ok(None)
+    );
+}
+
+#[test]
+fn a_trip_that_cost_nothing_is_not_charged() {
+    let started = trip_started(NOW);
+    let ended = trip_ended(std::slice::from_ref(&started), NOW, START_ODOMETER_M);
+    let crate::trip::TripEvent::TripEnded { price, .. } = &ended else {
+        unreachable!()
+    };
+    assert_eq!(price.total_kopecks, Kopecks::ZERO);
+    assert_eq!(
+        trip_price_charge(&AccountState::default(), &ivans_now(), CHARGE_1, &ended),
+        Ok(None)
+    );
+}
