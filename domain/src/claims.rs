@@ -4,6 +4,7 @@
 //! The domain names the claims an event takes or gives up; the event store enforces them inside
 //! the append transaction, so two concurrent commands cannot both win.
 
+use crate::company::CompanyEvent;
 use crate::customer::CustomerEvent;
 use crate::ids::{CustomerId, VehicleId};
 use crate::rejection::Rejection;
@@ -24,6 +25,8 @@ pub enum Claim {
     Plate(String),
     /// A car in the fleet has this VIN.
     Vin(String),
+    /// A company registered with this INN (tax id).
+    CompanyInn(String),
 }
 
 impl Claim {
@@ -36,6 +39,7 @@ impl Claim {
             Claim::Email(email) => format!("customer-email:{email}"),
             Claim::Plate(plate) => format!("vehicle-plate:{plate}"),
             Claim::Vin(vin) => format!("vehicle-vin:{vin}"),
+            Claim::CompanyInn(inn) => format!("company-inn:{inn}"),
         }
     }
 
@@ -49,6 +53,7 @@ impl Claim {
             "customer-email" => Claim::Email(value.to_owned()),
             "vehicle-plate" => Claim::Plate(value.to_owned()),
             "vehicle-vin" => Claim::Vin(value.to_owned()),
+            "company-inn" => Claim::CompanyInn(value.to_owned()),
             _ => return None,
         })
     }
@@ -67,6 +72,7 @@ impl Claim {
             Claim::Email(email) => Some(taken("email", email, "another customer")),
             Claim::Plate(plate) => Some(taken("plate", plate, "another car")),
             Claim::Vin(vin) => Some(taken("vin", vin, "another car")),
+            Claim::CompanyInn(inn) => Some(taken("inn", inn, "another company")),
         }
     }
 
@@ -77,6 +83,16 @@ impl Claim {
                 Claim::Phone(profile.phone.as_str().to_owned()),
                 Claim::Email(profile.email.as_str().to_owned()),
             ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The claims a company event takes.
+    pub fn acquired_by_company(event: &CompanyEvent) -> Vec<Claim> {
+        match event {
+            CompanyEvent::CompanyRegistered { profile, .. } => {
+                vec![Claim::CompanyInn(profile.inn.as_str().to_owned())]
+            }
             _ => Vec::new(),
         }
     }
@@ -107,6 +123,7 @@ mod tests {
             Claim::Email("ivan@mail.ru".into()),
             Claim::Plate("А123ВС777".into()),
             Claim::Vin("XW8ZZZ61ZKG012345".into()),
+            Claim::CompanyInn("7707083893".into()),
         ];
         for claim in claims {
             assert_eq!(
