@@ -14,6 +14,8 @@ mod routes;
 
 use axum::Router;
 use axum::extract::FromRef;
+use domain::customer::KycPolicy;
+use domain::fleet::FleetPolicy;
 use domain::trip::Tariff;
 use domain::zone::OperatingArea;
 use event_store::EventStore;
@@ -36,6 +38,11 @@ pub struct CommandContext {
     pub area: Arc<OperatingArea>,
     /// The tariff a trip is fixed to when it starts.
     pub tariff: Arc<Tariff>,
+    /// Minimum age and driving experience for approving a customer (`fixtures/data/kyc.json`).
+    pub kyc: Arc<KycPolicy>,
+    /// Fleet thresholds: low fuel after a trip, the damage-report window
+    /// (`fixtures/data/fleet.json`).
+    pub fleet: Arc<FleetPolicy>,
 }
 
 impl FromRef<CommandContext> for TokenKeys {

@@ -71,6 +71,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         manual_clock,
         area: Arc::new(city.operating_area.clone()),
         tariff: Arc::new(tariff),
+        kyc: Arc::new(fixtures::kyc().context("loading the KYC rules fixture")?),
+        fleet: Arc::new(fixtures::fleet().context("loading the fleet fixture")?),
     });
     let (queries, queries_doc) = query_api::router(query_api::QueryContext {
         pool: pool.clone(),

@@ -3,7 +3,9 @@
 //! `operation_id` is also its command name on NATS (`velka.commands.<operation_id>`).
 
 mod admin;
+mod companies;
 mod customers;
+mod fleet;
 mod trips;
 mod vehicles;
 
@@ -26,6 +28,8 @@ use utoipa_axum::routes;
         (name = "vehicles", description = "The fleet and its telemetry"),
         (name = "trips", description = "Taking, driving, parking and handing back a car"),
         (name = "admin", description = "Operating the system"),
+        (name = "companies", description = "Business accounts and their employees"),
+        (name = "fleet", description = "Service tasks and damage reports"),
     )
 )]
 struct CommandDoc;
@@ -41,6 +45,17 @@ pub(crate) fn router() -> OpenApiRouter<CommandContext> {
         .routes(routes!(trips::resume))
         .routes(routes!(trips::end))
         .routes(routes!(admin::advance_clock, admin::read_clock))
+        .routes(routes!(customers::submit_documents))
+        .routes(routes!(customers::block))
+        .routes(routes!(customers::unblock))
+        .routes(routes!(companies::register))
+        .routes(routes!(companies::add_employee))
+        .routes(routes!(companies::remove_employee))
+        .routes(routes!(fleet::open_task))
+        .routes(routes!(fleet::assign))
+        .routes(routes!(fleet::start))
+        .routes(routes!(fleet::complete))
+        .routes(routes!(fleet::report_damage))
 }
 
 /// The envelope of a request, for routes that need a caller.

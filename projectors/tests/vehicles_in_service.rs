@@ -1,0 +1,97 @@
+//! `vehicles_view` follows a car into service and back: while it has an open service task it is
+//! `in_service` (and so never listed as available); the release after its last task makes it
+//! available again.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use domain::ids::{ServiceTaskId, VehicleId};
+use domain::service_task::ServiceTaskKind;
+use domain::vehicle::VehicleEvent;
+use event_store::testing::TestDatabase;
+use projectors::testing::*;
+use projectors::{Projections, Shutdown};
+use sqlx::Row;
+use support::{DEADLINE, fast};
+use uuid::Uuid;
+
+async fn status(pool: &sqlx::PgPool, car: VehicleId) -> (String, i64) {
+    let row = sqlx::query("SELECT status, stream_version FROM vehicles_view WHERE vehicle_id = $1")
+        .bind(car.0)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    (row.get("status"), row.get("stream_version"))
+}
+
+#[tokio::test]
+async fn a_car_is_in_service_while_it_has_open_tasks() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let shutdown = Shutdown::new();
+    let running = Projections::spawn(store.clone(), projectors::read_models(), fast(), &shutdown);
+    let car = VehicleId(Uuid::now_v7());
+    let stream = car.stream_id();
+    let (wash, refuel) = (ServiceTaskId(Uuid::now_v7()), ServiceTaskId(Uuid::now_v7()));
+    let t0 = at("2026-11-25T09:00:00Z");
+    Append::at(t0)
+        .events(&stream, &[vehicle_added(car, 1, RED_SQUARE, 1_000, t0)])
+        .commit(&store)
+        .await;
+    let sent = |task_id, kind| VehicleEvent::VehicleSentToService {
+        vehicle_id: car,
+        task_id,
+        kind,
+        sent_at: at("2026-11-25T09:10:00Z"),
+    };
+    Append::at(at("2026-11-25T09:10:00Z"))
+        .events(
+            &stream,
+            &[
+                sent(wash, ServiceTaskKind::Wash),
+                sent(refuel, ServiceTaskKind::Refuel),
+            ],
+        )
+        .commit(&store)
+        .await;
+    running.wait_caught_up(&store, DEADLINE).await.unwrap();
+    assert_eq!(status(db.pool(), car).await, ("in_service".to_owned(), 3));
+
+    let closed = |task_id| VehicleEvent::VehicleServiceTaskClosed {
+        vehicle_id: car,
+        task_id,
+        closed_at: at("2026-11-25T09:40:00Z"),
+    };
+    Append::at(at("2026-11-25T09:40:00Z"))
+        .events(&stream, &[closed(wash)])
+        .commit(&store)
+        .await;
+    running.wait_caught_up(&store, DEADLINE).await.unwrap();
+    assert_eq!(status(db.pool(), car).await, ("in_service".to_owned(), 4));
+
+    Append::at(at("2026-11-25T10:00:00Z"))
+        .events(
+            &stream,
+            &[
+                closed(refuel),
+                VehicleEvent::VehicleReleasedFromService {
+                    vehicle_id: car,
+                    released_at: at("2026-11-25T10:00:00Z"),
+                },
+            ],
+        )
+        .commit(&store)
+        .await;
+    running.wait_caught_up(&store, DEADLINE).await.unwrap();
+    assert_eq!(status(db.pool(), car).await, ("available".to_owned(), 6));
+    let updated: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT updated_at FROM vehicles_view WHERE vehicle_id = $1")
+            .bind(car.0)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(updated, at("2026-11-25T10:00:00Z"));
+    shutdown.trigger();
+    running.stopped().await;
+}
