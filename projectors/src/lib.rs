@@ -2,7 +2,8 @@
 //!
 //! - A [`Projector`] names the stream categories it reads and applies one event at a time
 //!   inside a transaction it is handed ([`TripsProjector`] → `trips_view`,
-//!   [`VehiclesProjector`] → `vehicles_view`).
+//!   [`VehiclesProjector`] → `vehicles_view`, [`ServiceTasksProjector`] →
+//!   `service_tasks_view`).
 //! - A [`ProjectorRunner`] follows the log from the projector's checkpoint and commits each
 //!   batch's rows and the new checkpoint in one transaction: exactly-once effects, no skips, a
 //!   bounded retry on failure, and a [`ProjectorStatus`] that says where it is and what failed.
@@ -18,6 +19,7 @@ mod checkpoint;
 mod projector;
 mod runner;
 mod running;
+mod service_tasks;
 mod shutdown;
 mod status;
 #[cfg(feature = "testing")]
@@ -30,6 +32,7 @@ pub use checkpoint::load as load_checkpoint;
 pub use projector::{ProjectionError, Projector, decode_event};
 pub use runner::{ProjectorRunner, RunnerConfig};
 pub use running::{Projections, WaitError, caught_up, start, wait_caught_up};
+pub use service_tasks::ServiceTasksProjector;
 pub use shutdown::Shutdown;
 pub use status::{
     FailedEvent, ProjectionFailure, ProjectorLag, ProjectorStatus, RunnerState, StatusSnapshot,
@@ -41,5 +44,9 @@ use std::sync::Arc;
 
 /// The read models the query API serves, to run together.
 pub fn read_models() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(TripsProjector), Arc::new(VehiclesProjector)]
+    vec![
+        Arc::new(TripsProjector),
+        Arc::new(VehiclesProjector),
+        Arc::new(ServiceTasksProjector),
+    ]
 }

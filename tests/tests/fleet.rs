@@ -242,6 +242,28 @@ async fn a_car_in_service_cannot_be_rented_until_its_last_task_is_completed() {
     assert_eq!(busy.body["rule"], "vehicle-in-use");
     assert_eq!(app.event_count().await.unwrap(), before);
 
+    // Fleet staff read the task from its read model; a customer may not.
+    let read = eventually(Duration::from_secs(10), || async {
+        let answer = app
+            .get(&format!("/v1/service-tasks/{wash_id}"), Some(&dispatcher))
+            .await?;
+        Ok(
+            (answer.status == StatusCode::OK && answer.body["status"] == "completed")
+                .then_some(answer.body),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(read["staff_id"], "fleet-7");
+    assert_eq!(read["kind"], "wash");
+    assert_eq!(read["note"], "Mud on the doors");
+    assert_eq!(read["completion_note"], "Washed");
+    let forbidden = app
+        .get(&format!("/v1/service-tasks/{wash_id}"), Some(&me))
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+
     // The task's history names who did what.
     let history = stream_events(&app, &format!("service_task-{wash_id}")).await;
     let actors: Vec<(&str, &str)> = history

@@ -43,6 +43,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/service-tasks/{task_id}/assign"),
     ("POST", "/v1/service-tasks/{task_id}/start"),
     ("POST", "/v1/service-tasks/{task_id}/complete"),
+    ("GET", "/v1/service-tasks/{task_id}"),
     ("POST", "/v1/vehicles/{vehicle_id}/damage-reports"),
 ];
 
