@@ -16,6 +16,8 @@ mod routes;
 
 use axum::Router;
 use axum::extract::FromRef;
+use domain::customer::KycPolicy;
+use domain::fleet::FleetPolicy;
 use domain::trip::Tariff;
 use domain::zone::OperatingArea;
 use event_store::EventStore;
@@ -40,6 +42,11 @@ pub struct CommandContext {
     pub tariff: Arc<Tariff>,
     /// The default amount of each kind of penalty (`fixtures/data/fees.json`).
     pub penalty_tariff: Arc<domain::penalty::PenaltyTariff>,
+    /// Minimum age and driving experience for approving a customer (`fixtures/data/kyc.json`).
+    pub kyc: Arc<KycPolicy>,
+    /// Fleet thresholds: low fuel after a trip, the damage-report window
+    /// (`fixtures/data/fleet.json`).
+    pub fleet: Arc<FleetPolicy>,
 }
 
 impl FromRef<CommandContext> for TokenKeys {

@@ -182,6 +182,121 @@ pub fn problem(rejection: &Rejection) -> Problem {
             "The resolution number was imported before with different details",
             Some("resolution_number"),
         ),
+        // --- people and fleet: KYC, companies, service tasks, damage reports ---
+        Rejection::CustomerTooYoung { .. } => (
+            S::CONFLICT,
+            "customer-too-young",
+            "The customer is younger than the minimum age to rent",
+            Some("birth_date"),
+        ),
+        Rejection::DrivingExperienceTooShort { .. } => (
+            S::CONFLICT,
+            "driving-experience-too-short",
+            "The customer has not held a licence long enough to rent",
+            Some("licence.issued_on"),
+        ),
+        Rejection::CompanyAlreadyRegistered { .. } => (
+            S::CONFLICT,
+            "company-already-registered",
+            "The company is already registered",
+            None,
+        ),
+        Rejection::CompanyNotFound { .. } => (
+            S::NOT_FOUND,
+            "company-not-found",
+            "No such company",
+            Some("company_id"),
+        ),
+        Rejection::CustomerAlreadyEmployee { .. } => (
+            S::CONFLICT,
+            "customer-already-employee",
+            "The customer is already an employee of this company",
+            Some("customer_id"),
+        ),
+        Rejection::CustomerInAnotherCompany { .. } => (
+            S::CONFLICT,
+            "customer-in-another-company",
+            "The customer is an employee of another company",
+            Some("customer_id"),
+        ),
+        Rejection::CustomerNotEmployee { .. } => (
+            S::CONFLICT,
+            "customer-not-employee",
+            "The customer is not an employee of this company",
+            Some("customer_id"),
+        ),
+        Rejection::VehicleInUse { .. } => (
+            S::CONFLICT,
+            "vehicle-in-use",
+            "A car in a trip or reserved cannot be sent to service",
+            Some("vehicle_id"),
+        ),
+        Rejection::VehicleNotInService { .. } => (
+            S::CONFLICT,
+            "vehicle-not-in-service",
+            "The car has no such open service task",
+            None,
+        ),
+        Rejection::ServiceTaskAlreadyOpened { .. } => (
+            S::CONFLICT,
+            "service-task-already-opened",
+            "The service task is already open",
+            None,
+        ),
+        Rejection::ServiceTaskNotFound { .. } => (
+            S::NOT_FOUND,
+            "service-task-not-found",
+            "No such service task",
+            None,
+        ),
+        Rejection::ServiceTaskAlreadyAssigned { .. } => (
+            S::CONFLICT,
+            "service-task-already-assigned",
+            "The service task is already assigned to this staff member",
+            Some("staff_id"),
+        ),
+        Rejection::ServiceTaskNotAssigned { .. } => (
+            S::CONFLICT,
+            "service-task-not-assigned",
+            "The service task must be assigned before it starts",
+            None,
+        ),
+        Rejection::ServiceTaskAssignedToAnother { .. } => (
+            S::FORBIDDEN,
+            "service-task-assigned-to-another",
+            "The service task is someone else's",
+            None,
+        ),
+        Rejection::ServiceTaskAlreadyStarted { .. } => (
+            S::CONFLICT,
+            "service-task-already-started",
+            "The service task has already started",
+            None,
+        ),
+        Rejection::ServiceTaskNotStarted { .. } => (
+            S::CONFLICT,
+            "service-task-not-started",
+            "The service task must be started before it is completed",
+            None,
+        ),
+        Rejection::ServiceTaskAlreadyCompleted { .. } => (
+            S::CONFLICT,
+            "service-task-already-completed",
+            "The service task is already completed",
+            None,
+        ),
+        Rejection::DamageReportAlreadyFiled { .. } => (
+            S::CONFLICT,
+            "damage-report-already-filed",
+            "The damage report has already been filed",
+            None,
+        ),
+        Rejection::VehicleNotRentedByCustomer { .. } => (
+            S::FORBIDDEN,
+            "vehicle-not-rented-by-customer",
+            "A customer may report damage only on a car they have or have just handed back",
+            Some("vehicle_id"),
+        ),
     };
     let problem = Problem::new(status, rule, title, rejection.to_string());
     match field {

@@ -5,6 +5,7 @@
 //! The domain names the claims an event takes or gives up; the event store enforces them inside
 //! the append transaction, so two concurrent commands cannot both win.
 
+use crate::company::CompanyEvent;
 use crate::customer::CustomerEvent;
 use crate::fine::FineEvent;
 use crate::ids::{CustomerId, VehicleId};
@@ -28,6 +29,8 @@ pub enum Claim {
     Vin(String),
     /// A fine with this resolution number was imported.
     FineResolution(String),
+    /// A company registered with this INN (tax id).
+    CompanyInn(String),
 }
 
 impl Claim {
@@ -41,6 +44,7 @@ impl Claim {
             Claim::Plate(plate) => format!("vehicle-plate:{plate}"),
             Claim::Vin(vin) => format!("vehicle-vin:{vin}"),
             Claim::FineResolution(number) => format!("fine-resolution:{number}"),
+            Claim::CompanyInn(inn) => format!("company-inn:{inn}"),
         }
     }
 
@@ -55,6 +59,7 @@ impl Claim {
             "vehicle-plate" => Claim::Plate(value.to_owned()),
             "vehicle-vin" => Claim::Vin(value.to_owned()),
             "fine-resolution" => Claim::FineResolution(value.to_owned()),
+            "company-inn" => Claim::CompanyInn(value.to_owned()),
             _ => return None,
         })
     }
@@ -76,6 +81,7 @@ impl Claim {
             // The import decides again against the fine holding the number: the same fine is an
             // idempotent repeat, other details a conflict.
             Claim::FineResolution(_) => None,
+            Claim::CompanyInn(inn) => Some(taken("inn", inn, "another company")),
         }
     }
 
@@ -86,6 +92,16 @@ impl Claim {
                 Claim::Phone(profile.phone.as_str().to_owned()),
                 Claim::Email(profile.email.as_str().to_owned()),
             ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The claims a company event takes.
+    pub fn acquired_by_company(event: &CompanyEvent) -> Vec<Claim> {
+        match event {
+            CompanyEvent::CompanyRegistered { profile, .. } => {
+                vec![Claim::CompanyInn(profile.inn.as_str().to_owned())]
+            }
             _ => Vec::new(),
         }
     }
@@ -126,6 +142,7 @@ mod tests {
             Claim::Plate("А123ВС777".into()),
             Claim::Vin("XW8ZZZ61ZKG012345".into()),
             Claim::FineResolution("18810177231125000017".into()),
+            Claim::CompanyInn("7707083893".into()),
         ];
         for claim in claims {
             assert_eq!(

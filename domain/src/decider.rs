@@ -203,6 +203,7 @@ mod tests {
             CustomerEvent::CustomerUnblocked {
                 customer_id: IVAN,
                 reason: BlockReason::Documents,
+                note: "New licence checked".to_owned(),
                 unblocked_at: at(NOW),
             },
         ];

@@ -69,6 +69,21 @@ aggregate_id!(
     PenaltyId,
     "penalty"
 );
+aggregate_id!(
+    /// A business customer whose employees' trips are billed to it.
+    CompanyId,
+    "company"
+);
+aggregate_id!(
+    /// A job fleet staff do on a car (refuel, wash, relocate, repair).
+    ServiceTaskId,
+    "service_task"
+);
+aggregate_id!(
+    /// A report of damage found on a car, with its photos.
+    DamageReportId,
+    "damage_report"
+);
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,9 @@
 //! API layer can map each to a stable problem type in exactly one place.
 
 use crate::account::{AccountId, ChargeId};
-use crate::ids::{CustomerId, FineId, PenaltyId, TripId, VehicleId};
+use crate::ids::{
+    CompanyId, CustomerId, DamageReportId, FineId, PenaltyId, ServiceTaskId, TripId, VehicleId,
+};
 use serde::Serialize;
 
 /// Input that cannot be turned into a domain value, naming the offending field by its path in
@@ -175,6 +177,98 @@ pub enum Rejection {
     ResolutionNumberConflict {
         resolution_number: String,
         fine_id: FineId,
+    },
+    // --- people and fleet: KYC, companies, service tasks, damage reports ---
+    /// Approval refused: the customer is younger than the KYC policy's minimum age.
+    #[error("customer {customer_id} is {age_years}, younger than {min_age_years}")]
+    CustomerTooYoung {
+        customer_id: CustomerId,
+        age_years: u32,
+        min_age_years: u32,
+    },
+    /// Approval refused: the licence was issued too recently.
+    #[error(
+        "customer {customer_id} has driven for {experience_years} full years, less than {min_experience_years}"
+    )]
+    DrivingExperienceTooShort {
+        customer_id: CustomerId,
+        experience_years: u32,
+        min_experience_years: u32,
+    },
+    /// The company id is already registered.
+    #[error("company {company_id} is already registered")]
+    CompanyAlreadyRegistered { company_id: CompanyId },
+    /// No company with this id has registered.
+    #[error("company {company_id} does not exist")]
+    CompanyNotFound { company_id: CompanyId },
+    /// The customer is already an employee of this company.
+    #[error("customer {customer_id} is already an employee of company {company_id}")]
+    CustomerAlreadyEmployee {
+        customer_id: CustomerId,
+        company_id: CompanyId,
+    },
+    /// A customer belongs to at most one company; this one belongs to `company_id`.
+    #[error("customer {customer_id} is an employee of another company, {company_id}")]
+    CustomerInAnotherCompany {
+        customer_id: CustomerId,
+        company_id: CompanyId,
+    },
+    /// The customer is not an employee of this company.
+    #[error("customer {customer_id} is not an employee of company {company_id}")]
+    CustomerNotEmployee {
+        customer_id: CustomerId,
+        company_id: CompanyId,
+    },
+    /// A car in a trip (or reserved) is someone's: it cannot be sent to service.
+    #[error("vehicle {vehicle_id} is in use ({status})")]
+    VehicleInUse {
+        vehicle_id: VehicleId,
+        status: String,
+    },
+    /// The car has no open service task with this id (its stream and the task's disagree).
+    #[error("vehicle {vehicle_id} has no open service task {task_id}")]
+    VehicleNotInService {
+        vehicle_id: VehicleId,
+        task_id: ServiceTaskId,
+    },
+    /// The service task id was already used.
+    #[error("service task {task_id} is already open")]
+    ServiceTaskAlreadyOpened { task_id: ServiceTaskId },
+    /// No service task with this id was opened.
+    #[error("service task {task_id} does not exist")]
+    ServiceTaskNotFound { task_id: ServiceTaskId },
+    /// The task is already assigned to this staff member.
+    #[error("service task {task_id} is already assigned to {staff_id}")]
+    ServiceTaskAlreadyAssigned {
+        task_id: ServiceTaskId,
+        staff_id: String,
+    },
+    /// The task must be assigned before it is started.
+    #[error("service task {task_id} is not assigned to anyone")]
+    ServiceTaskNotAssigned { task_id: ServiceTaskId },
+    /// Only the staff member the task is assigned to may start or complete it.
+    #[error("service task {task_id} is assigned to {staff_id}")]
+    ServiceTaskAssignedToAnother {
+        task_id: ServiceTaskId,
+        staff_id: String,
+    },
+    /// The task is already being worked on.
+    #[error("service task {task_id} has already started")]
+    ServiceTaskAlreadyStarted { task_id: ServiceTaskId },
+    /// The task must be started before it is completed.
+    #[error("service task {task_id} has not started")]
+    ServiceTaskNotStarted { task_id: ServiceTaskId },
+    /// The task is done; it takes no more commands.
+    #[error("service task {task_id} is already completed")]
+    ServiceTaskAlreadyCompleted { task_id: ServiceTaskId },
+    /// The damage report id was already used.
+    #[error("damage report {report_id} has already been filed")]
+    DamageReportAlreadyFiled { report_id: DamageReportId },
+    /// A customer may report damage only on a car they have in a trip or have just returned.
+    #[error("customer {customer_id} has no current or just-ended trip in vehicle {vehicle_id}")]
+    VehicleNotRentedByCustomer {
+        vehicle_id: VehicleId,
+        customer_id: CustomerId,
     },
 }
 

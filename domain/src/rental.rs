@@ -5,12 +5,18 @@
 //! inside the operating area and locked. The decision names events for two streams (the trip's
 //! and the car's), which the command side appends in one transaction, and the exclusive claims
 //! (one active trip per customer, one per car) that the store enforces under concurrency.
+//!
+//! A car handed back with a low tank also gets a refuel task (see [`crate::fleet::after_trip`]):
+//! the end decision then names a third stream, the new task's, appended in the same transaction
+//! as the trip's end, so a car is never back in rotation with an empty tank.
 
 use crate::claims::Claim;
 use crate::customer::{CustomerState, VerificationStatus};
 use crate::decider::Decider;
-use crate::ids::{CustomerId, TripId, VehicleId};
+use crate::fleet::{self, FleetPolicy, OpenServiceTask, OpenedServiceTask};
+use crate::ids::{CustomerId, ServiceTaskId, TripId, VehicleId};
 use crate::rejection::Rejection;
+use crate::service_task::ServiceTaskState;
 use crate::trip::{Tariff, Trip, TripCommand, TripContext, TripEvent, TripStart, TripState};
 use crate::vehicle::{Vehicle, VehicleCommand, VehicleContext, VehicleEvent, VehicleState};
 use crate::zone::OperatingArea;
@@ -31,6 +37,10 @@ pub struct RentalDecision {
     pub acquire: Vec<String>,
     /// Claims to give up.
     pub release: Vec<String>,
+    /// A service task opened with this step (a refuel task after a trip ended with a low tank),
+    /// for its own new stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_task: Option<OpenedServiceTask>,
 }
 
 /// The claim that a customer has an active trip.
@@ -154,6 +164,7 @@ pub fn start_trip(input: StartTrip<'_>) -> Result<RentalDecision, Rejection> {
             vehicle_trip_claim(vehicle_id),
         ],
         release: Vec::new(),
+        service_task: None,
     })
 }
 
@@ -170,6 +181,10 @@ pub struct EndTrip<'a> {
     pub vehicle: &'a VehicleState,
     /// Where trips may end.
     pub area: &'a OperatingArea,
+    /// When a car handed back needs a refuel task.
+    pub fleet: &'a FleetPolicy,
+    /// The id a refuel task gets if the trip's end opens one.
+    pub service_task_id: ServiceTaskId,
 }
 
 /// Decides whether a trip may end where the car stands, and prices it.
@@ -180,6 +195,8 @@ pub fn end_trip(input: EndTrip<'_>) -> Result<RentalDecision, Rejection> {
         trip,
         vehicle,
         area,
+        fleet: fleet_policy,
+        service_task_id,
     } = input;
     let Some(start) = &trip.started else {
         return Err(Rejection::TripNotFound { trip_id });
@@ -208,11 +225,32 @@ pub fn end_trip(input: EndTrip<'_>) -> Result<RentalDecision, Rejection> {
         },
         &TripContext { trip_id, now },
     )?;
-    let vehicle_events = Vehicle::decide(
+    let mut vehicle_events = Vehicle::decide(
         vehicle,
         &VehicleCommand::Return { trip_id },
         &VehicleContext { vehicle_id, now },
     )?;
+    let returned = vehicle_events.iter().fold(vehicle.clone(), |state, event| {
+        Vehicle::evolve(state, event)
+    });
+    let mut service_task = None;
+    if let Some(task) = fleet::after_trip(&returned, fleet_policy) {
+        let opened = fleet::open_service_task(OpenServiceTask {
+            task_id: service_task_id,
+            now,
+            task: &ServiceTaskState::default(),
+            vehicle_id,
+            vehicle: &returned,
+            kind: task.kind,
+            note: Some(task.note),
+            after_trip_id: Some(trip_id),
+        })?;
+        vehicle_events.extend(opened.vehicle);
+        service_task = Some(OpenedServiceTask {
+            task_id: service_task_id,
+            events: opened.task,
+        });
+    }
     Ok(RentalDecision {
         trip: trip_events,
         vehicle: vehicle_events,
@@ -221,5 +259,6 @@ pub fn end_trip(input: EndTrip<'_>) -> Result<RentalDecision, Rejection> {
             customer_trip_claim(start.customer_id),
             vehicle_trip_claim(vehicle_id),
         ],
+        service_task,
     })
 }

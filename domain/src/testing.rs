@@ -6,10 +6,10 @@
 //! tests and a diff shows exactly which fact changed. Everything is fixed (times parsed from
 //! text, ids from small numbers): snapshots never depend on the clock or on randomness.
 
-use crate::customer::{CustomerContext, CustomerEvent, CustomerProfile};
+use crate::customer::{CustomerContext, CustomerEvent, CustomerProfile, KycPolicy};
 use crate::decider::Decider;
 use crate::geo::{GeoPoint, Polygon};
-use crate::ids::{CustomerId, TripId, VehicleId};
+use crate::ids::{CompanyId, CustomerId, DamageReportId, ServiceTaskId, TripId, VehicleId};
 use crate::money::{Currency, Kopecks};
 use crate::rejection::Rejection;
 use crate::trip::{Tariff, Trip, TripCommand, TripContext, TripEvent, TripStart};
@@ -162,6 +162,33 @@ impl Addressed for TripContext {
     }
 }
 
+impl Addressed for crate::company::CompanyContext {
+    fn stream_id(&self) -> String {
+        self.company_id.stream_id()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
+impl Addressed for crate::service_task::ServiceTaskContext {
+    fn stream_id(&self) -> String {
+        self.task_id.stream_id()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
+impl Addressed for crate::damage::DamageReportContext {
+    fn stream_id(&self) -> String {
+        self.report_id.stream_id()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fixed facts.
 
@@ -189,6 +216,18 @@ pub(crate) const TRIP_1: TripId = TripId(Uuid::from_u128(0x301));
 /// Another trip.
 pub(crate) const TRIP_2: TripId = TripId(Uuid::from_u128(0x302));
 
+/// The refuel task a trip's end opens when the tank is low. Service tasks are `…0401`,
+/// `…0402`; companies `…0501`; damage reports `…0601`.
+pub(crate) const REFUEL_TASK: ServiceTaskId = ServiceTaskId(Uuid::from_u128(0x401));
+/// A service task fleet staff open by hand.
+pub(crate) const WASH_TASK: ServiceTaskId = ServiceTaskId(Uuid::from_u128(0x402));
+/// Romashka LLC, a business customer.
+pub(crate) const ROMASHKA: CompanyId = CompanyId(Uuid::from_u128(0x501));
+/// Another company.
+pub(crate) const LUTIK: CompanyId = CompanyId(Uuid::from_u128(0x502));
+/// A damage report.
+pub(crate) const REPORT_1: DamageReportId = DamageReportId(Uuid::from_u128(0x601));
+
 /// When customers registered.
 pub(crate) const REGISTERED_AT: &str = "2026-11-01T09:00:00Z";
 /// When support verified them.
@@ -203,6 +242,24 @@ pub(crate) fn customer_context(customer_id: CustomerId, now: &str) -> CustomerCo
     CustomerContext {
         customer_id,
         now: at(now),
+        kyc: kyc_policy(),
+    }
+}
+
+/// The KYC rules of the Moscow fixture: 21 years old, 2 years of driving.
+pub(crate) fn kyc_policy() -> KycPolicy {
+    KycPolicy {
+        min_age_years: 21,
+        min_driving_experience_years: 2,
+    }
+}
+
+/// The fleet rules of the fixture: a refuel task below 20 %, damage reports up to 30 minutes
+/// after a trip.
+pub(crate) fn fleet_policy() -> crate::fleet::FleetPolicy {
+    crate::fleet::FleetPolicy {
+        low_fuel_percent: 20,
+        damage_report_window_s: 1800,
     }
 }
 

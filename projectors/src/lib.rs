@@ -2,7 +2,8 @@
 //!
 //! - A [`Projector`] names the stream categories it reads and applies one event at a time
 //!   inside a transaction it is handed ([`TripsProjector`] → `trips_view`,
-//!   [`VehiclesProjector`] → `vehicles_view`).
+//!   [`VehiclesProjector`] → `vehicles_view`, [`ServiceTasksProjector`] →
+//!   `service_tasks_view`).
 //! - A [`ProjectorRunner`] follows the log from the projector's checkpoint and commits each
 //!   batch's rows and the new checkpoint in one transaction: exactly-once effects, no skips, a
 //!   bounded retry on failure, and a [`ProjectorStatus`] that says where it is and what failed.
@@ -20,6 +21,7 @@ mod fines;
 mod projector;
 mod runner;
 mod running;
+mod service_tasks;
 mod shutdown;
 mod status;
 #[cfg(feature = "testing")]
@@ -34,6 +36,7 @@ pub use fines::FinesProjector;
 pub use projector::{ProjectionError, Projector, decode_event};
 pub use runner::{ProjectorRunner, RunnerConfig};
 pub use running::{Projections, WaitError, caught_up, start, wait_caught_up};
+pub use service_tasks::ServiceTasksProjector;
 pub use shutdown::Shutdown;
 pub use status::{
     FailedEvent, ProjectionFailure, ProjectorLag, ProjectorStatus, RunnerState, StatusSnapshot,
@@ -50,5 +53,6 @@ pub fn read_models() -> Vec<Arc<dyn Projector>> {
         Arc::new(VehiclesProjector),
         Arc::new(AccountsProjector),
         Arc::new(FinesProjector),
+        Arc::new(ServiceTasksProjector),
     ]
 }

@@ -122,6 +122,39 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
             .await?;
             (*vehicle_id, written)
         }
+        VehicleEvent::VehicleSentToService {
+            vehicle_id,
+            sent_at: at,
+            ..
+        }
+        | VehicleEvent::VehicleServiceTaskClosed {
+            vehicle_id,
+            closed_at: at,
+            ..
+        }
+        | VehicleEvent::VehicleReleasedFromService {
+            vehicle_id,
+            released_at: at,
+        } => {
+            // Closing one of several tasks keeps the car in service; the release after the
+            // last one makes it available.
+            let status = match &vehicle_event {
+                VehicleEvent::VehicleReleasedFromService { .. } => "available",
+                _ => "in_service",
+            };
+            let written = sqlx::query(
+                "UPDATE vehicles_view
+                 SET status = $2, updated_at = $3, stream_version = $4
+                 WHERE vehicle_id = $1 AND stream_version < $4",
+            )
+            .bind(vehicle_id.0)
+            .bind(status)
+            .bind(at)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+            (*vehicle_id, written)
+        }
     };
     Guarded {
         view: View::Vehicles,

@@ -16,6 +16,8 @@ pub(crate) enum View {
     Trips,
     /// `vehicles_view`, keyed by `vehicle_id`.
     Vehicles,
+    /// `service_tasks_view`, keyed by `task_id`.
+    ServiceTasks,
 }
 
 impl View {
@@ -23,6 +25,9 @@ impl View {
         match self {
             View::Trips => "SELECT stream_version FROM trips_view WHERE trip_id = $1",
             View::Vehicles => "SELECT stream_version FROM vehicles_view WHERE vehicle_id = $1",
+            View::ServiceTasks => {
+                "SELECT stream_version FROM service_tasks_view WHERE task_id = $1"
+            }
         }
     }
 
@@ -30,6 +35,7 @@ impl View {
         match self {
             View::Trips => "trips_view",
             View::Vehicles => "vehicles_view",
+            View::ServiceTasks => "service_tasks_view",
         }
     }
 }

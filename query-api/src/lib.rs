@@ -1,5 +1,6 @@
 //! The read side over HTTP: trips from `trips_view`, available cars near a point from
-//! `vehicles_view`, and the raw history of a stream for support and audit.
+//! `vehicles_view`, service tasks from `service_tasks_view`, and the raw history of a stream
+//! for support and audit.
 //!
 //! Every answer is built from a read model the projectors maintain (except stream history, read
 //! from the event store itself), so it may lag the last command by a moment; every error is an
@@ -13,6 +14,7 @@ mod error;
 mod fines;
 mod params;
 mod search_area;
+mod service_tasks;
 mod streams;
 mod trips;
 mod vehicles;
@@ -64,6 +66,7 @@ pub fn router(context: QueryContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(streams::stream_events))
         .routes(utoipa_axum::routes!(accounts::get_account))
         .routes(utoipa_axum::routes!(fines::get_fine))
+        .routes(utoipa_axum::routes!(service_tasks::get_service_task))
         .with_state(context)
         .split_for_parts()
 }

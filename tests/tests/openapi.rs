@@ -41,6 +41,22 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/penalties"),
     ("POST", "/v1/fines"),
     ("GET", "/v1/fines/{fine_id}"),
+    // People and fleet.
+    ("POST", "/v1/customers/{customer_id}/documents"),
+    ("POST", "/v1/customers/{customer_id}/blocks"),
+    ("POST", "/v1/customers/{customer_id}/blocks/{reason}/lift"),
+    ("POST", "/v1/companies"),
+    ("POST", "/v1/companies/{company_id}/employees"),
+    (
+        "POST",
+        "/v1/companies/{company_id}/employees/{customer_id}/remove",
+    ),
+    ("POST", "/v1/vehicles/{vehicle_id}/service-tasks"),
+    ("POST", "/v1/service-tasks/{task_id}/assign"),
+    ("POST", "/v1/service-tasks/{task_id}/start"),
+    ("POST", "/v1/service-tasks/{task_id}/complete"),
+    ("GET", "/v1/service-tasks/{task_id}"),
+    ("POST", "/v1/vehicles/{vehicle_id}/damage-reports"),
 ];
 
 fn documented(document: &Value) -> BTreeSet<(String, String)> {

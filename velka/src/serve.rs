@@ -73,6 +73,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         area: Arc::new(city.operating_area.clone()),
         tariff: Arc::new(tariff),
         penalty_tariff: Arc::new(fees.penalty_amounts_kopecks),
+        kyc: Arc::new(fixtures::kyc().context("loading the KYC rules fixture")?),
+        fleet: Arc::new(fixtures::fleet().context("loading the fleet fixture")?),
     });
     let (queries, queries_doc) = query_api::router(query_api::QueryContext {
         pool: pool.clone(),

@@ -1,4 +1,5 @@
-//! Customers: self-registration from the app, and support's verification decision.
+//! Customers: self-registration from the app, KYC documents, support's verification decision,
+//! and blocks put and lifted by support.
 
 use super::{envelope_of, path_id};
 use crate::CommandContext;
@@ -11,14 +12,14 @@ use chrono::NaiveDate;
 use domain::Decider;
 use domain::claims::Claim;
 use domain::customer::{
-    Customer, CustomerCommand, CustomerContext, CustomerProfile, CustomerState,
-    VerificationDecision,
+    BlockReason, Customer, CustomerCommand, CustomerContext, CustomerProfile, CustomerState,
+    KycDocuments, LicenceCategories, Passport, VerificationDecision,
 };
 use domain::ids::CustomerId;
 use domain::value::{Email, Licence, PersonName, Phone};
 use event_store::{Claims, ExpectedVersion};
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Role};
+use http_edge::{Caller, JsonBody, Problem, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -110,7 +111,11 @@ pub(crate) async fn register(
         let events = Customer::decide(
             &CustomerState::default(),
             &CustomerCommand::Register(profile),
-            &CustomerContext { customer_id, now },
+            &CustomerContext {
+                customer_id,
+                now,
+                kyc: (*context.kyc).clone(),
+            },
         )?;
         let stream_id = customer_id.stream_id();
         Ok(Decision {
@@ -203,7 +208,11 @@ pub(crate) async fn decide_verification(
         let events = Customer::decide(
             &customer.state,
             &CustomerCommand::DecideVerification(decision.clone()),
-            &CustomerContext { customer_id, now },
+            &CustomerContext {
+                customer_id,
+                now,
+                kyc: (*context.kyc).clone(),
+            },
         )?;
         let status = match decision {
             VerificationDecision::Approved => "verified",
@@ -218,6 +227,312 @@ pub(crate) async fn decide_verification(
                 verification: status,
             }),
         })
+    })
+    .await
+}
+
+/// Parses the customer id in the path.
+fn customer_in_path(raw_id: &str) -> Result<CustomerId, Problem> {
+    path_id(raw_id, "customer-not-found", "customer").map(CustomerId)
+}
+
+/// Loads a customer, decides `command` for them and answers `body` with `status`.
+async fn decide_for_customer(
+    context: &CommandContext,
+    customer_id: CustomerId,
+    command: &CustomerCommand,
+    status: StatusCode,
+    answer: impl Fn(&CustomerState) -> serde_json::Value,
+) -> Result<Decision, crate::pipeline::CommandError> {
+    let stream_id = customer_id.stream_id();
+    let customer = load::<Customer>(&context.store, &stream_id).await?;
+    let now = context.clock.now();
+    let events = Customer::decide(
+        &customer.state,
+        command,
+        &CustomerContext {
+            customer_id,
+            now,
+            kyc: (*context.kyc).clone(),
+        },
+    )?;
+    let after = events.iter().fold(customer.state.clone(), |state, event| {
+        Customer::evolve(state, event)
+    });
+    Ok(Decision {
+        writes: vec![write(stream_id, customer.expected(), &events, now)?],
+        claims: Claims::default(),
+        status,
+        body: answer(&after),
+    })
+}
+
+/// `POST /v1/customers/{id}/documents` body: the customer's KYC documents.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DocumentsBody {
+    passport: PassportBody,
+    licence: KycLicenceBody,
+    /// As in the passport.
+    birth_date: NaiveDate,
+}
+
+/// A Russian internal passport.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PassportBody {
+    /// Four digits.
+    #[schema(example = "45 10")]
+    series: String,
+    /// Six digits.
+    #[schema(example = "123456")]
+    number: String,
+    issued_on: NaiveDate,
+    /// The issuing authority as printed.
+    #[schema(example = "ОВД Тверского района г. Москвы")]
+    issued_by: String,
+}
+
+/// A driving licence with its categories.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct KycLicenceBody {
+    #[schema(example = "99 01 654321")]
+    number: String,
+    /// The day it was first issued: driving experience counts from here.
+    issued_on: NaiveDate,
+    expires_on: NaiveDate,
+    /// The categories it opens; must include `B`.
+    #[schema(example = json!(["B", "B1"]))]
+    categories: Vec<String>,
+}
+
+impl DocumentsBody {
+    fn documents(&self) -> Result<KycDocuments, domain::FieldError> {
+        let passport = &self.passport;
+        let licence = &self.licence;
+        Ok(KycDocuments {
+            passport: Passport::parse(
+                "passport",
+                &passport.series,
+                &passport.number,
+                passport.issued_on,
+                &passport.issued_by,
+            )?,
+            licence: Licence::parse(
+                "licence",
+                &licence.number,
+                licence.issued_on,
+                licence.expires_on,
+            )?,
+            licence_categories: LicenceCategories::parse(
+                "licence.categories",
+                &licence.categories,
+            )?,
+            birth_date: self.birth_date,
+        })
+    }
+}
+
+/// Documents received; support reviews them next.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DocumentsSubmitted {
+    customer_id: CustomerId,
+    /// Always `pending`: support must approve the new documents before the next trip.
+    verification: &'static str,
+}
+
+/// The customer (or support on their behalf) submits KYC documents; they replace the birth date
+/// and licence given at registration, and verification is pending review again.
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{customer_id}/documents",
+    operation_id = "submit_kyc_documents",
+    tag = "customers",
+    request_body = DocumentsBody,
+    params(("customer_id" = Uuid, Path, description = "The customer"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 200, description = "Documents recorded; verification is pending", body = DocumentsSubmitted), CommandProblems),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn submit_documents(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<DocumentsBody>,
+) -> Response {
+    if let Err(problem) = caller.require(&[Role::Customer, Role::Support]) {
+        return problem.into_response();
+    }
+    let customer_id = match customer_in_path(&raw_id) {
+        Ok(id) => id,
+        Err(problem) => return problem.into_response(),
+    };
+    // A customer submits only their own documents.
+    if caller.role == Role::Customer && !caller.is_customer(&customer_id.to_string()) {
+        return Problem::forbidden("a customer may submit only their own documents")
+            .into_response();
+    }
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    let context = &context;
+    let body = &body.value;
+    execute(context, envelope, || async move {
+        let command = CustomerCommand::SubmitDocuments(body.documents()?);
+        decide_for_customer(context, customer_id, &command, StatusCode::OK, |after| {
+            json!(DocumentsSubmitted {
+                customer_id,
+                verification: after.verification.as_str(),
+            })
+        })
+        .await
+    })
+    .await
+}
+
+/// `POST /v1/customers/{id}/blocks` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BlockBody {
+    /// Which block: each reason is put and lifted on its own.
+    reason: BlockReason,
+    /// Why, for the record (at most 1000 characters).
+    #[schema(example = "Chargeback on trip 0194…")]
+    note: String,
+}
+
+/// `POST /v1/customers/{id}/blocks/{reason}/lift` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LiftBody {
+    /// Why, for the record (at most 1000 characters).
+    #[schema(example = "Documents re-checked")]
+    note: String,
+}
+
+/// The customer's blocks after the change.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BlocksChanged {
+    customer_id: CustomerId,
+    /// The reason put or lifted.
+    reason: BlockReason,
+    /// Every reason still active; the customer may rent only when this is empty.
+    active_blocks: Vec<BlockReason>,
+}
+
+/// Support blocks a customer for a reason; a blocked customer cannot start trips.
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{customer_id}/blocks",
+    operation_id = "block_customer",
+    tag = "customers",
+    request_body = BlockBody,
+    params(("customer_id" = Uuid, Path, description = "The customer"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 201, description = "Blocked", body = BlocksChanged), CommandProblems),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn block(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<BlockBody>,
+) -> Response {
+    if let Err(problem) = caller.require(&[Role::Support]) {
+        return problem.into_response();
+    }
+    let customer_id = match customer_in_path(&raw_id) {
+        Ok(id) => id,
+        Err(problem) => return problem.into_response(),
+    };
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    let reason = body.value.reason;
+    let command = CustomerCommand::Block {
+        reason,
+        note: body.value.note.clone(),
+    };
+    let context = &context;
+    let command = &command;
+    execute(context, envelope, || async move {
+        decide_for_customer(
+            context,
+            customer_id,
+            command,
+            StatusCode::CREATED,
+            |after| {
+                json!(BlocksChanged {
+                    customer_id,
+                    reason,
+                    active_blocks: after.blocks.iter().copied().collect(),
+                })
+            },
+        )
+        .await
+    })
+    .await
+}
+
+/// Support lifts one block; the customer's other blocks stay.
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{customer_id}/blocks/{reason}/lift",
+    operation_id = "unblock_customer",
+    tag = "customers",
+    request_body = LiftBody,
+    params(("customer_id" = Uuid, Path, description = "The customer"), ("reason" = BlockReason, Path, description = "The block to lift"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 200, description = "Lifted", body = BlocksChanged), CommandProblems),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn unblock(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path((raw_id, raw_reason)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<LiftBody>,
+) -> Response {
+    if let Err(problem) = caller.require(&[Role::Support]) {
+        return problem.into_response();
+    }
+    let customer_id = match customer_in_path(&raw_id) {
+        Ok(id) => id,
+        Err(problem) => return problem.into_response(),
+    };
+    let Ok(reason) = serde_json::from_value::<BlockReason>(json!(raw_reason)) else {
+        return crate::rejection::problem(&domain::Rejection::InvalidField(
+            domain::FieldError::new("reason", "must be one of debt, fraud, documents, support"),
+        ))
+        .into_response();
+    };
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    let command = CustomerCommand::Unblock {
+        reason,
+        note: body.value.note.clone(),
+    };
+    let context = &context;
+    let command = &command;
+    execute(context, envelope, || async move {
+        decide_for_customer(context, customer_id, command, StatusCode::OK, |after| {
+            json!(BlocksChanged {
+                customer_id,
+                reason,
+                active_blocks: after.blocks.iter().copied().collect(),
+            })
+        })
+        .await
     })
     .await
 }

@@ -4,8 +4,10 @@
 
 mod accounts;
 mod admin;
+mod companies;
 mod customers;
 mod fines;
+mod fleet;
 mod penalties;
 mod trips;
 mod vehicles;
@@ -32,6 +34,8 @@ use utoipa_axum::routes;
         (name = "accounts", description = "Charges on a payer's account, their refunds and waivers"),
         (name = "penalties", description = "Penalties support issues against a trip"),
         (name = "fines", description = "Traffic fines imported from the fine feed"),
+        (name = "companies", description = "Business accounts and their employees"),
+        (name = "fleet", description = "Service tasks and damage reports"),
     )
 )]
 struct CommandDoc;
@@ -51,6 +55,17 @@ pub(crate) fn router() -> OpenApiRouter<CommandContext> {
         .routes(routes!(accounts::waive_charge))
         .routes(routes!(penalties::issue))
         .routes(routes!(fines::import))
+        .routes(routes!(customers::submit_documents))
+        .routes(routes!(customers::block))
+        .routes(routes!(customers::unblock))
+        .routes(routes!(companies::register))
+        .routes(routes!(companies::add_employee))
+        .routes(routes!(companies::remove_employee))
+        .routes(routes!(fleet::open_task))
+        .routes(routes!(fleet::assign))
+        .routes(routes!(fleet::start))
+        .routes(routes!(fleet::complete))
+        .routes(routes!(fleet::report_damage))
 }
 
 /// The envelope of a request, for routes that need a caller.

@@ -292,6 +292,8 @@ pub(crate) async fn end(
         Ok(request) => request,
         Err(problem) => return problem.into_response(),
     };
+    // The id of the refuel task the end opens if the tank is low (a new stream of its own).
+    let service_task_id = domain::ids::ServiceTaskId(Uuid::now_v7());
     let context = &context;
     execute(context, envelope, || async move {
         let trip = owned_trip(context, trip_id, customer_id).await?;
@@ -307,16 +309,28 @@ pub(crate) async fn end(
             trip: &trip.state,
             vehicle: &vehicle.state,
             area: &context.area,
+            fleet: &context.fleet,
+            service_task_id,
         })?;
         let price = decision.trip.iter().find_map(|event| match event {
             domain::trip::TripEvent::TripEnded { price, .. } => Some(price.clone()),
             _ => None,
         });
+        let mut writes = vec![
+            write(trip_id.stream_id(), trip.expected(), &decision.trip, now)?,
+            write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
+        ];
+        if let Some(task) = &decision.service_task {
+            // Same append as the trip's end: the car never shows as available in between.
+            writes.push(write(
+                task.task_id.stream_id(),
+                event_store::ExpectedVersion::NoStream,
+                &task.events,
+                now,
+            )?);
+        }
         Ok(Decision {
-            writes: vec![
-                write(trip_id.stream_id(), trip.expected(), &decision.trip, now)?,
-                write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
-            ],
+            writes,
             claims: Claims {
                 acquire: decision.acquire,
                 holder: None,

@@ -1,10 +1,27 @@
 //! Customer rules.
 
 use super::{
-    CustomerCommand, CustomerContext, CustomerEvent, CustomerProfile, CustomerState,
+    CustomerCommand, CustomerContext, CustomerEvent, CustomerProfile, CustomerState, KycDocuments,
     VerificationDecision, VerificationStatus,
 };
+use crate::ids::{CompanyId, CustomerId};
 use crate::rejection::{FieldError, Rejection};
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// The longest note a block or its lifting may carry.
+const MAX_NOTE_CHARS: usize = 1000;
+
+/// A block's note, trimmed and bounded.
+fn note(raw: &str) -> Result<String, FieldError> {
+    let trimmed = raw.trim();
+    if trimmed.chars().count() > MAX_NOTE_CHARS {
+        return Err(FieldError::new(
+            "note",
+            format!("must be at most {MAX_NOTE_CHARS} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
 
 pub(super) fn decide(
     state: &CustomerState,
@@ -55,6 +72,12 @@ pub(super) fn decide(
                     expired_on: profile.licence.expires_on,
                 });
             }
+            context.kyc.check(
+                customer_id,
+                profile.birth_date,
+                &profile.licence,
+                now.date_naive(),
+            )?;
             Ok(vec![CustomerEvent::CustomerVerified {
                 customer_id,
                 verified_at: now,
@@ -91,11 +114,11 @@ pub(super) fn decide(
             Ok(vec![CustomerEvent::CustomerBlocked {
                 customer_id,
                 reason: *reason,
-                note: note.trim().to_owned(),
+                note: self::note(note)?,
                 blocked_at: now,
             }])
         }
-        CustomerCommand::Unblock { reason } => {
+        CustomerCommand::Unblock { reason, note } => {
             registered()?;
             if !state.blocks.contains(reason) {
                 return Err(Rejection::BlockUnchanged {
@@ -106,8 +129,103 @@ pub(super) fn decide(
             Ok(vec![CustomerEvent::CustomerUnblocked {
                 customer_id,
                 reason: *reason,
+                note: self::note(note)?,
                 unblocked_at: now,
             }])
         }
+        CustomerCommand::SubmitDocuments(documents) => {
+            registered()?;
+            check_document_dates(documents, now.date_naive())?;
+            if !documents.licence_categories.includes_cars() {
+                return Err(FieldError::new(
+                    "licence.categories",
+                    "must include B: only a category B licence allows driving a car",
+                )
+                .into());
+            }
+            Ok(vec![CustomerEvent::KycDocumentsSubmitted {
+                customer_id,
+                documents: documents.clone(),
+                submitted_at: now,
+            }])
+        }
+        CustomerCommand::JoinCompany { company_id } => {
+            join_company(state, customer_id, *company_id, now)
+        }
+        CustomerCommand::LeaveCompany { company_id } => {
+            leave_company(state, customer_id, *company_id, now)
+        }
     }
+}
+
+/// Dates that cannot be true of real documents: the future, or before the holder was born.
+fn check_document_dates(documents: &KycDocuments, today: NaiveDate) -> Result<(), FieldError> {
+    let birth_date = documents.birth_date;
+    if birth_date >= today {
+        return Err(FieldError::new("birth_date", "must be in the past"));
+    }
+    let issued = [
+        ("passport.issued_on", documents.passport.issued_on),
+        ("licence.issued_on", documents.licence.issued_on),
+    ];
+    for (field, issued_on) in issued {
+        if issued_on > today {
+            return Err(FieldError::new(field, "must not be in the future"));
+        }
+        if issued_on <= birth_date {
+            return Err(FieldError::new(field, "must be after birth_date"));
+        }
+    }
+    Ok(())
+}
+
+/// The customer's side of being taken on by a company: they must be registered and belong to
+/// no company yet (a customer's trips are billed to at most one company).
+pub fn join_company(
+    state: &CustomerState,
+    customer_id: CustomerId,
+    company_id: CompanyId,
+    now: DateTime<Utc>,
+) -> Result<Vec<CustomerEvent>, Rejection> {
+    if !state.is_registered() {
+        return Err(Rejection::CustomerNotFound { customer_id });
+    }
+    match state.company_id {
+        Some(current) if current == company_id => Err(Rejection::CustomerAlreadyEmployee {
+            customer_id,
+            company_id,
+        }),
+        Some(current) => Err(Rejection::CustomerInAnotherCompany {
+            customer_id,
+            company_id: current,
+        }),
+        None => Ok(vec![CustomerEvent::CustomerJoinedCompany {
+            customer_id,
+            company_id,
+            joined_at: now,
+        }]),
+    }
+}
+
+/// The customer's side of leaving a company: they must be its employee.
+pub fn leave_company(
+    state: &CustomerState,
+    customer_id: CustomerId,
+    company_id: CompanyId,
+    now: DateTime<Utc>,
+) -> Result<Vec<CustomerEvent>, Rejection> {
+    if !state.is_registered() {
+        return Err(Rejection::CustomerNotFound { customer_id });
+    }
+    if state.company_id != Some(company_id) {
+        return Err(Rejection::CustomerNotEmployee {
+            customer_id,
+            company_id,
+        });
+    }
+    Ok(vec![CustomerEvent::CustomerLeftCompany {
+        customer_id,
+        company_id,
+        left_at: now,
+    }])
 }

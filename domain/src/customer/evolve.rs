@@ -18,6 +18,18 @@ pub(super) fn evolve(mut state: CustomerState, event: &CustomerEvent) -> Custome
         CustomerEvent::CustomerUnblocked { reason, .. } => {
             state.blocks.remove(reason);
         }
+        CustomerEvent::KycDocumentsSubmitted { documents, .. } => {
+            if let Some(profile) = state.profile.as_mut() {
+                profile.birth_date = documents.birth_date;
+                profile.licence = documents.licence.clone();
+            }
+            state.documents = Some(documents.clone());
+            state.verification = VerificationStatus::Pending;
+        }
+        CustomerEvent::CustomerJoinedCompany { company_id, .. } => {
+            state.company_id = Some(*company_id);
+        }
+        CustomerEvent::CustomerLeftCompany { .. } => state.company_id = None,
     }
     state
 }

@@ -2,17 +2,21 @@
 //! them from renting.
 
 mod decide;
+pub mod documents;
 mod evolve;
 #[cfg(test)]
 mod tests;
 
 use crate::decider::{Decider, DomainEvent};
-use crate::ids::CustomerId;
+use crate::ids::{CompanyId, CustomerId};
 use crate::rejection::Rejection;
 use crate::value::{Email, Licence, PersonName, Phone};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+
+pub use decide::{join_company, leave_company};
+pub use documents::{KycDocuments, KycPolicy, LicenceCategories, Passport};
 
 /// The customer decider.
 #[derive(Debug)]
@@ -27,6 +31,13 @@ pub struct CustomerState {
     pub verification: VerificationStatus,
     /// Active blocks. A customer may rent only when this is empty; each reason is lifted on its own.
     pub blocks: BTreeSet<BlockReason>,
+    /// The KYC documents last submitted, if any. Their birth date and licence have replaced the
+    /// registration's in `profile`, which is what the rules read.
+    pub documents: Option<KycDocuments>,
+    /// The company the customer is an employee of (B2B), if any; at most one at a time. Trip
+    /// billing routes the charge of a trip to this company instead of the customer's own card:
+    /// read it from the customer's state folded when the trip ends.
+    pub company_id: Option<CompanyId>,
 }
 
 impl CustomerState {
@@ -57,7 +68,7 @@ pub struct CustomerProfile {
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerificationStatus {
-    /// Registered, documents not yet decided on.
+    /// Registered, or documents (re)submitted, and not yet decided on.
     #[default]
     Pending,
     /// Support approved the documents: the customer may rent.
@@ -79,6 +90,7 @@ impl VerificationStatus {
 
 /// Why a customer is blocked. Reasons are independent: paying a debt lifts only `Debt`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BlockReason {
     /// Unpaid debt.
@@ -135,6 +147,20 @@ pub enum CustomerCommand {
     Unblock {
         /// Which block.
         reason: BlockReason,
+        /// Free text for the record.
+        note: String,
+    },
+    /// The customer (or support on their behalf) submits KYC documents for review.
+    SubmitDocuments(KycDocuments),
+    /// A company took the customer on as an employee (decided together with the company).
+    JoinCompany {
+        /// Which company.
+        company_id: CompanyId,
+    },
+    /// A company let the customer go.
+    LeaveCompany {
+        /// Which company.
+        company_id: CompanyId,
     },
 }
 
@@ -172,7 +198,29 @@ pub enum CustomerEvent {
     CustomerUnblocked {
         customer_id: CustomerId,
         reason: BlockReason,
+        /// Why, for the record. Absent in events written before lifting took a note.
+        #[serde(default)]
+        note: String,
         unblocked_at: DateTime<Utc>,
+    },
+    /// The customer submitted KYC documents; verification is pending review again.
+    KycDocumentsSubmitted {
+        customer_id: CustomerId,
+        #[serde(flatten)]
+        documents: KycDocuments,
+        submitted_at: DateTime<Utc>,
+    },
+    /// The customer became an employee of a company; their trips are billed to it.
+    CustomerJoinedCompany {
+        customer_id: CustomerId,
+        company_id: CompanyId,
+        joined_at: DateTime<Utc>,
+    },
+    /// The customer stopped being an employee of a company; their trips are their own again.
+    CustomerLeftCompany {
+        customer_id: CustomerId,
+        company_id: CompanyId,
+        left_at: DateTime<Utc>,
     },
 }
 
@@ -185,6 +233,8 @@ pub struct CustomerContext {
     pub customer_id: CustomerId,
     /// Now, from the injected clock.
     pub now: DateTime<Utc>,
+    /// Minimum age and driving experience for approval (`fixtures/data/kyc.json`).
+    pub kyc: KycPolicy,
 }
 
 impl Decider for Customer {

@@ -286,6 +286,7 @@ fn unblock_lifts_the_block() {
         .when(
             CustomerCommand::Unblock {
                 reason: BlockReason::Support,
+                note: "Checked with the customer".to_owned(),
             },
             ivan_now(),
         )
@@ -306,6 +307,7 @@ fn unblock_a_reason_that_is_not_active_is_rejected_as_unchanged() {
         .when(
             CustomerCommand::Unblock {
                 reason: BlockReason::Debt,
+                note: "Checked with the customer".to_owned(),
             },
             ivan_now(),
         )
@@ -327,11 +329,401 @@ fn lifting_one_block_leaves_the_other_reasons_active() {
     .when(
         CustomerCommand::Unblock {
             reason: BlockReason::Debt,
+            note: "Debt paid".to_owned(),
         },
         ivan_now(),
     )
     .then();
     let after = Customer::fold(scenario.given.iter().chain(scenario.events()));
     assert_eq!(after.blocks, BTreeSet::from([BlockReason::Fraud]));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn block_with_a_note_over_a_thousand_characters_is_rejected() {
+    let scenario = Customer::given(verified_customer(IVAN))
+        .when(
+            CustomerCommand::Block {
+                reason: BlockReason::Support,
+                note: "x".repeat(1001),
+            },
+            ivan_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "note"
+    ));
+    assert_yaml_snapshot!(scenario, {".when.note" => "[1001 characters]"});
+}
+
+// KYC: age and driving experience on approval. The fixture's policy: 21 years, 2 years.
+
+fn registered_born(birth_date: &str, licence_issued_on: &str) -> CustomerEvent {
+    let mut young = profile(IVAN);
+    young.birth_date = day(birth_date);
+    young.licence = crate::value::Licence::parse(
+        "licence",
+        "77 12 345678",
+        day(licence_issued_on),
+        day("2034-01-01"),
+    )
+    .unwrap();
+    registered_with(young)
+}
+
+#[test]
+fn approve_a_customer_younger_than_the_minimum_age_is_rejected() {
+    // 25 November 2026: born 26 November 2005, Ivan turns 21 tomorrow.
+    let scenario = Customer::given([registered_born("2005-11-26", "2023-12-01")])
+        .when(approve(), ivan_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::CustomerTooYoung {
+            customer_id: IVAN,
+            age_years: 20,
+            min_age_years: 21,
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn approve_on_the_day_the_customer_reaches_the_minimum_age_is_allowed() {
+    let scenario = Customer::given([registered_born("2005-11-25", "2023-12-01")])
+        .when(approve(), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [CustomerEvent::CustomerVerified { .. }]
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn approve_with_less_driving_experience_than_the_minimum_is_rejected() {
+    // The licence was issued on 26 November 2024: two years of driving tomorrow.
+    let scenario = Customer::given([registered_born("1990-05-17", "2024-11-26")])
+        .when(approve(), ivan_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::DrivingExperienceTooShort {
+            customer_id: IVAN,
+            experience_years: 1,
+            min_experience_years: 2,
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn approve_on_the_day_driving_experience_reaches_the_minimum_is_allowed() {
+    let scenario = Customer::given([registered_born("1990-05-17", "2024-11-25")])
+        .when(approve(), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [CustomerEvent::CustomerVerified { .. }]
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn approve_applies_the_minimums_of_the_policy_in_the_context() {
+    // The same 22-year-old with 3 years of driving passes Moscow's rules but not stricter ones:
+    // the numbers come from the context (the fixture), not from the code.
+    let history = [registered_born("2004-03-01", "2023-06-01")];
+    let strict = CustomerContext {
+        kyc: KycPolicy {
+            min_age_years: 23,
+            min_driving_experience_years: 2,
+        },
+        ..ivan_now()
+    };
+    let refused = Customer::given(history.clone())
+        .when(approve(), strict)
+        .then();
+    assert!(matches!(
+        refused.rejection(),
+        Rejection::CustomerTooYoung {
+            age_years: 22,
+            min_age_years: 23,
+            ..
+        }
+    ));
+    let accepted = Customer::given(history).when(approve(), ivan_now()).then();
+    assert!(matches!(
+        accepted.events(),
+        [CustomerEvent::CustomerVerified { .. }]
+    ));
+    assert_yaml_snapshot!(refused);
+}
+
+// KYC documents.
+
+fn documents() -> KycDocuments {
+    KycDocuments {
+        passport: Passport::parse(
+            "passport",
+            "4510",
+            "123456",
+            day("2010-06-01"),
+            "ОВД Тверского района г. Москвы",
+        )
+        .unwrap(),
+        licence: crate::value::Licence::parse(
+            "licence",
+            "99 01 654321",
+            day("2016-03-10"),
+            day("2036-03-10"),
+        )
+        .unwrap(),
+        licence_categories: LicenceCategories::parse(
+            "licence.categories",
+            &["B".to_owned(), "B1".to_owned()],
+        )
+        .unwrap(),
+        birth_date: day("1990-05-17"),
+    }
+}
+
+#[test]
+fn submit_documents_records_them_and_puts_verification_back_to_pending() {
+    let scenario = Customer::given(verified_customer(IVAN))
+        .when(CustomerCommand::SubmitDocuments(documents()), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [CustomerEvent::KycDocumentsSubmitted { .. }]
+    ));
+    let after = Customer::fold(scenario.given.iter().chain(scenario.events()));
+    assert_eq!(after.verification, VerificationStatus::Pending);
+    let profile = after.profile.as_ref().unwrap();
+    assert_eq!(
+        profile.licence,
+        documents().licence,
+        "the new licence replaces the old"
+    );
+    assert_eq!(after.documents, Some(documents()));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn approve_checks_the_licence_of_the_documents_submitted_last() {
+    // Registered with a fine licence, then submitted one issued a year ago.
+    let mut recent = documents();
+    recent.licence = crate::value::Licence::parse(
+        "licence",
+        "99 01 654321",
+        day("2025-10-01"),
+        day("2035-10-01"),
+    )
+    .unwrap();
+    let submitted = CustomerEvent::KycDocumentsSubmitted {
+        customer_id: IVAN,
+        documents: recent,
+        submitted_at: at("2026-11-20T10:00:00Z"),
+    };
+    let scenario = Customer::given([registered(IVAN), submitted])
+        .when(approve(), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::DrivingExperienceTooShort {
+            experience_years: 1,
+            ..
+        }
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn submit_documents_of_an_unregistered_customer_is_rejected() {
+    let scenario = Customer::given([])
+        .when(CustomerCommand::SubmitDocuments(documents()), ivan_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::CustomerNotFound { customer_id: IVAN }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn submit_a_licence_without_category_b_is_rejected() {
+    let mut trucks_only = documents();
+    trucks_only.licence_categories =
+        LicenceCategories::parse("licence.categories", &["C".to_owned(), "CE".to_owned()]).unwrap();
+    let scenario = Customer::given([registered(IVAN)])
+        .when(CustomerCommand::SubmitDocuments(trucks_only), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "licence.categories"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn submit_a_licence_issued_in_the_future_is_rejected() {
+    let mut future = documents();
+    future.licence = crate::value::Licence::parse(
+        "licence",
+        "99 01 654321",
+        day("2026-11-26"),
+        day("2036-11-26"),
+    )
+    .unwrap();
+    let scenario = Customer::given([registered(IVAN)])
+        .when(CustomerCommand::SubmitDocuments(future), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "licence.issued_on"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn submit_a_passport_issued_before_its_holder_was_born_is_rejected() {
+    let mut impossible = documents();
+    impossible.passport.issued_on = day("1989-01-01");
+    let scenario = Customer::given([registered(IVAN)])
+        .when(CustomerCommand::SubmitDocuments(impossible), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "passport.issued_on"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn submit_a_birth_date_in_the_future_is_rejected() {
+    let mut unborn = documents();
+    unborn.birth_date = day("2026-12-01");
+    let scenario = Customer::given([registered(IVAN)])
+        .when(CustomerCommand::SubmitDocuments(unborn), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "birth_date"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+// Companies, the customer's side.
+
+fn joined(company_id: CompanyId) -> CustomerEvent {
+    CustomerEvent::CustomerJoinedCompany {
+        customer_id: IVAN,
+        company_id,
+        joined_at: at("2026-11-15T09:00:00Z"),
+    }
+}
+
+#[test]
+fn join_a_company_makes_it_the_customers_company() {
+    let scenario = Customer::given(verified_customer(IVAN))
+        .when(
+            CustomerCommand::JoinCompany {
+                company_id: ROMASHKA,
+            },
+            ivan_now(),
+        )
+        .then();
+    let after = Customer::fold(scenario.given.iter().chain(scenario.events()));
+    assert_eq!(after.company_id, Some(ROMASHKA));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn join_a_second_company_is_rejected() {
+    let scenario = Customer::given([registered(IVAN), joined(LUTIK)])
+        .when(
+            CustomerCommand::JoinCompany {
+                company_id: ROMASHKA,
+            },
+            ivan_now(),
+        )
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::CustomerInAnotherCompany {
+            customer_id: IVAN,
+            company_id: LUTIK,
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn join_the_same_company_twice_is_rejected() {
+    let scenario = Customer::given([registered(IVAN), joined(ROMASHKA)])
+        .when(
+            CustomerCommand::JoinCompany {
+                company_id: ROMASHKA,
+            },
+            ivan_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::CustomerAlreadyEmployee { .. }
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn join_a_company_as_an_unregistered_customer_is_rejected() {
+    let scenario = Customer::given([])
+        .when(
+            CustomerCommand::JoinCompany {
+                company_id: ROMASHKA,
+            },
+            ivan_now(),
+        )
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::CustomerNotFound { customer_id: IVAN }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn leave_the_company_frees_the_customer_to_join_another() {
+    let scenario = Customer::given([registered(IVAN), joined(ROMASHKA)])
+        .when(
+            CustomerCommand::LeaveCompany {
+                company_id: ROMASHKA,
+            },
+            ivan_now(),
+        )
+        .then();
+    let after = Customer::fold(scenario.given.iter().chain(scenario.events()));
+    assert_eq!(after.company_id, None);
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn leave_a_company_the_customer_is_not_in_is_rejected() {
+    let scenario = Customer::given([registered(IVAN), joined(LUTIK)])
+        .when(
+            CustomerCommand::LeaveCompany {
+                company_id: ROMASHKA,
+            },
+            ivan_now(),
+        )
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::CustomerNotEmployee {
+            customer_id: IVAN,
+            company_id: ROMASHKA,
+        }
+    );
     assert_yaml_snapshot!(scenario);
 }

@@ -6,6 +6,7 @@
 use super::*;
 use crate::customer::{BlockReason, Customer, CustomerCommand, CustomerContext, CustomerEvent};
 use crate::money::Kopecks;
+use crate::service_task::{ServiceTaskEvent, ServiceTaskKind};
 use crate::testing::*;
 use crate::trip::TripPhase;
 use crate::vehicle::{Telemetry, VehicleStatus};
@@ -150,6 +151,8 @@ impl Given {
             trip: &Trip::fold(&self.trip),
             vehicle: &Vehicle::fold(&self.vehicle),
             area: &area,
+            fleet: &fleet_policy(),
+            service_task_id: REFUEL_TASK,
         });
         self.area = Some(area);
         Scenario {
@@ -285,6 +288,7 @@ fn start_after_the_last_block_is_lifted_is_allowed() {
             CustomerEvent::CustomerUnblocked {
                 customer_id: IVAN,
                 reason: BlockReason::Debt,
+                note: "Debt paid".to_owned(),
                 unblocked_at: at("2026-11-11T09:00:00Z"),
             },
         ])
@@ -446,6 +450,44 @@ fn end_charges_every_started_kilometre_over_the_included_distance() {
     assert_eq!(price.distance_kopecks, Kopecks(4_500));
     assert_eq!(price.driving_minutes, 90);
     assert_eq!(price.total_kopecks, Kopecks(90 * 1_200 + 4_500));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn end_with_a_low_tank_opens_a_refuel_task_and_keeps_the_car_out_of_rotation() {
+    // 15 % left, below the fleet's 20 %: the same decision returns the car, opens a refuel task
+    // on its own stream and sends the car to service, so nobody can take it with an empty tank.
+    let scenario = given()
+        .customer(verified_customer(IVAN))
+        .vehicle(kia_in_trip_1_reporting(reading(
+            chistye_prudy(),
+            15,
+            START_ODOMETER_M + 8_400,
+            true,
+        )))
+        .trip([trip_started(NOW)])
+        .end(TRIP_1, "2026-11-25T10:17:00Z");
+    let decision = scenario.decision();
+    assert!(matches!(
+        decision.vehicle[..],
+        [
+            VehicleEvent::VehicleReturned { .. },
+            VehicleEvent::VehicleSentToService {
+                task_id: REFUEL_TASK,
+                kind: ServiceTaskKind::Refuel,
+                ..
+            }
+        ]
+    ));
+    let task = decision.service_task.as_ref().unwrap();
+    assert_eq!(task.task_id, REFUEL_TASK);
+    assert!(matches!(
+        task.events[..],
+        [ServiceTaskEvent::ServiceTaskOpened { ref opening, .. }]
+            if opening.after_trip_id == Some(TRIP_1) && opening.vehicle_id == KIA
+    ));
+    let car = Vehicle::fold(scenario.given.vehicle.iter().chain(&decision.vehicle));
+    assert_eq!(car.status.as_str(), "in_service");
     assert_yaml_snapshot!(scenario);
 }
 
@@ -741,6 +783,8 @@ mod invariants {
                         trip: &state,
                         vehicle: &Vehicle::fold(&self.vehicles[&vehicle_id]),
                         area: &self.area,
+                        fleet: &fleet_policy(),
+                        service_task_id: REFUEL_TASK,
                     });
                     if let Ok(decision) = decided {
                         self.apply(decision, trip_id, vehicle_id);
@@ -783,7 +827,13 @@ mod invariants {
                 Step::Unblock {
                     customer: c,
                     reason,
-                } => self.decide_customer(customer(c), CustomerCommand::Unblock { reason }),
+                } => self.decide_customer(
+                    customer(c),
+                    CustomerCommand::Unblock {
+                        reason,
+                        note: String::new(),
+                    },
+                ),
             }
         }
 
@@ -792,6 +842,7 @@ mod invariants {
             let context = CustomerContext {
                 customer_id,
                 now: self.now,
+                kyc: kyc_policy(),
             };
             if let Ok(events) =
                 Customer::decide(&Customer::fold(history.iter()), &command, &context)

@@ -89,5 +89,41 @@ pub(super) fn decide(
                 trip_id: *trip_id,
             }),
         },
+        VehicleCommand::SendToService { task_id, kind } => match &state.status {
+            // A car already in service may take more work (a wash on top of a repair).
+            VehicleStatus::Available | VehicleStatus::InService { .. } => {
+                Ok(vec![VehicleEvent::VehicleSentToService {
+                    vehicle_id,
+                    task_id: *task_id,
+                    kind: *kind,
+                    sent_at: now,
+                }])
+            }
+            // In a trip or reserved: the car is a customer's; it goes to service after them.
+            other => Err(Rejection::VehicleInUse {
+                vehicle_id,
+                status: other.as_str().to_owned(),
+            }),
+        },
+        VehicleCommand::CloseServiceTask { task_id } => match &state.status {
+            VehicleStatus::InService { open_tasks } if open_tasks.contains(task_id) => {
+                let mut events = vec![VehicleEvent::VehicleServiceTaskClosed {
+                    vehicle_id,
+                    task_id: *task_id,
+                    closed_at: now,
+                }];
+                if open_tasks.len() == 1 {
+                    events.push(VehicleEvent::VehicleReleasedFromService {
+                        vehicle_id,
+                        released_at: now,
+                    });
+                }
+                Ok(events)
+            }
+            _ => Err(Rejection::VehicleNotInService {
+                vehicle_id,
+                task_id: *task_id,
+            }),
+        },
     }
 }

@@ -1,6 +1,7 @@
 //! How vehicle events change what we know about the car.
 
-use super::{Telemetry, VehicleEvent, VehicleState, VehicleStatus};
+use super::{LastTrip, Telemetry, VehicleEvent, VehicleState, VehicleStatus};
+use std::collections::BTreeSet;
 
 pub(super) fn evolve(mut state: VehicleState, event: &VehicleEvent) -> VehicleState {
     match event {
@@ -33,7 +34,38 @@ pub(super) fn evolve(mut state: VehicleState, event: &VehicleEvent) -> VehicleSt
                 customer_id: *customer_id,
             };
         }
-        VehicleEvent::VehicleReturned { .. } => state.status = VehicleStatus::Available,
+        VehicleEvent::VehicleReturned {
+            trip_id,
+            returned_at,
+            ..
+        } => {
+            if let VehicleStatus::InTrip { customer_id, .. } = state.status {
+                state.last_trip = Some(LastTrip {
+                    trip_id: *trip_id,
+                    customer_id,
+                    returned_at: *returned_at,
+                });
+            }
+            state.status = VehicleStatus::Available;
+        }
+        VehicleEvent::VehicleSentToService { task_id, .. } => match &mut state.status {
+            VehicleStatus::InService { open_tasks } => {
+                open_tasks.insert(*task_id);
+            }
+            _ => {
+                state.status = VehicleStatus::InService {
+                    open_tasks: BTreeSet::from([*task_id]),
+                };
+            }
+        },
+        VehicleEvent::VehicleServiceTaskClosed { task_id, .. } => {
+            if let VehicleStatus::InService { open_tasks } = &mut state.status {
+                open_tasks.remove(task_id);
+            }
+        }
+        VehicleEvent::VehicleReleasedFromService { .. } => {
+            state.status = VehicleStatus::Available;
+        }
     }
     state
 }

@@ -9,11 +9,13 @@ mod tests;
 
 use crate::decider::{Decider, DomainEvent};
 use crate::geo::GeoPoint;
-use crate::ids::{CustomerId, TripId, VehicleId};
+use crate::ids::{CustomerId, ServiceTaskId, TripId, VehicleId};
 use crate::rejection::Rejection;
+use crate::service_task::ServiceTaskKind;
 use crate::value::{FuelPercent, ModelName, OdometerM, Plate, Vin};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// The vehicle decider.
 #[derive(Debug)]
@@ -28,6 +30,20 @@ pub struct VehicleState {
     pub telemetry: Option<Telemetry>,
     /// Whether it can be rented.
     pub status: VehicleStatus,
+    /// The last trip that handed the car back, so that its customer may still report damage
+    /// found on the car for a short while after (see [`crate::fleet`]).
+    pub last_trip: Option<LastTrip>,
+}
+
+/// A finished trip as the car remembers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastTrip {
+    /// The trip.
+    pub trip_id: TripId,
+    /// Its customer.
+    pub customer_id: CustomerId,
+    /// When it handed the car back.
+    pub returned_at: DateTime<Utc>,
 }
 
 impl VehicleState {
@@ -75,6 +91,9 @@ pub enum VehicleStatus {
         trip_id: TripId,
         customer_id: CustomerId,
     },
+    /// Out of rotation while fleet staff work on it; available again when its last open service
+    /// task is completed. Never empty: the set holds the open tasks.
+    InService { open_tasks: BTreeSet<ServiceTaskId> },
 }
 
 impl VehicleStatus {
@@ -83,6 +102,7 @@ impl VehicleStatus {
         match self {
             Self::Available => "available",
             Self::InTrip { .. } => "in_trip",
+            Self::InService { .. } => "in_service",
         }
     }
 }
@@ -107,6 +127,13 @@ pub enum VehicleCommand {
     },
     /// A trip hands the car back.
     Return { trip_id: TripId },
+    /// A service task takes the car out of rotation (issued with the task's opening).
+    SendToService {
+        task_id: ServiceTaskId,
+        kind: ServiceTaskKind,
+    },
+    /// A service task on the car is done (issued with the task's completion).
+    CloseServiceTask { task_id: ServiceTaskId },
 }
 
 /// What happened to a vehicle.
@@ -141,6 +168,24 @@ pub enum VehicleEvent {
         vehicle_id: VehicleId,
         trip_id: TripId,
         returned_at: DateTime<Utc>,
+    },
+    /// A service task was opened on the car: it is out of rotation until its tasks are done.
+    VehicleSentToService {
+        vehicle_id: VehicleId,
+        task_id: ServiceTaskId,
+        kind: ServiceTaskKind,
+        sent_at: DateTime<Utc>,
+    },
+    /// One of the car's service tasks was completed.
+    VehicleServiceTaskClosed {
+        vehicle_id: VehicleId,
+        task_id: ServiceTaskId,
+        closed_at: DateTime<Utc>,
+    },
+    /// The car's last open service task was completed: it is available again.
+    VehicleReleasedFromService {
+        vehicle_id: VehicleId,
+        released_at: DateTime<Utc>,
     },
 }
 

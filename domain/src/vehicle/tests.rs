@@ -253,3 +253,86 @@ fn return_a_car_that_is_in_no_trip_is_rejected() {
     );
     assert_yaml_snapshot!(scenario);
 }
+
+// Service: the car's side of fleet work (the task's side is in `crate::fleet`'s tests).
+
+fn sent_to_service(task_id: crate::ids::ServiceTaskId) -> VehicleEvent {
+    VehicleEvent::VehicleSentToService {
+        vehicle_id: KIA,
+        task_id,
+        kind: crate::service_task::ServiceTaskKind::Wash,
+        sent_at: at("2026-11-25T09:00:00Z"),
+    }
+}
+
+#[test]
+fn rent_a_car_in_service_is_rejected() {
+    let scenario = Vehicle::given([added(KIA), sent_to_service(WASH_TASK)])
+        .when(
+            VehicleCommand::Rent {
+                trip_id: TRIP_1,
+                customer_id: IVAN,
+            },
+            kia_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::VehicleNotAvailable { status, .. } if status == "in_service"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn send_to_service_a_car_in_a_trip_is_rejected() {
+    let scenario = Vehicle::given([added(KIA), rented(KIA, TRIP_1, IVAN, NOW)])
+        .when(
+            VehicleCommand::SendToService {
+                task_id: WASH_TASK,
+                kind: crate::service_task::ServiceTaskKind::Wash,
+            },
+            kia_now(),
+        )
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::VehicleInUse {
+            vehicle_id: KIA,
+            status: "in_trip".to_owned(),
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn close_a_service_task_the_car_does_not_have_is_rejected() {
+    let scenario = Vehicle::given([added(KIA), sent_to_service(WASH_TASK)])
+        .when(
+            VehicleCommand::CloseServiceTask {
+                task_id: REFUEL_TASK,
+            },
+            kia_now(),
+        )
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::VehicleNotInService {
+            vehicle_id: KIA,
+            task_id: REFUEL_TASK,
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn returning_from_a_trip_remembers_it_as_the_last_trip() {
+    let state = Vehicle::fold(&[added(KIA), rented(KIA, TRIP_1, IVAN, NOW), returned(TRIP_1)]);
+    assert_eq!(
+        state.last_trip,
+        Some(LastTrip {
+            trip_id: TRIP_1,
+            customer_id: IVAN,
+            returned_at: at("2026-11-24T18:30:00Z"),
+        })
+    );
+}

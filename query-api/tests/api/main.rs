@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod service_tasks;
 mod streams;
 mod trips;
 mod vehicles;
