@@ -24,6 +24,7 @@ pub mod testing;
 pub use append::AppendOutcome;
 pub use error::{AppendError, StoreError};
 pub use idempotency::StoredResult;
+pub use log::LogPage;
 pub use model::{
     AppendRequest, Claims, CommandResult, ExpectedVersion, LogPosition, Metadata, NewEvent,
     RecordedEvent, StreamWrite,

@@ -62,6 +62,16 @@ pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
+/// A batch of the log, and whether more committed events wait behind the horizon.
+#[derive(Clone, Debug)]
+pub struct LogPage {
+    /// The events, in delivery order.
+    pub events: Vec<RecordedEvent>,
+    /// Whether committed events exist that an older transaction still in flight holds back:
+    /// they will be readable as soon as it ends, so look again soon.
+    pub held_back: bool,
+}
+
 impl EventStore {
     /// The events of one stream after version `after` (0 = from the start), in order.
     pub async fn read_stream(
@@ -103,19 +113,48 @@ impl EventStore {
         after: LogPosition,
         limit: u32,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(self.read_log_page(after, limit).await?.events)
+    }
+
+    /// Like [`read_log`](Self::read_log), and also says whether committed events exist that the
+    /// horizon holds back — both from the same snapshot, so a reader that found nothing knows
+    /// without a race whether to look again at once or to wait for new appends.
+    pub async fn read_log_page(
+        &self,
+        after: LogPosition,
+        limit: u32,
+    ) -> Result<LogPage, StoreError> {
+        // One statement, one snapshot: the batch below the horizon, and whether anything visible
+        // sits at or above it. The LEFT JOIN yields one all-NULL row when the batch is empty.
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM events
-             WHERE (transaction_id, position) > ($1::text::xid8, $2)
-               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY transaction_id, position
-             LIMIT $3"
+            "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+             flag AS (SELECT EXISTS (SELECT 1 FROM events, horizon
+                                     WHERE transaction_id >= horizon.xmin) AS held_back),
+             batch AS (SELECT {COLUMNS}, events.transaction_id AS order_transaction_id
+                       FROM events, horizon
+                       WHERE (events.transaction_id, events.position) > ($1::text::xid8, $2)
+                         AND events.transaction_id < horizon.xmin
+                       ORDER BY events.transaction_id, events.position
+                       LIMIT $3)
+             SELECT batch.*, flag.held_back FROM flag LEFT JOIN batch ON true
+             ORDER BY batch.order_transaction_id, batch.position"
         ))
         .bind(after.transaction_id.to_string())
         .bind(after.position)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(decode_row).collect()
+        let held_back = match rows.first() {
+            Some(row) => row.try_get::<bool, _>("held_back")?,
+            None => false,
+        };
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<i64>, _>("position")?.is_some() {
+                events.push(decode_row(row)?);
+            }
+        }
+        Ok(LogPage { events, held_back })
     }
 
     /// The delivery position of the last event committed so far (`START` when the log is empty),

@@ -22,6 +22,8 @@ pub struct Subscription {
     batch_size: u32,
     idle_poll: Duration,
     wake: watch::Receiver<u64>,
+    /// Whether the last read found committed events held back by an in-flight transaction.
+    held_back: bool,
 }
 
 impl EventStore {
@@ -33,17 +35,8 @@ impl EventStore {
             batch_size: 500,
             idle_poll: Duration::from_millis(50),
             wake: self.appended.subscribe(),
+            held_back: false,
         }
-    }
-
-    /// Whether committed events exist that the horizon still holds back.
-    async fn held_back(&self) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM events
-                            WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))",
-        )
-        .fetch_one(&self.pool)
-        .await?)
     }
 }
 
@@ -72,7 +65,7 @@ impl Subscription {
             if let Some(batch) = self.poll_batch().await? {
                 return Ok(batch);
             }
-            let pause = if self.store.held_back().await? {
+            let pause = if self.held_back {
                 HELD_BACK_RETRY
             } else {
                 self.idle_poll
@@ -95,7 +88,12 @@ impl Subscription {
         // Mark the wake-up signal seen *before* reading, so an append that lands during the
         // read wakes the next wait instead of being missed.
         self.wake.borrow_and_update();
-        let batch = self.store.read_log(self.after, self.batch_size).await?;
+        let page = self
+            .store
+            .read_log_page(self.after, self.batch_size)
+            .await?;
+        self.held_back = page.held_back;
+        let batch = page.events;
         match batch.last() {
             Some(last) => {
                 self.after = last.log_position;

@@ -323,3 +323,42 @@ async fn subscription_follows_live_appends() {
     assert_eq!(batch[0].event_type, "B");
     assert_eq!(store.head().await.unwrap(), batch[0].log_position);
 }
+
+/// An append held back behind a transaction that is not an append (a projector's batch, a
+/// transaction in another database of the cluster) is delivered as soon as that transaction ends,
+/// although its end wakes nobody: the reader saw it held back and keeps looking.
+#[tokio::test]
+async fn an_append_held_back_by_a_foreign_transaction_is_delivered_when_it_ends() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let mut subscription = store
+        .subscribe(LogPosition::START)
+        .with_idle_poll(Duration::from_secs(60));
+
+    // A foreign transaction takes a transaction id and stays open.
+    let mut foreign = db.pool().begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *foreign)
+        .await
+        .unwrap();
+    store
+        .append(&request(vec![write(
+            "trip-1",
+            ExpectedVersion::NoStream,
+            vec![event("A", 1)],
+        )]))
+        .await
+        .unwrap();
+    let page = store.read_log_page(LogPosition::START, 10).await.unwrap();
+    assert!(page.events.is_empty(), "held back while the older transaction runs");
+    assert!(page.held_back);
+
+    let waiting = tokio::spawn(async move { subscription.next_batch().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    foreign.commit().await.unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("delivered once the foreign transaction ended, not after the 60 s poll")
+        .unwrap();
+    assert_eq!(batch[0].event_type, "A");
+}
