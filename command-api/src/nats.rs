@@ -27,6 +27,19 @@ use tower::ServiceExt;
 const QUEUE_GROUP: &str = "velka";
 /// Messages handled at once; more wait in the subscription's buffer.
 const MAX_IN_FLIGHT: usize = 256;
+/// Telemetry lanes: readings of one vehicle always take the same lane and are applied in order.
+const TELEMETRY_LANES: usize = 32;
+/// Readings waiting in one lane before the subscription is slowed down.
+const LANE_CAPACITY: usize = 1024;
+
+/// The lane of a telemetry subject (stable for a vehicle).
+fn lane_of(subject: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    subject.hash(&mut hasher);
+    (hasher.finish() % TELEMETRY_LANES as u64) as usize
+}
+
 /// Request headers carried from a NATS message to the HTTP request.
 const CARRIED_HEADERS: [&str; 3] = ["authorization", "idempotency-key", "x-correlation-id"];
 /// Answer headers carried back in the reply.
@@ -121,23 +134,46 @@ impl NatsBridge {
             .await?;
         tracing::info!(commands = %commands_subject, telemetry = %telemetry_subject, "NATS entry points listening");
         let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        // A unit's readings must be applied in the order it sent them (a lock after a move is
+        // not an unlock before it), so telemetry goes through lanes, one per vehicle hash, each
+        // handled in order; commands are independent requests and run concurrently.
+        let lanes: Vec<_> = (0..TELEMETRY_LANES)
+            .map(|_| {
+                let (sender, mut receiver) =
+                    tokio::sync::mpsc::channel::<async_nats::Message>(LANE_CAPACITY);
+                let bridge = self.clone();
+                tokio::spawn(async move {
+                    while let Some(message) = receiver.recv().await {
+                        bridge.handle(message, true).await;
+                    }
+                });
+                sender
+            })
+            .collect();
         tokio::pin!(shutdown);
         loop {
-            let message = tokio::select! {
+            tokio::select! {
                 () = &mut shutdown => break,
-                Some(message) = commands.next() => (message, false),
-                Some(message) = telemetry.next() => (message, true),
+                Some(message) = commands.next() => {
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let bridge = self.clone();
+                    tokio::spawn(async move {
+                        bridge.handle(message, false).await;
+                        drop(permit);
+                    });
+                }
+                Some(message) = telemetry.next() => {
+                    let lane = lane_of(message.subject.as_str());
+                    // A full lane applies back-pressure to the subscription rather than
+                    // dropping readings.
+                    if lanes[lane].send(message).await.is_err() {
+                        break;
+                    }
+                }
                 else => break,
-            };
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
-            let bridge = self.clone();
-            tokio::spawn(async move {
-                let (message, is_telemetry) = message;
-                bridge.handle(message, is_telemetry).await;
-                drop(permit);
-            });
+            }
         }
         let _ = commands.unsubscribe().await;
         let _ = telemetry.unsubscribe().await;

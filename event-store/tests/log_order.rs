@@ -350,7 +350,10 @@ async fn an_append_held_back_by_a_foreign_transaction_is_delivered_when_it_ends(
         .await
         .unwrap();
     let page = store.read_log_page(LogPosition::START, 10).await.unwrap();
-    assert!(page.events.is_empty(), "held back while the older transaction runs");
+    assert!(
+        page.events.is_empty(),
+        "held back while the older transaction runs"
+    );
     assert!(page.held_back);
 
     let waiting = tokio::spawn(async move { subscription.next_batch().await.unwrap() });
