@@ -5,9 +5,14 @@
 //!
 //! Architecture invariant: no business rule lives here (the domain decides); no read model is
 //! read here (commands decide on event-sourced state only, so they never act on stale
-//! projections).
+//! projections). Two reads are the exception, and neither decides a rule: a quote observes
+//! supply and demand in `vehicles_view` and `demand_activity` and records those numbers in its
+//! event (`demand`), and the reservation expiry worker finds due reservations in
+//! `reservations_view`, then expires each on its own stream (`expiry`).
 
 mod charges;
+mod demand;
+pub mod expiry;
 mod load;
 pub mod nats;
 pub mod pipeline;
@@ -18,6 +23,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use domain::customer::KycPolicy;
 use domain::fleet::FleetPolicy;
+use domain::pricing::{PricingPolicy, RentalTerms};
 use domain::trip::Tariff;
 use domain::zone::OperatingArea;
 use event_store::EventStore;
@@ -47,6 +53,17 @@ pub struct CommandContext {
     /// Fleet thresholds: low fuel after a trip, the damage-report window
     /// (`fixtures/data/fleet.json`).
     pub fleet: Arc<FleetPolicy>,
+    /// How quotes are priced, and the standard terms of reservations and quotes.
+    pub pricing: Arc<Pricing>,
+}
+
+/// The pricing settings of the city the server runs.
+#[derive(Clone, Debug)]
+pub struct Pricing {
+    /// Zones, multiplier bounds, demand window, quote validity.
+    pub policy: PricingPolicy,
+    /// The standard trip and waiting tariffs, at 1.0×.
+    pub standard: RentalTerms,
 }
 
 impl FromRef<CommandContext> for TokenKeys {

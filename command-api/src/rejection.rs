@@ -297,6 +297,85 @@ pub fn problem(rejection: &Rejection) -> Problem {
             "A customer may report damage only on a car they have or have just handed back",
             Some("vehicle_id"),
         ),
+        // --- rental: quotes, reservations, zones ---
+        Rejection::QuoteAlreadyIssued { .. } => (
+            S::CONFLICT,
+            "quote-already-issued",
+            "The quote has already been issued",
+            None,
+        ),
+        Rejection::QuoteNotFound { .. } => (
+            S::NOT_FOUND,
+            "quote-not-found",
+            "No such quote",
+            Some("quote_id"),
+        ),
+        Rejection::QuoteExpired { .. } => (
+            S::CONFLICT,
+            "quote-expired",
+            "The quote has expired; ask for a new one",
+            Some("quote_id"),
+        ),
+        Rejection::QuoteOfAnotherCustomer { .. } => (
+            S::CONFLICT,
+            "quote-of-another-customer",
+            "The quote was issued to another customer",
+            Some("quote_id"),
+        ),
+        Rejection::QuoteForAnotherVehicle { .. } => (
+            S::CONFLICT,
+            "quote-for-another-vehicle",
+            "The quote prices another car",
+            Some("quote_id"),
+        ),
+        Rejection::QuoteNotForReservation { .. } => (
+            S::CONFLICT,
+            "quote-not-for-reservation",
+            "The reserved car keeps the reservation's terms; another quote does not apply",
+            Some("quote_id"),
+        ),
+        Rejection::ReservationAlreadyMade { .. } => (
+            S::CONFLICT,
+            "reservation-already-made",
+            "The reservation has already been made",
+            None,
+        ),
+        Rejection::ReservationNotFound { .. } => (
+            S::NOT_FOUND,
+            "reservation-not-found",
+            "No such reservation",
+            None,
+        ),
+        Rejection::ReservationNotActive { .. } => (
+            S::CONFLICT,
+            "reservation-not-active",
+            "The reservation has already ended",
+            None,
+        ),
+        Rejection::ReservationExpired { .. } => (
+            S::CONFLICT,
+            "reservation-expired",
+            "The reservation ran past its limit",
+            None,
+        ),
+        Rejection::ReservationNotDue { .. } => (
+            S::CONFLICT,
+            "reservation-not-due",
+            "The reservation has not reached its limit",
+            None,
+        ),
+        Rejection::CustomerHasActiveReservation { .. } => (
+            S::CONFLICT,
+            "customer-has-active-reservation",
+            "The customer already holds a reserved car",
+            None,
+        ),
+        Rejection::VehicleNotReserved { .. } => (
+            S::CONFLICT,
+            "vehicle-not-reserved",
+            "The vehicle is not held by this reservation",
+            None,
+        ),
     };
     let problem = Problem::new(status, rule, title, rejection.to_string());
     match field {

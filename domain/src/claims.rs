@@ -1,6 +1,8 @@
 //! Exclusive claims: facts that at most one aggregate may hold at a time — one active trip per
 //! car and per customer, one customer per phone number or e-mail, one car per plate or VIN, one
 //! fine per resolution number.
+//! car and per customer, one reservation per car, one car held (by a trip or a reservation) per
+//! customer, one customer per phone number or e-mail, one car per plate or VIN.
 //!
 //! The domain names the claims an event takes or gives up; the event store enforces them inside
 //! the append transaction, so two concurrent commands cannot both win.
@@ -31,6 +33,12 @@ pub enum Claim {
     FineResolution(String),
     /// A company registered with this INN (tax id).
     CompanyInn(String),
+    /// The customer holds a car, by a trip or by a reservation: one at a time. Trips and
+    /// reservations both take it, so a customer cannot reserve one car while starting a trip in
+    /// another, however the two requests interleave.
+    CustomerHoldsCar(CustomerId),
+    /// The car is held by a reservation.
+    VehicleReservation(VehicleId),
 }
 
 impl Claim {
@@ -45,6 +53,8 @@ impl Claim {
             Claim::Vin(vin) => format!("vehicle-vin:{vin}"),
             Claim::FineResolution(number) => format!("fine-resolution:{number}"),
             Claim::CompanyInn(inn) => format!("company-inn:{inn}"),
+            Claim::CustomerHoldsCar(id) => format!("holds-car:customer:{id}"),
+            Claim::VehicleReservation(id) => format!("active-reservation:vehicle:{id}"),
         }
     }
 
@@ -60,6 +70,8 @@ impl Claim {
             "vehicle-vin" => Claim::Vin(value.to_owned()),
             "fine-resolution" => Claim::FineResolution(value.to_owned()),
             "company-inn" => Claim::CompanyInn(value.to_owned()),
+            "holds-car:customer" => Claim::CustomerHoldsCar(value.parse().ok()?),
+            "active-reservation:vehicle" => Claim::VehicleReservation(value.parse().ok()?),
             _ => return None,
         })
     }
@@ -73,7 +85,10 @@ impl Claim {
             owner: owner.to_owned(),
         };
         match self {
-            Claim::CustomerActiveTrip(_) | Claim::VehicleActiveTrip(_) => None,
+            Claim::CustomerActiveTrip(_)
+            | Claim::VehicleActiveTrip(_)
+            | Claim::CustomerHoldsCar(_)
+            | Claim::VehicleReservation(_) => None,
             Claim::Phone(phone) => Some(taken("phone", phone, "another customer")),
             Claim::Email(email) => Some(taken("email", email, "another customer")),
             Claim::Plate(plate) => Some(taken("plate", plate, "another car")),
@@ -143,6 +158,8 @@ mod tests {
             Claim::Vin("XW8ZZZ61ZKG012345".into()),
             Claim::FineResolution("18810177231125000017".into()),
             Claim::CompanyInn("7707083893".into()),
+            Claim::CustomerHoldsCar(CustomerId(Uuid::from_u128(3))),
+            Claim::VehicleReservation(VehicleId(Uuid::from_u128(4))),
         ];
         for claim in claims {
             assert_eq!(

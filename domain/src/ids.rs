@@ -84,6 +84,16 @@ aggregate_id!(
     DamageReportId,
     "damage_report"
 );
+aggregate_id!(
+    /// A price offered to one customer for one car, valid for a few minutes.
+    QuoteId,
+    "quote"
+);
+aggregate_id!(
+    /// A car held for one customer until they start a trip in it, cancel, or time runs out.
+    ReservationId,
+    "reservation"
+);
 
 #[cfg(test)]
 mod tests {

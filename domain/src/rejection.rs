@@ -3,8 +3,10 @@
 
 use crate::account::{AccountId, ChargeId};
 use crate::ids::{
-    CompanyId, CustomerId, DamageReportId, FineId, PenaltyId, ServiceTaskId, TripId, VehicleId,
+    CompanyId, CustomerId, DamageReportId, FineId, PenaltyId, QuoteId, ReservationId,
+    ServiceTaskId, TripId, VehicleId,
 };
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// Input that cannot be turned into a domain value, naming the offending field by its path in
@@ -269,6 +271,72 @@ pub enum Rejection {
     VehicleNotRentedByCustomer {
         vehicle_id: VehicleId,
         customer_id: CustomerId,
+    },
+    // --- rental: quotes, reservations, zones ---
+    /// The quote id was already used for an issued quote.
+    #[error("quote {quote_id} has already been issued")]
+    QuoteAlreadyIssued { quote_id: QuoteId },
+    /// No quote with this id was issued.
+    #[error("quote {quote_id} does not exist")]
+    QuoteNotFound { quote_id: QuoteId },
+    /// A quote is valid for a few minutes only.
+    #[error("quote {quote_id} expired at {expired_at}")]
+    QuoteExpired {
+        quote_id: QuoteId,
+        expired_at: DateTime<Utc>,
+    },
+    /// A quote is personal: only the customer it was issued to may use it.
+    #[error("quote {quote_id} was issued to another customer")]
+    QuoteOfAnotherCustomer { quote_id: QuoteId },
+    /// A quote prices one car only.
+    #[error("quote {quote_id} is for vehicle {quoted_vehicle_id}, not {vehicle_id}")]
+    QuoteForAnotherVehicle {
+        quote_id: QuoteId,
+        quoted_vehicle_id: VehicleId,
+        vehicle_id: VehicleId,
+    },
+    /// A trip that turns a reservation into a trip keeps the reservation's terms; another quote
+    /// cannot replace them.
+    #[error("reservation {reservation_id} has its own terms; quote {quote_id} does not apply")]
+    QuoteNotForReservation {
+        quote_id: QuoteId,
+        reservation_id: ReservationId,
+    },
+    /// The reservation id was already used.
+    #[error("reservation {reservation_id} has already been made")]
+    ReservationAlreadyMade { reservation_id: ReservationId },
+    /// No reservation with this id was made.
+    #[error("reservation {reservation_id} does not exist")]
+    ReservationNotFound { reservation_id: ReservationId },
+    /// The reservation was converted, cancelled or expired; it takes no more commands.
+    #[error("reservation {reservation_id} is already {status}")]
+    ReservationNotActive {
+        reservation_id: ReservationId,
+        status: String,
+    },
+    /// The reservation ran past its limit; only its expiry may be recorded now.
+    #[error("reservation {reservation_id} expired at {expired_at}")]
+    ReservationExpired {
+        reservation_id: ReservationId,
+        expired_at: DateTime<Utc>,
+    },
+    /// Expiry asked before the reservation's limit.
+    #[error("reservation {reservation_id} runs until {expires_at}")]
+    ReservationNotDue {
+        reservation_id: ReservationId,
+        expires_at: DateTime<Utc>,
+    },
+    /// A customer may hold one car at a time, by a trip or a reservation.
+    #[error("customer {customer_id} already holds reservation {reservation_id}")]
+    CustomerHasActiveReservation {
+        customer_id: CustomerId,
+        reservation_id: ReservationId,
+    },
+    /// The car is not held by this reservation.
+    #[error("vehicle {vehicle_id} is not held by reservation {reservation_id}")]
+    VehicleNotReserved {
+        vehicle_id: VehicleId,
+        reservation_id: ReservationId,
     },
 }
 

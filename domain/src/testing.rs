@@ -10,14 +10,18 @@ use crate::customer::{CustomerContext, CustomerEvent, CustomerProfile, KycPolicy
 use crate::decider::Decider;
 use crate::geo::{GeoPoint, Polygon};
 use crate::ids::{CompanyId, CustomerId, DamageReportId, ServiceTaskId, TripId, VehicleId};
+use crate::ids::{QuoteId, ReservationId};
 use crate::money::{Currency, Kopecks};
+use crate::pricing::{DemandObservation, PricingPolicy, RentalTerms, WaitingTariff, ZoneGrid};
+use crate::quote::{Quote, QuoteCommand, QuoteContext, QuoteEvent};
 use crate::rejection::Rejection;
+use crate::reservation::{Reservation, ReservationCommand, ReservationContext, ReservationEvent};
 use crate::trip::{Tariff, Trip, TripCommand, TripContext, TripEvent, TripStart};
 use crate::value::{
     Email, FuelPercent, Licence, ModelName, OdometerM, PersonName, Phone, Plate, Vin,
 };
 use crate::vehicle::{Telemetry, VehicleContext, VehicleDetails, VehicleEvent};
-use crate::zone::OperatingArea;
+use crate::zone::{OperatingArea, SurchargeZone};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -170,6 +174,14 @@ impl Addressed for crate::company::CompanyContext {
         self.now
     }
 }
+impl Addressed for QuoteContext {
+    fn stream_id(&self) -> String {
+        self.quote_id.stream_id()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
 
 impl Addressed for crate::service_task::ServiceTaskContext {
     fn stream_id(&self) -> String {
@@ -183,6 +195,14 @@ impl Addressed for crate::service_task::ServiceTaskContext {
 impl Addressed for crate::damage::DamageReportContext {
     fn stream_id(&self) -> String {
         self.report_id.stream_id()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+impl Addressed for ReservationContext {
+    fn stream_id(&self) -> String {
+        self.reservation_id.stream_id()
     }
     fn now(&self) -> DateTime<Utc> {
         self.now
@@ -215,6 +235,14 @@ pub(crate) const SKODA: VehicleId = VehicleId(Uuid::from_u128(0x202));
 pub(crate) const TRIP_1: TripId = TripId(Uuid::from_u128(0x301));
 /// Another trip.
 pub(crate) const TRIP_2: TripId = TripId(Uuid::from_u128(0x302));
+/// The quote most tests are about (quotes are `…0401`, reservations `…0501`).
+pub(crate) const QUOTE_1: QuoteId = QuoteId(Uuid::from_u128(0x401));
+/// Another quote.
+pub(crate) const QUOTE_2: QuoteId = QuoteId(Uuid::from_u128(0x402));
+/// The reservation most tests are about.
+pub(crate) const RESERVATION_1: ReservationId = ReservationId(Uuid::from_u128(0x501));
+/// Another reservation.
+pub(crate) const RESERVATION_2: ReservationId = ReservationId(Uuid::from_u128(0x502));
 
 /// The refuel task a trip's end opens when the tank is low. Service tasks are `…0401`,
 /// `…0402`; companies `…0501`; damage reports `…0601`.
@@ -275,6 +303,22 @@ pub(crate) fn vehicle_context(vehicle_id: VehicleId, now: &str) -> VehicleContex
 pub(crate) fn trip_context(trip_id: TripId, now: &str) -> TripContext {
     TripContext {
         trip_id,
+        now: at(now),
+    }
+}
+
+/// A quote's context at `now`.
+pub(crate) fn quote_context(quote_id: QuoteId, now: &str) -> QuoteContext {
+    QuoteContext {
+        quote_id,
+        now: at(now),
+    }
+}
+
+/// A reservation's context at `now`.
+pub(crate) fn reservation_context(reservation_id: ReservationId, now: &str) -> ReservationContext {
+    ReservationContext {
+        reservation_id,
         now: at(now),
     }
 }
@@ -420,6 +464,7 @@ pub(crate) fn rented(
         trip_id,
         customer_id,
         rented_at: at(when),
+        reservation_id: None,
     }
 }
 
@@ -459,12 +504,18 @@ fn rectangle(south: f64, west: f64, north: f64, east: f64) -> Polygon {
     }
 }
 
-/// Moscow inside a rough rectangle, with Gorky Park forbidden.
+/// Moscow inside a rough rectangle, with Gorky Park forbidden and Sheremetyevo airport, north
+/// of the rectangle, a 300 RUB surcharge zone.
 pub(crate) fn moscow() -> OperatingArea {
     OperatingArea {
         name: "Moscow".to_owned(),
         boundary: rectangle(55.55, 37.35, 55.95, 37.85),
         forbidden: vec![gorky_park()],
+        surcharge: vec![SurchargeZone {
+            name: "Sheremetyevo".to_owned(),
+            surcharge_kopecks: Kopecks(30_000),
+            area: rectangle(55.955, 37.385, 55.985, 37.445),
+        }],
     }
 }
 
@@ -489,11 +540,19 @@ pub(crate) fn chistye_prudy() -> GeoPoint {
     }
 }
 
-/// Sheremetyevo airport: north of the operating area.
+/// Sheremetyevo airport: north of the operating area, in its surcharge zone.
 pub(crate) fn sheremetyevo() -> GeoPoint {
     GeoPoint {
         lat: 55.9726,
         lon: 37.4146,
+    }
+}
+
+/// Zelenograd: north-west of the operating area, in no zone at all.
+pub(crate) fn zelenograd() -> GeoPoint {
+    GeoPoint {
+        lat: 55.9825,
+        lon: 37.1750,
     }
 }
 
@@ -510,6 +569,8 @@ pub(crate) fn trip_start(
         tariff: standard_tariff(),
         start_position: red_square(),
         start_odometer_m: OdometerM::from_m(START_ODOMETER_M),
+        quote_id: None,
+        reservation_id: None,
     }
 }
 
@@ -545,10 +606,106 @@ pub(crate) fn trip_ended(history: &[TripEvent], when: &str, end_odometer_m: u64)
         &TripCommand::End {
             end_position: red_square(),
             end_odometer_m: OdometerM::from_m(end_odometer_m),
+            surcharge: None,
         },
         &trip_context(TRIP_1, when),
     )
     .unwrap();
     assert_eq!(events.len(), 1, "ending a trip records one event");
     events.remove(0)
+}
+
+/// The standard terms: the standard tariff, and 15 free minutes of waiting, then 3 RUB a started
+/// minute, up to 35 minutes.
+pub(crate) fn standard_terms() -> RentalTerms {
+    RentalTerms {
+        tariff: standard_tariff(),
+        waiting: WaitingTariff {
+            free_minutes: 15,
+            kopecks_per_minute: Kopecks(300),
+            max_minutes: 35,
+        },
+    }
+}
+
+/// Moscow's pricing: 0.02° × 0.03° zones, 0.8×–2.5×, 15 minutes of demand, quotes valid 5 minutes.
+pub(crate) fn pricing_policy() -> PricingPolicy {
+    PricingPolicy {
+        zone_grid: ZoneGrid {
+            lat_deg: 0.02,
+            lon_deg: 0.03,
+        },
+        min_multiplier_permille: 800,
+        max_multiplier_permille: 2500,
+        demand_window_s: 900,
+        quote_valid_s: 300,
+    }
+}
+
+/// Supply and demand as seen in a zone, over the policy's window.
+pub(crate) fn observed(free_cars: u32, recent_customers: u32) -> DemandObservation {
+    DemandObservation {
+        free_cars,
+        recent_customers,
+        window_s: pricing_policy().demand_window_s,
+    }
+}
+
+/// A quote for `customer_id` on the Kia on Red Square, issued at `when` with 4 free cars and 4
+/// other customers in the zone: 1.25×.
+pub(crate) fn quote_issued(quote_id: QuoteId, customer_id: CustomerId, when: &str) -> QuoteEvent {
+    let mut events = Quote::decide(
+        &Default::default(),
+        &QuoteCommand::Issue {
+            customer_id,
+            vehicle_id: KIA,
+            position: red_square(),
+            observed: observed(4, 4),
+            standard: standard_terms(),
+            policy: pricing_policy(),
+        },
+        &quote_context(quote_id, when),
+    )
+    .unwrap();
+    events.remove(0)
+}
+
+/// Ivan reserved the Kia on Red Square at `when` on the standard terms.
+pub(crate) fn reservation_made(when: &str) -> ReservationEvent {
+    reservation_made_on(standard_terms(), None, when)
+}
+
+/// Ivan reserved the Kia on Red Square at `when` on `terms`, with `quote_id` if any.
+pub(crate) fn reservation_made_on(
+    terms: RentalTerms,
+    quote_id: Option<QuoteId>,
+    when: &str,
+) -> ReservationEvent {
+    let mut events = Reservation::decide(
+        &Default::default(),
+        &ReservationCommand::Make {
+            customer_id: IVAN,
+            vehicle_id: KIA,
+            position: red_square(),
+            quote_id,
+            terms,
+        },
+        &reservation_context(RESERVATION_1, when),
+    )
+    .unwrap();
+    events.remove(0)
+}
+
+/// The Kia held by `reservation_id` for `customer_id` since `when`.
+pub(crate) fn reserved(
+    reservation_id: ReservationId,
+    customer_id: CustomerId,
+    when: &str,
+) -> VehicleEvent {
+    VehicleEvent::VehicleReserved {
+        vehicle_id: KIA,
+        reservation_id,
+        customer_id,
+        reserved_at: at(when),
+    }
 }

@@ -151,7 +151,13 @@ async fn naive_position_reader_skips_a_late_commit() {
     for (_, id, stream, version) in naive_read(db.pool(), naive_checkpoint).await {
         naive_delivered.push((id, stream, version));
     }
-    read_all(&store, &mut after, &mut ours).await;
+    // Other tests' transactions on the same server may hold the horizon back for a moment:
+    // wait (bounded) until both committed events are readable.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ours.len() < 2 && tokio::time::Instant::now() < deadline {
+        read_all(&store, &mut after, &mut ours).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 
     let naive = check_delivery(&committed, &naive_delivered);
     assert_eq!(

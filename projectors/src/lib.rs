@@ -17,8 +17,10 @@
 
 mod accounts;
 mod checkpoint;
+mod demand;
 mod fines;
 mod projector;
+mod reservations;
 mod runner;
 mod running;
 mod service_tasks;
@@ -32,8 +34,10 @@ mod view;
 
 pub use accounts::AccountsProjector;
 pub use checkpoint::load as load_checkpoint;
+pub use demand::DemandProjector;
 pub use fines::FinesProjector;
 pub use projector::{ProjectionError, Projector, decode_event};
+pub use reservations::ReservationsProjector;
 pub use runner::{ProjectorRunner, RunnerConfig};
 pub use running::{Projections, WaitError, caught_up, start, wait_caught_up};
 pub use service_tasks::ServiceTasksProjector;
@@ -54,5 +58,7 @@ pub fn read_models() -> Vec<Arc<dyn Projector>> {
         Arc::new(AccountsProjector),
         Arc::new(FinesProjector),
         Arc::new(ServiceTasksProjector),
+        Arc::new(ReservationsProjector),
+        Arc::new(DemandProjector),
     ]
 }

@@ -119,6 +119,7 @@ pub fn vehicle_rented(
         trip_id,
         customer_id,
         rented_at,
+        reservation_id: None,
     }
 }
 
@@ -152,6 +153,8 @@ pub fn trip_started(
             tariff: tariff(),
             start_position: position,
             start_odometer_m: OdometerM::from_m(odometer_m),
+            quote_id: None,
+            reservation_id: None,
         },
         started_at,
     }

@@ -93,7 +93,8 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
         } => {
             let written = sqlx::query(
                 "UPDATE vehicles_view
-                 SET status = 'in_trip', current_trip_id = $2, updated_at = $3, stream_version = $4
+                 SET status = 'in_trip', current_trip_id = $2, current_reservation_id = NULL,
+                     updated_at = $3, stream_version = $4
                  WHERE vehicle_id = $1 AND stream_version < $4",
             )
             .bind(vehicle_id.0)
@@ -150,6 +151,44 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
             .bind(vehicle_id.0)
             .bind(status)
             .bind(at)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+            (*vehicle_id, written)
+        }
+        VehicleEvent::VehicleReserved {
+            vehicle_id,
+            reservation_id,
+            reserved_at,
+            ..
+        } => {
+            let written = sqlx::query(
+                "UPDATE vehicles_view
+                 SET status = 'reserved', current_reservation_id = $2, updated_at = $3,
+                     stream_version = $4
+                 WHERE vehicle_id = $1 AND stream_version < $4",
+            )
+            .bind(vehicle_id.0)
+            .bind(reservation_id.0)
+            .bind(reserved_at)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+            (*vehicle_id, written)
+        }
+        VehicleEvent::VehicleReservationReleased {
+            vehicle_id,
+            released_at,
+            ..
+        } => {
+            let written = sqlx::query(
+                "UPDATE vehicles_view
+                 SET status = 'available', current_reservation_id = NULL, updated_at = $2,
+                     stream_version = $3
+                 WHERE vehicle_id = $1 AND stream_version < $3",
+            )
+            .bind(vehicle_id.0)
+            .bind(released_at)
             .bind(version)
             .execute(&mut *conn)
             .await?;

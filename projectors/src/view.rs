@@ -18,6 +18,8 @@ pub(crate) enum View {
     Vehicles,
     /// `service_tasks_view`, keyed by `task_id`.
     ServiceTasks,
+    /// `reservations_view`, keyed by `reservation_id`.
+    Reservations,
 }
 
 impl View {
@@ -28,6 +30,9 @@ impl View {
             View::ServiceTasks => {
                 "SELECT stream_version FROM service_tasks_view WHERE task_id = $1"
             }
+            View::Reservations => {
+                "SELECT stream_version FROM reservations_view WHERE reservation_id = $1"
+            }
         }
     }
 
@@ -36,6 +41,7 @@ impl View {
             View::Trips => "trips_view",
             View::Vehicles => "vehicles_view",
             View::ServiceTasks => "service_tasks_view",
+            View::Reservations => "reservations_view",
         }
     }
 }

@@ -13,6 +13,7 @@ mod accounts;
 mod error;
 mod fines;
 mod params;
+mod reservations;
 mod search_area;
 mod service_tasks;
 mod streams;
@@ -67,6 +68,7 @@ pub fn router(context: QueryContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(accounts::get_account))
         .routes(utoipa_axum::routes!(fines::get_fine))
         .routes(utoipa_axum::routes!(service_tasks::get_service_task))
+        .routes(utoipa_axum::routes!(reservations::get_reservation))
         .with_state(context)
         .split_for_parts()
 }

@@ -109,6 +109,15 @@ async fn a_customer_acts_only_on_their_own_trip() {
             answer.body
         );
     }
+    // The read model follows the log a moment behind: wait until the owner sees the trip.
+    tests::eventually(std::time::Duration::from_secs(10), || async {
+        let own = app
+            .get(&format!("/v1/trips/{trip_id}"), Some(&owner_token))
+            .await?;
+        Ok((own.status == StatusCode::OK).then_some(()))
+    })
+    .await
+    .unwrap();
     let read = app
         .get(&format!("/v1/trips/{trip_id}"), Some(&other_token))
         .await

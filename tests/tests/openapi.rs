@@ -57,6 +57,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/service-tasks/{task_id}/complete"),
     ("GET", "/v1/service-tasks/{task_id}"),
     ("POST", "/v1/vehicles/{vehicle_id}/damage-reports"),
+    ("POST", "/v1/quotes"),
+    ("POST", "/v1/reservations"),
+    ("POST", "/v1/reservations/{reservation_id}/cancel"),
+    ("GET", "/v1/reservations/{reservation_id}"),
 ];
 
 fn documented(document: &Value) -> BTreeSet<(String, String)> {

@@ -61,11 +61,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let city = fixtures::moscow().context("loading the city fixture")?;
     let tariff = city.standard_tariff()?.clone();
     let fees = fixtures::fees().context("loading the fee schedule")?;
+    let standard_terms = city.standard_terms()?;
 
     let shutdown = projectors::Shutdown::new();
     let projections = projectors::start(store.clone(), shutdown.clone());
 
-    let (commands, commands_doc) = command_api::router(command_api::CommandContext {
+    let command_context = command_api::CommandContext {
         store: store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
@@ -75,7 +76,18 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         penalty_tariff: Arc::new(fees.penalty_amounts_kopecks),
         kyc: Arc::new(fixtures::kyc().context("loading the KYC rules fixture")?),
         fleet: Arc::new(fixtures::fleet().context("loading the fleet fixture")?),
+        pricing: Arc::new(command_api::Pricing {
+            policy: city.pricing.clone(),
+            standard: standard_terms,
+        }),
+    };
+    // Reservations expire by the injected clock, through the command pipeline.
+    let expiry = tokio::spawn({
+        let shutdown = shutdown.clone();
+        command_api::expiry::ExpiryWorker::new(command_context.clone())
+            .run(async move { shutdown.triggered().await })
     });
+    let (commands, commands_doc) = command_api::router(command_context);
     let (queries, queries_doc) = query_api::router(query_api::QueryContext {
         pool: pool.clone(),
         store: store.clone(),
@@ -146,8 +158,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         let _ = nats.await;
     }
     tracing::info!("stopping projectors");
+    tracing::info!("stopping projectors and the reservation expiry worker");
     shutdown.trigger();
     projections.stopped().await;
+    if let Err(error) = expiry.await {
+        tracing::warn!(%error, "the reservation expiry worker ended abnormally");
+    }
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

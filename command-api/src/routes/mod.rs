@@ -9,6 +9,8 @@ mod customers;
 mod fines;
 mod fleet;
 mod penalties;
+mod quotes;
+mod reservations;
 mod trips;
 mod vehicles;
 
@@ -36,6 +38,8 @@ use utoipa_axum::routes;
         (name = "fines", description = "Traffic fines imported from the fine feed"),
         (name = "companies", description = "Business accounts and their employees"),
         (name = "fleet", description = "Service tasks and damage reports"),
+        (name = "quotes", description = "Prices for a car, multiplied by the demand in its zone"),
+        (name = "reservations", description = "Holding a car before the trip"),
     )
 )]
 struct CommandDoc;
@@ -66,7 +70,12 @@ pub(crate) fn router() -> OpenApiRouter<CommandContext> {
         .routes(routes!(fleet::start))
         .routes(routes!(fleet::complete))
         .routes(routes!(fleet::report_damage))
+        .routes(routes!(quotes::request))
+        .routes(routes!(reservations::reserve))
+        .routes(routes!(reservations::cancel))
 }
+
+pub use reservations::expire_reservation;
 
 /// The envelope of a request, for routes that need a caller.
 pub(crate) fn envelope_of(

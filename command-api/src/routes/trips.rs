@@ -10,11 +10,13 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use domain::Decider;
 use domain::customer::Customer;
-use domain::ids::{CustomerId, TripId, VehicleId};
-use domain::rental::{self, EndTrip, StartTrip, customer_trip_claim};
+use domain::ids::{CustomerId, QuoteId, TripId, VehicleId};
+use domain::quote::Quote;
+use domain::rental::{self, EndTrip, StartTrip};
+use domain::reservation::Reservation;
 use domain::trip::PriceBreakdown;
 use domain::trip::{Trip, TripCommand, TripContext, TripState};
-use domain::vehicle::Vehicle;
+use domain::vehicle::{Vehicle, VehicleStatus};
 use event_store::Claims;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
@@ -24,7 +26,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// The customer id of a customer caller.
-fn customer_of(caller: &Caller) -> Result<CustomerId, Problem> {
+pub(crate) fn customer_of(caller: &Caller) -> Result<CustomerId, Problem> {
     caller.require(&[Role::Customer])?;
     caller
         .subject
@@ -37,8 +39,13 @@ fn customer_of(caller: &Caller) -> Result<CustomerId, Problem> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StartTripBody {
-    /// The available car to take.
+    /// The available car to take, or the car the customer reserved (the reservation turns into
+    /// the trip, on the reservation's terms).
     vehicle_id: Uuid,
+    /// A quote of this customer for this car, still valid: the trip uses exactly its tariff.
+    /// Without one, the standard tariff applies.
+    #[serde(default)]
+    quote_id: Option<Uuid>,
 }
 
 /// A started trip.
@@ -64,7 +71,8 @@ pub(crate) struct TripFinished {
     price: Option<PriceBreakdown>,
 }
 
-/// A customer starts a trip on an available car, at the current tariff.
+/// A customer starts a trip on an available car at the standard tariff or their quote's, or on
+/// the car they reserved, which turns the reservation into the trip.
 #[utoipa::path(
     post,
     path = "/v1/trips",
@@ -92,6 +100,7 @@ pub(crate) async fn start(
         Err(problem) => return problem.into_response(),
     };
     let vehicle_id = VehicleId(body.value.vehicle_id);
+    let quote_id = body.value.quote_id.map(QuoteId);
     let trip_id = TripId(Uuid::now_v7());
     let context = &context;
     execute(context, envelope, || async move {
@@ -100,23 +109,34 @@ pub(crate) async fn start(
             vehicle_id.stream_id(),
             trip_id.stream_id(),
         );
-        let streams = Streams::read(
-            &context.store,
-            &[
-                customer_stream.clone(),
-                vehicle_stream.clone(),
-                trip_stream.clone(),
-            ],
-        )
-        .await?;
+        let mut stream_ids = vec![
+            customer_stream.clone(),
+            vehicle_stream.clone(),
+            trip_stream.clone(),
+        ];
+        stream_ids.extend(quote_id.map(|id| id.stream_id()));
+        let streams = Streams::read(&context.store, &stream_ids).await?;
         let customer = streams.fold::<Customer>(&customer_stream)?;
         let vehicle = streams.fold::<Vehicle>(&vehicle_stream)?;
         let trip = streams.fold::<Trip>(&trip_stream)?;
-        let customer_active_trip = context
-            .store
-            .claim_holder(&customer_trip_claim(customer_id))
-            .await?
-            .and_then(|holder| TripId::from_stream_id(&holder));
+        let quote = match quote_id {
+            Some(id) => Some((id, streams.fold::<Quote>(&id.stream_id())?.state)),
+            None => None,
+        };
+        // A car reserved by this customer: the reservation's stream is part of the decision and
+        // of the append (its version guards against a concurrent cancel or expiry).
+        let reservation = match vehicle.state.status {
+            VehicleStatus::Reserved {
+                reservation_id,
+                customer_id: holder,
+            } if holder == customer_id => Some((
+                reservation_id,
+                load::<Reservation>(&context.store, &reservation_id.stream_id()).await?,
+            )),
+            _ => None,
+        };
+        let (customer_active_trip, customer_reservation) =
+            super::reservations::customer_holdings(&context.store, customer_id).await?;
         let now = context.clock.now();
         let decision = rental::start_trip(StartTrip {
             trip_id,
@@ -128,12 +148,24 @@ pub(crate) async fn start(
             vehicle_id,
             vehicle: &vehicle.state,
             tariff: (*context.tariff).clone(),
+            customer_reservation,
+            reservation: reservation.as_ref().map(|(_, loaded)| &loaded.state),
+            quote: quote.as_ref().map(|(id, state)| (*id, state)),
         })?;
+        let mut writes = vec![
+            write(trip_stream.clone(), trip.expected(), &decision.trip, now)?,
+            write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
+        ];
+        if let Some((reservation_id, loaded)) = &reservation {
+            writes.push(write(
+                reservation_id.stream_id(),
+                loaded.expected(),
+                &decision.reservation,
+                now,
+            )?);
+        }
         Ok(Decision {
-            writes: vec![
-                write(trip_stream.clone(), trip.expected(), &decision.trip, now)?,
-                write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
-            ],
+            writes,
             claims: Claims {
                 acquire: decision.acquire,
                 holder: Some(trip_stream),

@@ -126,6 +126,9 @@ impl Given {
             vehicle_id: start.vehicle_id,
             vehicle: &Vehicle::fold(&self.vehicle),
             tariff: tariff.clone(),
+            customer_reservation: None,
+            reservation: None,
+            quote: None,
         });
         Scenario {
             when: When::StartTrip {
@@ -213,7 +216,11 @@ fn start_takes_the_car_fixes_the_tariff_and_claims_customer_and_car() {
     assert_eq!(decision.vehicle, [rented(KIA, TRIP_1, IVAN, NOW)]);
     assert_eq!(
         decision.acquire,
-        [customer_trip_claim(IVAN), vehicle_trip_claim(KIA)]
+        [
+            customer_trip_claim(IVAN),
+            vehicle_trip_claim(KIA),
+            customer_holds_car_claim(IVAN)
+        ]
     );
     assert!(decision.release.is_empty());
     assert_yaml_snapshot!(scenario);
@@ -425,7 +432,11 @@ fn end_prices_driving_and_parking_minutes_returns_the_car_and_releases_the_claim
     assert!(decision.acquire.is_empty());
     assert_eq!(
         decision.release,
-        [customer_trip_claim(IVAN), vehicle_trip_claim(KIA)]
+        [
+            customer_trip_claim(IVAN),
+            vehicle_trip_claim(KIA),
+            customer_holds_car_claim(IVAN)
+        ]
     );
     assert_yaml_snapshot!(scenario);
 }
@@ -496,7 +507,7 @@ fn end_outside_the_operating_area_is_rejected() {
     let scenario = given()
         .customer(verified_customer(IVAN))
         .vehicle(kia_in_trip_1_reporting(reading(
-            sheremetyevo(),
+            zelenograd(),
             60,
             START_ODOMETER_M + 30_000,
             true,
@@ -526,6 +537,30 @@ fn end_inside_a_forbidden_zone_is_rejected() {
         scenario.rejection(),
         &Rejection::VehicleOutsideOperatingZone { vehicle_id: KIA }
     );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn end_in_an_airport_surcharge_zone_outside_the_boundary_adds_the_surcharge() {
+    // 10:00 to 10:45 driving, 30 km: 45 minutes at 12 RUB, nothing over the included distance,
+    // and the airport's 300 RUB: 540 + 300 = 840 RUB.
+    let scenario = given()
+        .customer(verified_customer(IVAN))
+        .vehicle(kia_in_trip_1_reporting(reading(
+            sheremetyevo(),
+            60,
+            START_ODOMETER_M + 30_000,
+            true,
+        )))
+        .trip([trip_started(NOW)])
+        .end(TRIP_1, "2026-11-25T10:45:00Z");
+    let [TripEvent::TripEnded { price, .. }] = scenario.decision().trip.as_slice() else {
+        panic!("expected one TripEnded");
+    };
+    assert_eq!(price.surcharge_zone.as_deref(), Some("Sheremetyevo"));
+    assert_eq!(price.surcharge_kopecks, Kopecks(30_000));
+    assert_eq!(price.driving_kopecks, Kopecks(45 * 1_200));
+    assert_eq!(price.total_kopecks, Kopecks(45 * 1_200 + 30_000));
     assert_yaml_snapshot!(scenario);
 }
 
@@ -713,17 +748,18 @@ mod invariants {
                 .collect()
         }
 
+        /// Releases, then acquires: the order the store applies them in.
         fn take(&mut self, acquire: &[String], release: &[String]) {
-            for claim in acquire {
-                assert!(
-                    self.claims.insert(claim.clone()),
-                    "claim {claim} acquired while held"
-                );
-            }
             for claim in release {
                 assert!(
                     self.claims.remove(claim),
                     "claim {claim} released while not held"
+                );
+            }
+            for claim in acquire {
+                assert!(
+                    self.claims.insert(claim.clone()),
+                    "claim {claim} acquired while held"
                 );
             }
         }
@@ -762,6 +798,9 @@ mod invariants {
                         vehicle_id,
                         vehicle: &Vehicle::fold(&self.vehicles[&vehicle_id]),
                         tariff: standard_tariff(),
+                        customer_reservation: None,
+                        reservation: None,
+                        quote: None,
                     });
                     if let Ok(decision) = decided {
                         assert!(customer_state.blocks.is_empty(), "blocked customer rents");
@@ -803,7 +842,7 @@ mod invariants {
                     let position = match place {
                         Place::Inside => chistye_prudy(),
                         Place::Forbidden => in_gorky_park(),
-                        Place::Outside => sheremetyevo(),
+                        Place::Outside => zelenograd(),
                     };
                     let command =
                         VehicleCommand::RecordTelemetry(reading(position, 50, odometer_m, locked));
@@ -892,6 +931,7 @@ mod invariants {
                     [
                         customer_trip_claim(start.customer_id),
                         vehicle_trip_claim(start.vehicle_id),
+                        customer_holds_car_claim(start.customer_id),
                     ]
                 })
                 .collect();

@@ -51,6 +51,7 @@ pub(super) fn decide(
         TripCommand::End {
             end_position,
             end_odometer_m,
+            surcharge,
         } => {
             let (driving_s, parking_s) = state.durations_until(now);
             let distance_m = end_odometer_m
@@ -63,7 +64,8 @@ pub(super) fn decide(
                 end_position: *end_position,
                 end_odometer_m: *end_odometer_m,
                 ended_at: now,
-                price: price(&start.tariff, driving_s, parking_s, distance_m),
+                price: price(&start.tariff, driving_s, parking_s, distance_m)
+                    .with_surcharge(surcharge.as_ref()),
             }])
         }
     }

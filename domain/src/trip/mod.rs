@@ -12,10 +12,11 @@ mod tests;
 
 use crate::decider::{Decider, DomainEvent};
 use crate::geo::GeoPoint;
-use crate::ids::{CustomerId, TripId, VehicleId};
+use crate::ids::{CustomerId, QuoteId, ReservationId, TripId, VehicleId};
 use crate::money::{Currency, Kopecks};
 use crate::rejection::Rejection;
 use crate::value::OdometerM;
+use crate::zone::ZoneSurcharge;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -115,6 +116,12 @@ pub struct TripStart {
     pub start_position: GeoPoint,
     /// The odometer at the start.
     pub start_odometer_m: OdometerM,
+    /// The quote whose tariff the trip started on, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_id: Option<QuoteId>,
+    /// The reservation the trip turned into, if any (its tariff is the trip's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<ReservationId>,
 }
 
 /// What can be asked of a trip.
@@ -128,10 +135,12 @@ pub enum TripCommand {
     /// Drive on after parking.
     Resume,
     /// Hand the car back where it stands, with the odometer it shows (the rental workflow checks
-    /// zone and locks first).
+    /// zone and locks first, and names the surcharge of the zone the car stands in).
     End {
         end_position: GeoPoint,
         end_odometer_m: OdometerM,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        surcharge: Option<ZoneSurcharge>,
     },
 }
 

@@ -1,8 +1,10 @@
 //! The price of a trip: started minutes of driving and of parking at the trip's tariff, plus
-//! started kilometres beyond the included distance. Integer kopecks throughout.
+//! started kilometres beyond the included distance, plus the surcharge of the zone it ended in
+//! (an airport), if any. Integer kopecks throughout.
 
 use super::Tariff;
 use crate::money::{Currency, Kopecks};
+use crate::zone::ZoneSurcharge;
 use serde::{Deserialize, Serialize};
 
 /// A trip's price and how it was reached, kept in the `TripEnded` event so any price can be
@@ -32,6 +34,13 @@ pub struct PriceBreakdown {
     pub extra_km: u64,
     /// Extra kilometres × per-km rate.
     pub distance_kopecks: Kopecks,
+    /// The surcharge zone the trip ended in, if any. Absent in events recorded before surcharge
+    /// zones existed.
+    #[serde(default)]
+    pub surcharge_zone: Option<String>,
+    /// That zone's fee; zero elsewhere.
+    #[serde(default)]
+    pub surcharge_kopecks: Kopecks,
     /// The sum of the parts.
     pub total_kopecks: Kopecks,
 }
@@ -62,7 +71,21 @@ pub fn price(tariff: &Tariff, driving_s: u64, parking_s: u64, distance_m: u64) -
         included_km: tariff.included_km,
         extra_km,
         distance_kopecks,
+        surcharge_zone: None,
+        surcharge_kopecks: Kopecks::ZERO,
         total_kopecks: driving_kopecks + parking_kopecks + distance_kopecks,
+    }
+}
+
+impl PriceBreakdown {
+    /// This price with the surcharge of the zone the trip ended in added to the total.
+    pub fn with_surcharge(mut self, surcharge: Option<&ZoneSurcharge>) -> PriceBreakdown {
+        if let Some(surcharge) = surcharge {
+            self.surcharge_zone = Some(surcharge.zone.clone());
+            self.surcharge_kopecks = surcharge.amount_kopecks;
+            self.total_kopecks = self.total_kopecks + surcharge.amount_kopecks;
+        }
+        self
     }
 }
 
@@ -112,6 +135,11 @@ mod tests {
                 p.total_kopecks.get(),
                 p.driving_kopecks.get() + p.parking_kopecks.get() + p.distance_kopecks.get()
             );
+            prop_assert_eq!(p.surcharge_kopecks, Kopecks::ZERO);
+            let surcharge = ZoneSurcharge { zone: "airport".to_owned(), amount_kopecks: Kopecks(30_000) };
+            let with = p.clone().with_surcharge(Some(&surcharge));
+            prop_assert_eq!(with.total_kopecks.get(), p.total_kopecks.get() + 30_000);
+            prop_assert_eq!(with.surcharge_zone.as_deref(), Some("airport"));
             prop_assert_eq!(p.currency, tariff.currency);
             prop_assert_eq!(
                 (p.driving_s, p.parking_s, p.distance_m, p.included_km),

@@ -15,6 +15,7 @@ fn end_at_odometer(end_odometer_m: u64) -> TripCommand {
     TripCommand::End {
         end_position: red_square(),
         end_odometer_m: OdometerM::from_m(end_odometer_m),
+        surcharge: None,
     }
 }
 
@@ -224,4 +225,18 @@ fn end_with_an_odometer_below_the_start_counts_no_distance() {
     let price = ended_price(scenario.events());
     assert_eq!((price.distance_m, price.extra_km), (0, 0));
     assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_trip_ended_stored_before_surcharge_zones_existed_still_decodes() {
+    let history = [trip_started(NOW)];
+    let ended = trip_ended(&history, "2026-11-25T10:10:00Z", START_ODOMETER_M + 1_000);
+    let mut encoded = crate::decider::encode(&ended).unwrap();
+    let price = encoded.data["price"].as_object_mut().unwrap();
+    price.remove("surcharge_zone");
+    price.remove("surcharge_kopecks");
+    let decoded: TripEvent =
+        crate::decider::decode(&encoded.event_type, encoded.schema_version, encoded.data).unwrap();
+    assert_eq!(decoded, ended);
+    assert_eq!(ended_price(&[decoded]).surcharge_kopecks, Kopecks::ZERO);
 }

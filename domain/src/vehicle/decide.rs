@@ -70,6 +70,18 @@ pub(super) fn decide(
                 trip_id: *trip_id,
                 customer_id: *customer_id,
                 rented_at: now,
+                reservation_id: None,
+            }]),
+            // The reserving customer turns the reservation into a trip; nobody else may.
+            VehicleStatus::Reserved {
+                reservation_id,
+                customer_id: holder,
+            } if holder == *customer_id => Ok(vec![VehicleEvent::VehicleRented {
+                vehicle_id,
+                trip_id: *trip_id,
+                customer_id: *customer_id,
+                rented_at: now,
+                reservation_id: Some(reservation_id),
             }]),
             ref other => Err(Rejection::VehicleNotAvailable {
                 vehicle_id,
@@ -105,6 +117,21 @@ pub(super) fn decide(
                 status: other.as_str().to_owned(),
             }),
         },
+        VehicleCommand::Reserve {
+            reservation_id,
+            customer_id,
+        } => match state.status {
+            VehicleStatus::Available => Ok(vec![VehicleEvent::VehicleReserved {
+                vehicle_id,
+                reservation_id: *reservation_id,
+                customer_id: *customer_id,
+                reserved_at: now,
+            }]),
+            ref other => Err(Rejection::VehicleNotAvailable {
+                vehicle_id,
+                status: other.as_str().to_owned(),
+            }),
+        },
         VehicleCommand::CloseServiceTask { task_id } => match &state.status {
             VehicleStatus::InService { open_tasks } if open_tasks.contains(task_id) => {
                 let mut events = vec![VehicleEvent::VehicleServiceTaskClosed {
@@ -123,6 +150,20 @@ pub(super) fn decide(
             _ => Err(Rejection::VehicleNotInService {
                 vehicle_id,
                 task_id: *task_id,
+            }),
+        },
+        VehicleCommand::ReleaseReservation { reservation_id } => match state.status {
+            VehicleStatus::Reserved {
+                reservation_id: current,
+                ..
+            } if current == *reservation_id => Ok(vec![VehicleEvent::VehicleReservationReleased {
+                vehicle_id,
+                reservation_id: *reservation_id,
+                released_at: now,
+            }]),
+            _ => Err(Rejection::VehicleNotReserved {
+                vehicle_id,
+                reservation_id: *reservation_id,
             }),
         },
     }

@@ -66,6 +66,19 @@ pub(super) fn evolve(mut state: VehicleState, event: &VehicleEvent) -> VehicleSt
         VehicleEvent::VehicleReleasedFromService { .. } => {
             state.status = VehicleStatus::Available;
         }
+        VehicleEvent::VehicleReserved {
+            reservation_id,
+            customer_id,
+            ..
+        } => {
+            state.status = VehicleStatus::Reserved {
+                reservation_id: *reservation_id,
+                customer_id: *customer_id,
+            };
+        }
+        VehicleEvent::VehicleReservationReleased { .. } => {
+            state.status = VehicleStatus::Available;
+        }
     }
     state
 }

@@ -9,7 +9,7 @@ mod tests;
 
 use crate::decider::{Decider, DomainEvent};
 use crate::geo::GeoPoint;
-use crate::ids::{CustomerId, ServiceTaskId, TripId, VehicleId};
+use crate::ids::{CustomerId, ReservationId, ServiceTaskId, TripId, VehicleId};
 use crate::rejection::Rejection;
 use crate::service_task::ServiceTaskKind;
 use crate::value::{FuelPercent, ModelName, OdometerM, Plate, Vin};
@@ -94,6 +94,11 @@ pub enum VehicleStatus {
     /// Out of rotation while fleet staff work on it; available again when its last open service
     /// task is completed. Never empty: the set holds the open tasks.
     InService { open_tasks: BTreeSet<ServiceTaskId> },
+    /// Held for one customer by a reservation: only they may start a trip in it.
+    Reserved {
+        reservation_id: ReservationId,
+        customer_id: CustomerId,
+    },
 }
 
 impl VehicleStatus {
@@ -103,6 +108,7 @@ impl VehicleStatus {
             Self::Available => "available",
             Self::InTrip { .. } => "in_trip",
             Self::InService { .. } => "in_service",
+            Self::Reserved { .. } => "reserved",
         }
     }
 }
@@ -134,6 +140,13 @@ pub enum VehicleCommand {
     },
     /// A service task on the car is done (issued with the task's completion).
     CloseServiceTask { task_id: ServiceTaskId },
+    /// A reservation holds the car for its customer (issued by the rental workflow).
+    Reserve {
+        reservation_id: ReservationId,
+        customer_id: CustomerId,
+    },
+    /// A cancelled or expired reservation lets the car go.
+    ReleaseReservation { reservation_id: ReservationId },
 }
 
 /// What happened to a vehicle.
@@ -162,6 +175,9 @@ pub enum VehicleEvent {
         trip_id: TripId,
         customer_id: CustomerId,
         rented_at: DateTime<Utc>,
+        /// The reservation that held the car for the trip's customer, if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reservation_id: Option<ReservationId>,
     },
     /// The trip handed the car back.
     VehicleReturned {
@@ -185,6 +201,19 @@ pub enum VehicleEvent {
     /// The car's last open service task was completed: it is available again.
     VehicleReleasedFromService {
         vehicle_id: VehicleId,
+        released_at: DateTime<Utc>,
+    },
+    /// A reservation took the car for its customer.
+    VehicleReserved {
+        vehicle_id: VehicleId,
+        reservation_id: ReservationId,
+        customer_id: CustomerId,
+        reserved_at: DateTime<Utc>,
+    },
+    /// The reservation was cancelled or expired: the car is available again.
+    VehicleReservationReleased {
+        vehicle_id: VehicleId,
+        reservation_id: ReservationId,
         released_at: DateTime<Utc>,
     },
 }

@@ -254,6 +254,146 @@ fn return_a_car_that_is_in_no_trip_is_rejected() {
     assert_yaml_snapshot!(scenario);
 }
 
+// Reservations.
+
+#[test]
+fn reserve_an_available_car() {
+    let scenario = Vehicle::given([added(KIA)])
+        .when(
+            VehicleCommand::Reserve {
+                reservation_id: RESERVATION_1,
+                customer_id: IVAN,
+            },
+            kia_now(),
+        )
+        .then();
+    assert_eq!(scenario.events(), [reserved(RESERVATION_1, IVAN, NOW)]);
+    assert_eq!(
+        Vehicle::fold([added(KIA)].iter().chain(scenario.events())).status,
+        VehicleStatus::Reserved {
+            reservation_id: RESERVATION_1,
+            customer_id: IVAN,
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn reserve_a_reserved_car_is_rejected() {
+    let scenario = Vehicle::given([
+        added(KIA),
+        reserved(RESERVATION_1, IVAN, "2026-11-25T09:55:00Z"),
+    ])
+    .when(
+        VehicleCommand::Reserve {
+            reservation_id: RESERVATION_2,
+            customer_id: MARIA,
+        },
+        kia_now(),
+    )
+    .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::VehicleNotAvailable { status, .. } if status == "reserved"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn rent_a_car_reserved_by_the_same_customer_takes_it_from_the_reservation() {
+    let scenario = Vehicle::given([
+        added(KIA),
+        reserved(RESERVATION_1, IVAN, "2026-11-25T09:55:00Z"),
+    ])
+    .when(
+        VehicleCommand::Rent {
+            trip_id: TRIP_1,
+            customer_id: IVAN,
+        },
+        kia_now(),
+    )
+    .then();
+    assert_eq!(
+        scenario.events(),
+        [VehicleEvent::VehicleRented {
+            vehicle_id: KIA,
+            trip_id: TRIP_1,
+            customer_id: IVAN,
+            rented_at: at(NOW),
+            reservation_id: Some(RESERVATION_1),
+        }]
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn rent_a_car_reserved_by_another_customer_is_rejected() {
+    let scenario = Vehicle::given([
+        added(KIA),
+        reserved(RESERVATION_1, IVAN, "2026-11-25T09:55:00Z"),
+    ])
+    .when(
+        VehicleCommand::Rent {
+            trip_id: TRIP_2,
+            customer_id: MARIA,
+        },
+        kia_now(),
+    )
+    .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::VehicleNotAvailable { status, .. } if status == "reserved"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn release_by_the_reservation_holding_the_car_makes_it_available() {
+    let scenario = Vehicle::given([
+        added(KIA),
+        reserved(RESERVATION_1, IVAN, "2026-11-25T09:55:00Z"),
+    ])
+    .when(
+        VehicleCommand::ReleaseReservation {
+            reservation_id: RESERVATION_1,
+        },
+        kia_now(),
+    )
+    .then();
+    assert_eq!(
+        scenario.events(),
+        [VehicleEvent::VehicleReservationReleased {
+            vehicle_id: KIA,
+            reservation_id: RESERVATION_1,
+            released_at: at(NOW),
+        }]
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn release_by_a_reservation_not_holding_the_car_is_rejected() {
+    let scenario = Vehicle::given([
+        added(KIA),
+        reserved(RESERVATION_1, IVAN, "2026-11-25T09:55:00Z"),
+    ])
+    .when(
+        VehicleCommand::ReleaseReservation {
+            reservation_id: RESERVATION_2,
+        },
+        kia_now(),
+    )
+    .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::VehicleNotReserved {
+            vehicle_id: KIA,
+            reservation_id: RESERVATION_2,
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
 // Service: the car's side of fleet work (the task's side is in `crate::fleet`'s tests).
 
 fn sent_to_service(task_id: crate::ids::ServiceTaskId) -> VehicleEvent {
