@@ -268,6 +268,7 @@ pub fn start_trip(input: StartTrip<'_>) -> Result<RentalDecision, Rejection> {
             start_odometer_m: telemetry.odometer_m,
             quote_id,
             reservation_id,
+            company_id: customer.company_id,
         }),
         &TripContext { trip_id, now },
     )?;

@@ -571,6 +571,7 @@ pub(crate) fn trip_start(
         start_odometer_m: OdometerM::from_m(START_ODOMETER_M),
         quote_id: None,
         reservation_id: None,
+        company_id: None,
     }
 }
 

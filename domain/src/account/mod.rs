@@ -5,11 +5,12 @@
 //!
 //! # The payer
 //!
-//! An account belongs to an [`AccountId`]: today always a customer (`customer:<uuid>`, stream
-//! `account-<uuid>`). B2B corporate accounts, whose employees' trips are billed to the company,
-//! will add `AccountId::Company` (`company:<uuid>`, stream `account-company-<uuid>`) without
-//! changing any event: each charge already records both the account it is on (the payer) and the
-//! customer who caused it, which differ exactly for a company's employees.
+//! An account belongs to an [`AccountId`]: a customer (`customer:<uuid>`, stream
+//! `account-<uuid>`) or a B2B company (`company:<uuid>`, stream `account-company-<uuid>`), whose
+//! employees' trips are billed to it. Each charge records both the account it is on (the payer)
+//! and the customer who caused it, which differ exactly for a company's employees. A trip's payer
+//! is fixed when it starts ([`payer_of_trip`]); a reservation's paid waiting is always the
+//! customer's own ([`paid_waiting_charge`]).
 //!
 //! # Money rules, and how they tighten once payments exist
 //!
@@ -34,7 +35,8 @@ mod evolve;
 mod tests;
 
 use crate::decider::{Decider, DomainEvent};
-use crate::ids::{CustomerId, FineId, PenaltyId, TripId};
+use crate::ids::{CompanyId, CustomerId, FineId, PenaltyId, ReservationId, TripId};
+use crate::reservation::ReservationEvent;
 use crate::money::Kopecks;
 use crate::rejection::{FieldError, Rejection};
 use crate::trip::{TripEvent, TripState};
@@ -72,33 +74,40 @@ pub fn positive_amount(field: &str, kopecks: i64) -> Result<Kopecks, FieldError>
 pub enum AccountId {
     /// A person paying for their own trips.
     Customer(CustomerId),
-    // Company(CompanyId) comes with B2B accounts: text `company:<uuid>`, stream
-    // `account-company-<uuid>`.
+    /// A B2B company paying for its employees' trips.
+    Company(CompanyId),
 }
 
 impl AccountId {
     /// The stream category of accounts.
     pub const CATEGORY: &'static str = "account";
 
-    /// The account's event stream: `account-<customer uuid>`.
+    /// The account's event stream: `account-<customer uuid>` or `account-company-<uuid>`.
     pub fn stream_id(&self) -> String {
         match self {
             AccountId::Customer(customer_id) => format!("account-{}", customer_id.0),
+            AccountId::Company(company_id) => format!("account-company-{}", company_id.0),
         }
     }
 
     /// Reads an account id back out of a stream id.
     pub fn from_stream_id(stream_id: &str) -> Option<Self> {
         let rest = stream_id.strip_prefix("account-")?;
-        Uuid::parse_str(rest)
-            .ok()
-            .map(|id| AccountId::Customer(CustomerId(id)))
+        match rest.strip_prefix("company-") {
+            Some(company) => Uuid::parse_str(company)
+                .ok()
+                .map(|id| AccountId::Company(CompanyId(id))),
+            None => Uuid::parse_str(rest)
+                .ok()
+                .map(|id| AccountId::Customer(CustomerId(id))),
+        }
     }
 
     /// The customer whose own account this is, if it is a customer's.
     pub fn customer(&self) -> Option<CustomerId> {
         match self {
             AccountId::Customer(customer_id) => Some(*customer_id),
+            AccountId::Company(_) => None,
         }
     }
 }
@@ -107,13 +116,14 @@ impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AccountId::Customer(customer_id) => write!(f, "customer:{customer_id}"),
+            AccountId::Company(company_id) => write!(f, "company:{company_id}"),
         }
     }
 }
 
 /// Text that is not an account id.
 #[derive(Debug, thiserror::Error)]
-#[error("not an account id (expected customer:<uuid>): {0:?}")]
+#[error("not an account id (expected customer:<uuid> or company:<uuid>): {0:?}")]
 pub struct NotAnAccountId(String);
 
 impl FromStr for AccountId {
@@ -124,6 +134,7 @@ impl FromStr for AccountId {
         let id = Uuid::parse_str(id).map_err(|_| invalid())?;
         match kind {
             "customer" => Ok(AccountId::Customer(CustomerId(id))),
+            "company" => Ok(AccountId::Company(CompanyId(id))),
             _ => Err(invalid()),
         }
     }
@@ -216,9 +227,8 @@ impl ChargeReason {
 pub enum ChargeSource {
     /// A trip (`trip-<id>`).
     Trip { trip_id: TripId },
-    /// A reservation. A plain UUID here, because reservations are modelled elsewhere; it is the
-    /// same JSON as their id type.
-    Reservation { reservation_id: Uuid },
+    /// A reservation (`reservation-<id>`).
+    Reservation { reservation_id: ReservationId },
     /// A traffic fine (`fine-<id>`).
     Fine { fine_id: FineId },
     /// A penalty (`penalty-<id>`).
@@ -240,7 +250,7 @@ impl ChargeSource {
     pub fn id(&self) -> Uuid {
         match self {
             Self::Trip { trip_id } => trip_id.0,
-            Self::Reservation { reservation_id } => *reservation_id,
+            Self::Reservation { reservation_id } => reservation_id.0,
             Self::Fine { fine_id } => fine_id.0,
             Self::Penalty { penalty_id } => penalty_id.0,
         }
@@ -476,13 +486,60 @@ pub fn charges_for(
     Ok(events)
 }
 
-/// The account a trip's costs go on (its price, penalties for it, fines caught during it). Today
-/// always the trip's customer's own; when B2B accounts arrive, the payer fixed at the trip's start
-/// decides it, and this is the one place to change.
+/// The account a trip's costs go on (its price, penalties for it, fines caught during it): the
+/// company the customer drove for when the trip started, else the customer's own.
 pub fn payer_of_trip(trip: &TripState) -> Option<AccountId> {
-    trip.started
-        .as_ref()
-        .map(|start| AccountId::Customer(start.customer_id))
+    trip.started.as_ref().map(|start| match start.company_id {
+        Some(company_id) => AccountId::Company(company_id),
+        None => AccountId::Customer(start.customer_id),
+    })
+}
+
+/// The charge for the paid waiting recorded in the event that ends a reservation (converted,
+/// cancelled or expired), for the customer's own account, appended with that event: `None` when
+/// `ended` does not end a reservation or the waiting was all free.
+pub fn paid_waiting_charge(
+    account: &AccountState,
+    context: &AccountContext,
+    charge_id: ChargeId,
+    ended: &ReservationEvent,
+) -> Result<Option<AccountEvent>, Rejection> {
+    let (reservation_id, customer_id, waiting) = match ended {
+        ReservationEvent::ReservationConverted {
+            reservation_id,
+            customer_id,
+            waiting,
+            ..
+        }
+        | ReservationEvent::ReservationCancelled {
+            reservation_id,
+            customer_id,
+            waiting,
+            ..
+        }
+        | ReservationEvent::ReservationExpired {
+            reservation_id,
+            customer_id,
+            waiting,
+            ..
+        } => (*reservation_id, *customer_id, waiting),
+        ReservationEvent::ReservationMade { .. } => return Ok(None),
+    };
+    if waiting.paid_waiting_kopecks <= Kopecks::ZERO {
+        return Ok(None);
+    }
+    charge_for(
+        account,
+        context,
+        NewCharge {
+            charge_id,
+            reason: ChargeReason::PaidWaiting,
+            source: ChargeSource::Reservation { reservation_id },
+            amount_kopecks: waiting.paid_waiting_kopecks,
+            customer_id,
+        },
+    )
+    .map(Some)
 }
 
 /// The charge for an ended trip's price, for the trip's end to append with `TripEnded`: `None`

@@ -201,7 +201,7 @@ fn charge_for_gives_the_one_event_to_append_with_the_cause() {
         charge_id: CHARGE_2,
         reason: ChargeReason::PaidWaiting,
         source: ChargeSource::Reservation {
-            reservation_id: Uuid::from_u128(0x801),
+            reservation_id: RESERVATION_1,
         },
         amount_kopecks: Kopecks(4_500),
         customer_id: IVAN,
@@ -441,6 +441,22 @@ fn an_account_id_is_text_and_a_stream() {
     assert_eq!(AccountId::from_stream_id(&IVANS.stream_id()), Some(IVANS));
     assert_eq!(AccountId::from_stream_id(&IVAN.stream_id()), None);
     assert!("company:x".parse::<AccountId>().is_err());
+    assert!("person:00000000-0000-0000-0000-000000000101".parse::<AccountId>().is_err());
+    let romashkas = AccountId::Company(ROMASHKA);
+    assert_eq!(
+        romashkas.to_string(),
+        "company:00000000-0000-0000-0000-000000000501"
+    );
+    assert_eq!(romashkas.to_string().parse::<AccountId>().unwrap(), romashkas);
+    assert_eq!(
+        romashkas.stream_id(),
+        "account-company-00000000-0000-0000-0000-000000000501"
+    );
+    assert_eq!(
+        AccountId::from_stream_id(&romashkas.stream_id()),
+        Some(romashkas)
+    );
+    assert_eq!(romashkas.customer(), None);
     assert_eq!(
         serde_json::to_value(IVANS).unwrap(),
         serde_json::json!("customer:00000000-0000-0000-0000-000000000101")
@@ -647,6 +663,86 @@ fn a_trip_that_cost_nothing_is_not_charged() {
     assert_eq!(price.total_kopecks, Kopecks::ZERO);
     assert_eq!(
         trip_price_charge(&AccountState::default(), &ivans_now(), CHARGE_1, &ended),
+        Ok(None)
+    );
+}
+
+#[test]
+fn an_employees_trip_is_charged_to_the_company_it_started_for() {
+    let mut start = trip_start(TRIP_1, IVAN, KIA);
+    start.company_id = Some(ROMASHKA);
+    let started = crate::trip::TripEvent::TripStarted {
+        start,
+        started_at: at("2026-11-25T09:00:00Z"),
+    };
+    let ended = trip_ended(
+        std::slice::from_ref(&started),
+        "2026-11-25T09:20:00Z",
+        START_ODOMETER_M + 5_000,
+    );
+    let trip = crate::trip::Trip::fold([&started, &ended]);
+    let payer = payer_of_trip(&trip).unwrap();
+    assert_eq!(payer, AccountId::Company(ROMASHKA));
+    let context = AccountContext {
+        account_id: payer,
+        now: at("2026-11-25T09:20:00Z"),
+    };
+    let charge = trip_price_charge(&AccountState::default(), &context, CHARGE_1, &ended)
+        .unwrap()
+        .unwrap();
+    // On the company's account, caused by Ivan.
+    assert!(matches!(
+        &charge,
+        AccountEvent::ChargeAdded { account_id, customer_id, .. }
+            if *account_id == AccountId::Company(ROMASHKA) && *customer_id == IVAN
+    ));
+    assert_yaml_snapshot!(charge);
+}
+
+#[test]
+fn the_end_of_a_reservation_charges_its_paid_waiting_to_the_customer() {
+    let made = reservation_made("2026-11-25T09:00:00Z");
+    let state = crate::reservation::Reservation::fold([&made]);
+    // Cancelled 20 minutes in: 15 free minutes, 5 paid.
+    let cancelled = crate::reservation::Reservation::decide(
+        &state,
+        &crate::reservation::ReservationCommand::Cancel,
+        &reservation_context(RESERVATION_1, "2026-11-25T09:20:00Z"),
+    )
+    .unwrap()
+    .remove(0);
+    let context = AccountContext {
+        account_id: IVANS,
+        now: at("2026-11-25T09:20:00Z"),
+    };
+    let charge = paid_waiting_charge(&AccountState::default(), &context, CHARGE_2, &cancelled)
+        .unwrap()
+        .unwrap();
+    let crate::reservation::ReservationEvent::ReservationCancelled { waiting, .. } = &cancelled
+    else {
+        unreachable!()
+    };
+    assert!(waiting.paid_waiting_kopecks > Kopecks::ZERO);
+    assert!(matches!(
+        &charge,
+        AccountEvent::ChargeAdded { reason: ChargeReason::PaidWaiting, source: ChargeSource::Reservation { reservation_id }, amount_kopecks, .. }
+            if *reservation_id == RESERVATION_1 && *amount_kopecks == waiting.paid_waiting_kopecks
+    ));
+    assert_yaml_snapshot!(charge);
+    // Within the free minutes nothing is charged, and a reservation made charges nothing.
+    let early = crate::reservation::Reservation::decide(
+        &state,
+        &crate::reservation::ReservationCommand::Cancel,
+        &reservation_context(RESERVATION_1, "2026-11-25T09:10:00Z"),
+    )
+    .unwrap()
+    .remove(0);
+    assert_eq!(
+        paid_waiting_charge(&AccountState::default(), &context, CHARGE_2, &early),
+        Ok(None)
+    );
+    assert_eq!(
+        paid_waiting_charge(&AccountState::default(), &context, CHARGE_2, &made),
         Ok(None)
     );
 }

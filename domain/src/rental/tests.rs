@@ -227,6 +227,30 @@ fn start_takes_the_car_fixes_the_tariff_and_claims_customer_and_car() {
 }
 
 #[test]
+fn start_by_a_company_employee_fixes_the_company_as_the_trips_payer() {
+    let mut customer = verified_customer(IVAN);
+    customer.push(CustomerEvent::CustomerJoinedCompany {
+        customer_id: IVAN,
+        company_id: ROMASHKA,
+        joined_at: at("2026-11-25T08:00:00Z"),
+    });
+    let scenario = given()
+        .customer(customer)
+        .vehicle([added(KIA)])
+        .start(ivan_takes_the_kia());
+    let mut start = trip_start(TRIP_1, IVAN, KIA);
+    start.company_id = Some(ROMASHKA);
+    assert_eq!(
+        scenario.decision().trip,
+        [TripEvent::TripStarted {
+            start,
+            started_at: at(NOW),
+        }]
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
 fn start_for_an_unknown_customer_is_rejected() {
     let scenario = given().vehicle([added(KIA)]).start(ivan_takes_the_kia());
     assert_eq!(

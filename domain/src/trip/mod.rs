@@ -12,7 +12,7 @@ mod tests;
 
 use crate::decider::{Decider, DomainEvent};
 use crate::geo::GeoPoint;
-use crate::ids::{CustomerId, QuoteId, ReservationId, TripId, VehicleId};
+use crate::ids::{CompanyId, CustomerId, QuoteId, ReservationId, TripId, VehicleId};
 use crate::money::{Currency, Kopecks};
 use crate::rejection::Rejection;
 use crate::value::OdometerM;
@@ -122,6 +122,10 @@ pub struct TripStart {
     /// The reservation the trip turned into, if any (its tariff is the trip's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<ReservationId>,
+    /// The company the customer drove for when the trip started: its account pays the trip's
+    /// price, penalties and fines. `None`: the customer pays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<CompanyId>,
 }
 
 /// What can be asked of a trip.
