@@ -1,6 +1,6 @@
 //! `accounts_view`, `account_charges_view` and `account_adjustments_view`: each payer's account
 //! with its sums, its charges, and every refund and waiver with the agent who made it — what the
-//! customer, support and auditors read at `GET /v1/accounts/{customer_id}`.
+//! customer, support and auditors read at `GET /v1/accounts/{account_id}`.
 //!
 //! The account row's `stream_version` guards the whole projection of an account stream: an event
 //! at or below it was applied before (a rebuild or replay) and is skipped as a whole, so the sums

@@ -1,4 +1,4 @@
-//! `GET /v1/accounts/{customer_id}`: a customer's account — every charge with its reason, its
+//! `GET /v1/accounts/{account_id}`: a customer's account — every charge with its reason, its
 //! source, its refunds and waivers, and the sums (charged, refunded, waived, open) — for the
 //! customer themselves, support and auditors. Read from the accounts read model.
 //!
@@ -22,10 +22,14 @@ use uuid::Uuid;
 /// The account as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AccountResponse {
-    /// `customer:<uuid>`.
+    /// `customer:<uuid>` or `company:<uuid>`.
     account_id: String,
-    /// The customer who pays.
-    customer_id: Uuid,
+    /// The customer who pays, for a customer's own account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_id: Option<Uuid>,
+    /// The company that pays, for a company's account (each charge names the employee).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    company_id: Option<Uuid>,
     /// The currency of every amount.
     currency: &'static str,
     /// The sums over all charges: `charged = refunded + waived + open`.
@@ -130,13 +134,14 @@ struct AdjustmentRow {
     at: DateTime<Utc>,
 }
 
-/// A customer's account: the customer themselves, support and auditors may read it.
+/// An account: a customer's (the customer themselves, support and auditors may read it) or a
+/// company's (`company:<uuid>`, support and auditors).
 #[utoipa::path(
     get,
-    path = "/v1/accounts/{customer_id}",
+    path = "/v1/accounts/{account_id}",
     operation_id = "get_account",
     tag = "accounts",
-    params(("customer_id" = Uuid, Path, description = "The customer who pays")),
+    params(("account_id" = String, Path, description = "Who pays: a customer's id, or `company:<uuid>`")),
     responses((status = 200, description = "The account, its charges and their sums", body = AccountResponse), http_edge::openapi::QueryProblems),
     security(("bearer" = [])),
 )]
@@ -146,13 +151,18 @@ pub(crate) async fn get_account(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<AccountResponse>, Problem> {
     caller.require(&[Role::Customer, Role::Support, Role::Auditor])?;
-    let customer_id = parse_id(path, "customer_id")?;
-    if caller.role == Role::Customer && caller.subject.parse::<Uuid>().ok() != Some(customer_id) {
+    let account_id = parse_account(path)?;
+    let own = match (account_id.customer(), caller.subject.parse::<Uuid>()) {
+        (Some(customer_id), Ok(subject)) => customer_id.0 == subject,
+        _ => false,
+    };
+    if caller.role == Role::Customer && !own {
         return Err(Problem::forbidden(format!(
-            "the account of customer {customer_id} is someone else's"
+            "the account {account_id} is someone else's"
         )));
     }
-    let account_id = AccountId::Customer(CustomerId(customer_id)).to_string();
+    let payer = account_id;
+    let account_id = account_id.to_string();
     let account: Option<AccountRow> = sqlx::query_as(
         "SELECT charged_kopecks, refunded_kopecks, waived_kopecks, open_kopecks, stream_version
          FROM accounts_view WHERE account_id = $1",
@@ -183,8 +193,7 @@ pub(crate) async fn get_account(
     // Who refunded or waived is internal to the operator; the customer sees what and why.
     let show_actor = caller.role != Role::Customer;
     Ok(Json(respond(
-        account_id,
-        customer_id,
+        payer,
         account,
         charges,
         adjustments,
@@ -193,8 +202,7 @@ pub(crate) async fn get_account(
 }
 
 fn respond(
-    account_id: String,
-    customer_id: Uuid,
+    payer: AccountId,
     account: Option<AccountRow>,
     charges: Vec<ChargeRow>,
     adjustments: Vec<AdjustmentRow>,
@@ -261,8 +269,12 @@ fn respond(
         None => (Totals::default(), 0),
     };
     Ok(AccountResponse {
-        account_id,
-        customer_id,
+        account_id: payer.to_string(),
+        customer_id: payer.customer().map(|id| id.0),
+        company_id: match payer {
+            AccountId::Company(company_id) => Some(company_id.0),
+            AccountId::Customer(_) => None,
+        },
         currency: "RUB",
         totals,
         charges,
@@ -271,6 +283,21 @@ fn respond(
 }
 
 /// A UUID from the path, or a 422 naming the parameter.
+/// The account a path names: a customer's id, or `company:<uuid>`.
+fn parse_account(path: Result<Path<String>, PathRejection>) -> Result<AccountId, InvalidParam> {
+    let Path(raw) =
+        path.map_err(|rejection| InvalidParam::new("account_id", rejection.body_text()))?;
+    match raw.parse::<Uuid>() {
+        Ok(id) => Ok(AccountId::Customer(CustomerId(id))),
+        Err(_) => raw.parse().map_err(|_| {
+            InvalidParam::new(
+                "account_id",
+                format!("must be a customer id (a UUID) or company:<uuid>, not {raw:?}"),
+            )
+        }),
+    }
+}
+
 pub(crate) fn parse_id(
     path: Result<Path<String>, PathRejection>,
     name: &str,

@@ -267,7 +267,7 @@ async fn an_account_without_charges_is_empty_and_a_bad_id_names_the_parameter() 
         .await
         .unwrap();
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(bad.body["field"], "customer_id");
+    assert_eq!(bad.body["field"], "account_id");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

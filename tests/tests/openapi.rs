@@ -31,13 +31,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     (
         "POST",
-        "/v1/accounts/{customer_id}/charges/{charge_id}/refunds",
+        "/v1/accounts/{account_id}/charges/{charge_id}/refunds",
     ),
     (
         "POST",
-        "/v1/accounts/{customer_id}/charges/{charge_id}/waive",
+        "/v1/accounts/{account_id}/charges/{charge_id}/waive",
     ),
-    ("GET", "/v1/accounts/{customer_id}"),
+    ("GET", "/v1/accounts/{account_id}"),
     ("POST", "/v1/penalties"),
     ("POST", "/v1/fines"),
     ("GET", "/v1/fines/{fine_id}"),

@@ -22,7 +22,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// `POST /v1/accounts/{customer_id}/charges/{charge_id}/refunds` body.
+/// `POST /v1/accounts/{account_id}/charges/{charge_id}/refunds` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefundBody {
@@ -48,7 +48,7 @@ pub(crate) struct RefundRecorded {
     open_kopecks: Kopecks,
 }
 
-/// `POST /v1/accounts/{customer_id}/charges/{charge_id}/waive` body.
+/// `POST /v1/accounts/{account_id}/charges/{charge_id}/waive` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WaiveBody {
@@ -72,7 +72,7 @@ pub(crate) struct WaiverRecorded {
 /// The account and charge named by the path, and the request's envelope, for a support agent.
 fn charge_request(
     caller: &Caller,
-    raw_customer: &str,
+    raw_account: &str,
     raw_charge: &str,
     method: &Method,
     uri: &Uri,
@@ -80,10 +80,18 @@ fn charge_request(
     body: &[u8],
 ) -> Result<(AccountId, ChargeId, Envelope), Problem> {
     caller.require(&[Role::Support])?;
-    let customer_id = CustomerId(path_id(raw_customer, "charge-not-found", "account")?);
+    let account_id = account_of(raw_account)?;
     let charge_id = ChargeId(path_id(raw_charge, "charge-not-found", "charge")?);
     let envelope = envelope_of(caller, method, uri, headers, body)?;
-    Ok((AccountId::Customer(customer_id), charge_id, envelope))
+    Ok((account_id, charge_id, envelope))
+}
+
+/// The account a path names: a customer's id, or `company:<uuid>` for a company's account.
+fn account_of(raw: &str) -> Result<AccountId, Problem> {
+    match path_id(raw, "charge-not-found", "account") {
+        Ok(id) => Ok(AccountId::Customer(CustomerId(id))),
+        Err(problem) => raw.parse().map_err(|_| problem),
+    }
 }
 
 /// Decides `command` on the account and appends its events, answering with `respond(state
@@ -120,12 +128,12 @@ async fn account_command(
 /// already refunded.
 #[utoipa::path(
     post,
-    path = "/v1/accounts/{customer_id}/charges/{charge_id}/refunds",
+    path = "/v1/accounts/{account_id}/charges/{charge_id}/refunds",
     operation_id = "refund_charge",
     tag = "accounts",
     request_body = RefundBody,
     params(
-        ("customer_id" = Uuid, Path, description = "The customer whose account holds the charge"),
+        ("account_id" = String, Path, description = "The account holding the charge: a customer's id, or `company:<uuid>`"),
         ("charge_id" = Uuid, Path, description = "The charge"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing"),
     ),
@@ -135,7 +143,7 @@ async fn account_command(
 pub(crate) async fn refund_charge(
     State(context): State<CommandContext>,
     caller: Caller,
-    Path((raw_customer, raw_charge)): Path<(String, String)>,
+    Path((raw_account, raw_charge)): Path<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -143,7 +151,7 @@ pub(crate) async fn refund_charge(
 ) -> Response {
     let (account_id, charge_id, envelope) = match charge_request(
         &caller,
-        &raw_customer,
+        &raw_account,
         &raw_charge,
         &method,
         &uri,
@@ -184,12 +192,12 @@ pub(crate) async fn refund_charge(
 /// Support forgives what is still owed on a charge.
 #[utoipa::path(
     post,
-    path = "/v1/accounts/{customer_id}/charges/{charge_id}/waive",
+    path = "/v1/accounts/{account_id}/charges/{charge_id}/waive",
     operation_id = "waive_charge",
     tag = "accounts",
     request_body = WaiveBody,
     params(
-        ("customer_id" = Uuid, Path, description = "The customer whose account holds the charge"),
+        ("account_id" = String, Path, description = "The account holding the charge: a customer's id, or `company:<uuid>`"),
         ("charge_id" = Uuid, Path, description = "The charge"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing"),
     ),
@@ -199,7 +207,7 @@ pub(crate) async fn refund_charge(
 pub(crate) async fn waive_charge(
     State(context): State<CommandContext>,
     caller: Caller,
-    Path((raw_customer, raw_charge)): Path<(String, String)>,
+    Path((raw_account, raw_charge)): Path<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -207,7 +215,7 @@ pub(crate) async fn waive_charge(
 ) -> Response {
     let (account_id, charge_id, envelope) = match charge_request(
         &caller,
-        &raw_customer,
+        &raw_account,
         &raw_charge,
         &method,
         &uri,

@@ -5,6 +5,7 @@
 use super::trips::customer_of;
 use super::{envelope_of, path_id};
 use crate::CommandContext;
+use crate::charges::{account_write, load_account};
 use crate::load::{Loaded, Streams, load};
 use crate::pipeline::{CommandError, Decision, Envelope, execute, write};
 use axum::body::Bytes;
@@ -12,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use domain::account::{AccountContext, AccountId, ChargeId, paid_waiting_charge};
 use domain::customer::Customer;
 use domain::ids::{CustomerId, QuoteId, ReservationId, TripId, VehicleId};
 use domain::pricing::RentalTerms;
@@ -62,6 +64,8 @@ pub(crate) struct ReservationEnded {
     status: &'static str,
     /// The waiting charged.
     waiting: WaitingCharge,
+    /// The charge on the customer's account for the paid waiting, absent when it was all free.
+    charge_id: Option<ChargeId>,
 }
 
 /// The customer's active trip and active reservation, from the claims they hold.
@@ -267,6 +271,7 @@ async fn release(
     by: ReleaseBy,
     customer_id: Option<CustomerId>,
 ) -> Response {
+    let charge_id = ChargeId(Uuid::now_v7());
     execute(context, envelope, || async move {
         let reservation = owned_reservation(&context.store, reservation_id, customer_id).await?;
         let Some(made) = &reservation.state.made else {
@@ -291,21 +296,36 @@ async fn release(
             }
             _ => None,
         });
+        let mut writes = vec![
+            write(
+                reservation_id.stream_id(),
+                reservation.expected(),
+                &decision.reservation,
+                now,
+            )?,
+            write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
+        ];
+        // The paid waiting is charged to the customer in the same append as the end.
+        let mut charge = None;
+        if let Some(ending) = decision.reservation.first() {
+            let account_id = AccountId::Customer(made.customer_id);
+            let account = load_account(&context.store, account_id).await?;
+            let account_context = AccountContext { account_id, now };
+            if let Some(event) =
+                paid_waiting_charge(&account.state, &account_context, charge_id, ending)?
+            {
+                writes.push(account_write(account_id, &account, &[event], now)?);
+                charge = Some(charge_id);
+            }
+        }
         let body = ended.map(|(status, waiting)| ReservationEnded {
             reservation_id,
             status,
             waiting,
+            charge_id: charge,
         });
         Ok(Decision {
-            writes: vec![
-                write(
-                    reservation_id.stream_id(),
-                    reservation.expected(),
-                    &decision.reservation,
-                    now,
-                )?,
-                write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
-            ],
+            writes,
             claims: Claims {
                 acquire: decision.acquire,
                 holder: None,

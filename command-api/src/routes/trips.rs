@@ -2,6 +2,7 @@
 
 use super::{envelope_of, path_id};
 use crate::CommandContext;
+use crate::charges::{account_write, load_account};
 use crate::load::{Streams, load};
 use crate::pipeline::{CommandError, Decision, execute, write};
 use axum::body::Bytes;
@@ -9,13 +10,16 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use domain::Decider;
+use domain::account::{
+    AccountContext, AccountId, ChargeId, paid_waiting_charge, payer_of_trip, trip_price_charge,
+};
 use domain::customer::Customer;
 use domain::ids::{CustomerId, QuoteId, TripId, VehicleId};
 use domain::quote::Quote;
 use domain::rental::{self, EndTrip, StartTrip};
 use domain::reservation::Reservation;
 use domain::trip::PriceBreakdown;
-use domain::trip::{Trip, TripCommand, TripContext, TripState};
+use domain::trip::{Trip, TripCommand, TripContext, TripEvent, TripState};
 use domain::vehicle::{Vehicle, VehicleStatus};
 use event_store::Claims;
 use http_edge::openapi::CommandProblems;
@@ -69,6 +73,16 @@ pub(crate) struct TripFinished {
     /// Always `ended`.
     status: &'static str,
     price: Option<PriceBreakdown>,
+    /// The charge for the price, absent when the trip cost nothing.
+    charge: Option<TripCharge>,
+}
+
+/// Where a price or paid waiting was charged.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TripCharge {
+    charge_id: ChargeId,
+    /// The payer: `customer:<uuid>`, or `company:<uuid>` for an employee's trip.
+    account_id: String,
 }
 
 /// A customer starts a trip on an available car at the standard tariff or their quote's, or on
@@ -102,6 +116,7 @@ pub(crate) async fn start(
     let vehicle_id = VehicleId(body.value.vehicle_id);
     let quote_id = body.value.quote_id.map(QuoteId);
     let trip_id = TripId(Uuid::now_v7());
+    let waiting_charge_id = ChargeId(Uuid::now_v7());
     let context = &context;
     execute(context, envelope, || async move {
         let (customer_stream, vehicle_stream, trip_stream) = (
@@ -163,6 +178,20 @@ pub(crate) async fn start(
                 &decision.reservation,
                 now,
             )?);
+            // Waiting past the free minutes is charged to the customer with the conversion.
+            if let Some(converted) = decision.reservation.first() {
+                let account_id = AccountId::Customer(customer_id);
+                let account = load_account(&context.store, account_id).await?;
+                let account_context = AccountContext { account_id, now };
+                if let Some(charge) = paid_waiting_charge(
+                    &account.state,
+                    &account_context,
+                    waiting_charge_id,
+                    converted,
+                )? {
+                    writes.push(account_write(account_id, &account, &[charge], now)?);
+                }
+            }
         }
         Ok(Decision {
             writes,
@@ -324,8 +353,10 @@ pub(crate) async fn end(
         Ok(request) => request,
         Err(problem) => return problem.into_response(),
     };
-    // The id of the refuel task the end opens if the tank is low (a new stream of its own).
+    // The id of the refuel task the end opens if the tank is low (a new stream of its own), and
+    // of the charge for the price.
     let service_task_id = domain::ids::ServiceTaskId(Uuid::now_v7());
+    let charge_id = ChargeId(Uuid::now_v7());
     let context = &context;
     execute(context, envelope, || async move {
         let trip = owned_trip(context, trip_id, customer_id).await?;
@@ -344,14 +375,34 @@ pub(crate) async fn end(
             fleet: &context.fleet,
             service_task_id,
         })?;
-        let price = decision.trip.iter().find_map(|event| match event {
-            domain::trip::TripEvent::TripEnded { price, .. } => Some(price.clone()),
+        let ended = decision
+            .trip
+            .iter()
+            .find(|event| matches!(event, TripEvent::TripEnded { .. }));
+        let price = ended.and_then(|event| match event {
+            TripEvent::TripEnded { price, .. } => Some(price.clone()),
             _ => None,
         });
         let mut writes = vec![
             write(trip_id.stream_id(), trip.expected(), &decision.trip, now)?,
             write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
         ];
+        // The price is charged to the trip's payer (its company, or the customer) in the same
+        // append: the trip never ends without its charge.
+        let mut charged = None;
+        if let (Some(ended), Some(account_id)) = (ended, payer_of_trip(&trip.state)) {
+            let account = load_account(&context.store, account_id).await?;
+            let account_context = AccountContext { account_id, now };
+            if let Some(charge) =
+                trip_price_charge(&account.state, &account_context, charge_id, ended)?
+            {
+                writes.push(account_write(account_id, &account, &[charge], now)?);
+                charged = Some(TripCharge {
+                    charge_id,
+                    account_id: account_id.to_string(),
+                });
+            }
+        }
         if let Some(task) = &decision.service_task {
             // Same append as the trip's end: the car never shows as available in between.
             writes.push(write(
@@ -372,7 +423,8 @@ pub(crate) async fn end(
             body: json!(TripFinished {
                 trip_id,
                 status: "ended",
-                price
+                price,
+                charge: charged,
             }),
         })
     })

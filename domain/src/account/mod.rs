@@ -36,9 +36,9 @@ mod tests;
 
 use crate::decider::{Decider, DomainEvent};
 use crate::ids::{CompanyId, CustomerId, FineId, PenaltyId, ReservationId, TripId};
-use crate::reservation::ReservationEvent;
 use crate::money::Kopecks;
 use crate::rejection::{FieldError, Rejection};
+use crate::reservation::ReservationEvent;
 use crate::trip::{TripEvent, TripState};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -441,13 +441,20 @@ fn an_account_id_is_text_and_a_stream() {
     assert_eq!(AccountId::from_stream_id(&IVANS.stream_id()), Some(IVANS));
     assert_eq!(AccountId::from_stream_id(&IVAN.stream_id()), None);
     assert!("company:x".parse::<AccountId>().is_err());
-    assert!("person:00000000-0000-0000-0000-000000000101".parse::<AccountId>().is_err());
+    assert!(
+        "person:00000000-0000-0000-0000-000000000101"
+            .parse::<AccountId>()
+            .is_err()
+    );
     let romashkas = AccountId::Company(ROMASHKA);
     assert_eq!(
         romashkas.to_string(),
         "company:00000000-0000-0000-0000-000000000501"
     );
-    assert_eq!(romashkas.to_string().parse::<AccountId>().unwrap(), romashkas);
+    assert_eq!(
+        romashkas.to_string().parse::<AccountId>().unwrap(),
+        romashkas
+    );
     assert_eq!(
         romashkas.stream_id(),
         "account-company-00000000-0000-0000-0000-000000000501"
