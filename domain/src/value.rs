@@ -131,12 +131,16 @@ impl Email {
 }
 
 impl Plate {
-    /// Parses a registration plate such as `А123ВС777` or `a 123 bc 77`.
+    /// Parses a registration plate such as `А123ВС777` or `a 123 bc 77`. Russian plates use
+    /// only the twelve Cyrillic letters that look like Latin ones, and feeds and people type
+    /// either alphabet, so each Latin look-alike becomes its Cyrillic letter: `A123BC777` and
+    /// `А123ВС777` are one plate, for uniqueness and for matching fines to cars.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let value: String = raw
             .chars()
             .filter(|c| !c.is_whitespace())
             .flat_map(char::to_uppercase)
+            .map(Self::cyrillic_look_alike)
             .collect();
         let len = value.chars().count();
         if !(5..=12).contains(&len) || !value.chars().all(char::is_alphanumeric) {
@@ -146,6 +150,25 @@ impl Plate {
             ));
         }
         Ok(Self(value))
+    }
+
+    /// The Cyrillic letter a Latin capital stands for on a Russian plate, or the character as is.
+    fn cyrillic_look_alike(c: char) -> char {
+        match c {
+            'A' => 'А',
+            'B' => 'В',
+            'E' => 'Е',
+            'K' => 'К',
+            'M' => 'М',
+            'H' => 'Н',
+            'O' => 'О',
+            'P' => 'Р',
+            'C' => 'С',
+            'T' => 'Т',
+            'Y' => 'У',
+            'X' => 'Х',
+            other => other,
+        }
     }
 }
 
@@ -320,6 +343,15 @@ mod tests {
             "А123ВС777"
         );
         assert!(Plate::parse("plate", "A-1").is_err());
+    }
+
+    #[test]
+    fn plate_typed_in_latin_look_alikes_is_the_same_plate() {
+        let cyrillic = Plate::parse("plate", "А123ВС777").unwrap();
+        assert_eq!(Plate::parse("plate", "a123bc777").unwrap(), cyrillic);
+        // Mixed alphabets, too; letters with no look-alike are kept as they are.
+        assert_eq!(Plate::parse("plate", "А123BС 777").unwrap(), cyrillic);
+        assert_eq!(Plate::parse("plate", "DZ1234").unwrap().as_str(), "DZ1234");
     }
 
     #[test]

@@ -383,3 +383,35 @@ async fn unknown_routes_and_methods_are_problems_too() {
             .contains("velka_http_request_seconds")
     );
 }
+
+#[tokio::test]
+async fn a_plate_typed_with_latin_look_alikes_is_the_same_plate() {
+    let app = App::spawn().await.unwrap();
+    let fleet = app.token(Role::Fleet, "fleet-1");
+    let car = |plate: &str, vin: &str| {
+        json!({"plate": plate, "vin": vin, "model": "Kia Rio",
+            "lat": CENTRE.0, "lon": CENTRE.1, "fuel_percent": 50, "odometer_km": 1.0})
+    };
+    let cyrillic = app
+        .post(
+            "/v1/vehicles",
+            Some(&fleet),
+            &car("А123ВС777", "XW8ZZZ61Z00000001"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cyrillic.status, StatusCode::CREATED, "{}", cyrillic.body);
+    // The same letters typed on a Latin keyboard are the same plate.
+    let latin = app
+        .post(
+            "/v1/vehicles",
+            Some(&fleet),
+            &car("a123bc777", "XW8ZZZ61Z00000002"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(latin.status, StatusCode::CONFLICT, "{}", latin.body);
+    assert_eq!(latin.body["rule"], "already-taken");
+    assert_eq!(latin.body["field"], "plate");
+    assert_eq!(app.event_count().await.unwrap(), 1);
+}
