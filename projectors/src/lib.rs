@@ -44,6 +44,7 @@ pub use service_tasks::ServiceTasksProjector;
 pub use shutdown::Shutdown;
 pub use status::{
     FailedEvent, ProjectionFailure, ProjectorLag, ProjectorStatus, RunnerState, StatusSnapshot,
+    lag_between,
 };
 pub use trips::TripsProjector;
 pub use vehicles::VehiclesProjector;

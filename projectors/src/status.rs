@@ -168,7 +168,8 @@ impl ProjectorStatus {
     }
 }
 
-pub(crate) fn lag_between(position: LogPosition, head: LogPosition) -> ProjectorLag {
+/// How far `position` is behind `head`.
+pub fn lag_between(position: LogPosition, head: LogPosition) -> ProjectorLag {
     let behind_events = if position >= head {
         0
     } else {

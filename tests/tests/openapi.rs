@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/streams/{stream_id}/events"),
     ("POST", "/v1/admin/clock"),
     ("GET", "/v1/admin/clock"),
+    ("GET", "/v1/admin/projections"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

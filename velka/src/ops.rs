@@ -17,6 +17,20 @@ pub struct OpsContext {
     pub store: event_store::EventStore,
     pub projections: projectors::Projections,
     pub prometheus: PrometheusHandle,
+    /// Checks the bearer tokens of the admin routes.
+    pub keys: http_edge::TokenKeys,
+}
+
+impl std::fmt::Debug for OpsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsContext").finish_non_exhaustive()
+    }
+}
+
+impl axum::extract::FromRef<OpsContext> for http_edge::TokenKeys {
+    fn from_ref(context: &OpsContext) -> http_edge::TokenKeys {
+        context.keys.clone()
+    }
 }
 
 /// The operating routes' part of the OpenAPI document (`/openapi.json` is listed here; the other
@@ -34,6 +48,7 @@ pub fn router(context: OpsContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(healthz))
         .routes(utoipa_axum::routes!(readyz))
         .routes(utoipa_axum::routes!(metrics))
+        .routes(utoipa_axum::routes!(projections))
         .with_state(context)
         .split_for_parts()
 }
@@ -193,4 +208,110 @@ pub async fn observe(request: Request, next: Next) -> Response {
     )
     .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// One projector as `GET /v1/admin/projections` shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct ProjectionReport {
+    name: &'static str,
+    /// `starting`, `running`, `retrying` (failing: see `last_error`) or `stopped`.
+    status: &'static str,
+    /// The committed checkpoint's log position (every event up to it is in the read model).
+    position: i64,
+    /// The last committed event's position.
+    head: i64,
+    /// Roughly how many events are still to apply (0: caught up).
+    lag_events: u64,
+    /// How long ago (wall clock) the oldest event not yet applied was stored; 0 when caught up.
+    lag_ms: i64,
+    /// Events applied since the process started.
+    events_applied: u64,
+    /// Batches committed since the process started.
+    batches_committed: u64,
+    /// Failed attempts since the last committed batch.
+    consecutive_failures: u32,
+    /// The most recent failure, kept after recovery for diagnosis.
+    last_error: Option<ProjectionErrorReport>,
+}
+
+/// A projector's most recent failure and the event it stopped at.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct ProjectionErrorReport {
+    error: String,
+    failed_at: chrono::DateTime<chrono::Utc>,
+    /// The event being applied, when the failure was in applying one.
+    event: Option<serde_json::Value>,
+}
+
+/// Every projector's position, lag (in events and in milliseconds) and health, for operators.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/projections",
+    operation_id = "list_projections",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every projector, by name", body = [ProjectionReport]),
+        http_edge::openapi::QueryProblems,
+    ),
+    security(("bearer" = [])),
+)]
+async fn projections(
+    State(context): State<OpsContext>,
+    caller: http_edge::Caller,
+) -> Result<axum::Json<Vec<ProjectionReport>>, http_edge::Problem> {
+    use http_edge::Role;
+    use projectors::RunnerState;
+    caller.require(&[Role::Service, Role::Support, Role::Auditor])?;
+    let unavailable = |error: event_store::StoreError| {
+        http_edge::Problem::unavailable(&format!("reading the event log failed: {error}"))
+    };
+    let head = context.store.head().await.map_err(unavailable)?;
+    let now = chrono::Utc::now();
+    let mut reports = Vec::new();
+    for status in context.projections.statuses() {
+        let snapshot = status.snapshot();
+        let lag = projectors::lag_between(snapshot.position, head);
+        let lag_ms = if lag.caught_up() {
+            0
+        } else {
+            let next = context
+                .store
+                .read_log(snapshot.position, 1)
+                .await
+                .map_err(unavailable)?;
+            next.first()
+                .map(|event| (now - event.recorded_at).num_milliseconds().max(0))
+                .unwrap_or(0)
+        };
+        reports.push(ProjectionReport {
+            name: snapshot.name,
+            status: match snapshot.state {
+                RunnerState::Starting => "starting",
+                RunnerState::Running => "running",
+                RunnerState::Retrying => "retrying",
+                RunnerState::Stopped => "stopped",
+            },
+            position: snapshot.position.position,
+            head: head.position,
+            lag_events: lag.behind_events,
+            lag_ms,
+            events_applied: snapshot.events_applied,
+            batches_committed: snapshot.batches_committed,
+            consecutive_failures: snapshot.consecutive_failures,
+            last_error: snapshot.last_error.map(|failure| ProjectionErrorReport {
+                error: failure.error,
+                failed_at: failure.failed_at,
+                event: failure.event.map(|event| {
+                    json!({
+                        "position": event.log_position.position,
+                        "stream_id": event.stream_id,
+                        "stream_version": event.stream_version,
+                        "event_type": event.event_type,
+                        "event_id": event.event_id,
+                    })
+                }),
+            }),
+        });
+    }
+    Ok(axum::Json(reports))
 }

@@ -99,6 +99,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         projections: projections.clone(),
         prometheus,
+        keys: keys.clone(),
     });
     let document = crate::ops::document(vec![commands_doc, queries_doc, ops_doc]);
     let app = commands
