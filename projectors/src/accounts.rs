@@ -24,6 +24,14 @@ impl Projector for AccountsProjector {
         "accounts_view"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "accounts_view",
+            "account_charges_view",
+            "account_adjustments_view",
+        ]
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &[AccountId::CATEGORY]
     }

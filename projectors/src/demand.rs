@@ -21,6 +21,10 @@ impl Projector for DemandProjector {
         "demand_activity"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["demand_activity"]
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &[
             domain::ids::QuoteId::CATEGORY,

@@ -17,6 +17,10 @@ impl Projector for FinesProjector {
         "fines_view"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["fines_view"]
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &[FineId::CATEGORY]
     }

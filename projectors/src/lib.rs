@@ -20,6 +20,7 @@ mod checkpoint;
 mod demand;
 mod fines;
 mod projector;
+pub mod rebuild;
 mod reservations;
 mod runner;
 mod running;

@@ -20,6 +20,10 @@ pub trait Projector: Send + Sync + std::fmt::Debug {
     /// A stable name, the key of the projector's checkpoint. Renaming it rebuilds from scratch.
     fn name(&self) -> &'static str;
 
+    /// The tables the projector writes, and no other projector does: what a rebuild copies and
+    /// switches over ([`crate::rebuild`]).
+    fn tables(&self) -> &'static [&'static str];
+
     /// The stream categories (`trip` of `trip-…`) the projector reads. Events of other
     /// categories are skipped by the runner without being decoded.
     fn categories(&self) -> &'static [&'static str];

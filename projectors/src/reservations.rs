@@ -18,6 +18,10 @@ impl Projector for ReservationsProjector {
         "reservations_view"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["reservations_view"]
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &[domain::ids::ReservationId::CATEGORY]
     }

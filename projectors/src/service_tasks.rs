@@ -17,6 +17,10 @@ impl Projector for ServiceTasksProjector {
         "service_tasks_view"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["service_tasks_view"]
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &[domain::ids::ServiceTaskId::CATEGORY]
     }

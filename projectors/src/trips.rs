@@ -17,6 +17,10 @@ impl Projector for TripsProjector {
         "trips_view"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["trips_view"]
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &[domain::ids::TripId::CATEGORY]
     }

@@ -17,6 +17,10 @@ impl Projector for VehiclesProjector {
         "vehicles_view"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["vehicles_view"]
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &[domain::ids::VehicleId::CATEGORY]
     }

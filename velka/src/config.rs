@@ -63,6 +63,25 @@ pub enum Command {
     /// Measure the system against its baselines (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Operate the read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Rebuild one read model from the whole log side by side, then switch reads over
+    /// atomically; a running `velka serve` keeps answering throughout.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// The read model (its projector's name, as in GET /v1/admin/projections).
+    pub name: String,
+    /// Events read per batch.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,6 +28,9 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(config::BenchCommand::Append(args)) => {
             bench::append(&cli.global, args).await
         }
+        Command::Projections(config::ProjectionsCommand::Rebuild(args)) => {
+            serve::rebuild(&cli.global, args).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

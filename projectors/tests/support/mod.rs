@@ -36,6 +36,10 @@ impl Projector for ProbeProjector {
         "probe"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["probe_applied"]
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &["probe"]
     }
