@@ -476,9 +476,7 @@ fn roubles_text(amount: Kopecks) -> String {
 /// A rouble amount for machines: kopecks as a decimal number of roubles.
 fn roubles(amount: Kopecks) -> f64 {
     // Exact for every amount below 2^53 kopecks; the division rounds to the nearest double.
-    #[allow(clippy::cast_precision_loss)]
-    let kopecks = amount.get() as f64;
-    kopecks / 100.0
+    amount.get() as f64 / 100.0
 }
 
 /// Where trips may end (public): in the first zone that contains a point, in order: the
