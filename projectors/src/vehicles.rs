@@ -1,5 +1,6 @@
 //! `vehicles_view`: one row per car in the fleet, with its last reported position and state and
-//! whether it can be rented, for "available cars near me" and the fleet console.
+//! whether it can be rented, for "available cars near me" and the fleet console, and how many
+//! trips it has finished (`trips_ended`, which rotates its public GBFS id).
 
 use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
 use crate::view::{Guarded, View};
@@ -117,7 +118,7 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
             let written = sqlx::query(
                 "UPDATE vehicles_view
                  SET status = 'available', current_trip_id = NULL, updated_at = $2,
-                     stream_version = $3
+                     stream_version = $3, trips_ended = trips_ended + 1
                  WHERE vehicle_id = $1 AND stream_version < $3",
             )
             .bind(vehicle_id.0)

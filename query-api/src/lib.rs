@@ -1,6 +1,6 @@
 //! The read side over HTTP: trips from `trips_view`, available cars near a point from
-//! `vehicles_view`, service tasks from `service_tasks_view`, and the raw history of a stream
-//! for support and audit.
+//! `vehicles_view`, service tasks from `service_tasks_view`, the raw history of a stream
+//! for support and audit, and the public GBFS v3.0 feed (`gbfs`).
 //!
 //! Every answer is built from a read model the projectors maintain (except stream history, read
 //! from the event store itself), so it may lag the last command by a moment; every error is an
@@ -12,6 +12,7 @@
 mod accounts;
 mod error;
 mod fines;
+pub mod gbfs;
 mod params;
 mod reservations;
 mod search_area;
@@ -40,6 +41,9 @@ pub struct QueryContext {
     pub keys: TokenKeys,
     /// Where "now" comes from: a running price is priced at the clock's now.
     pub clock: Arc<dyn Clock>,
+    /// What the public GBFS feed publishes besides the cars: the system, zones, prices, and
+    /// the key that rotates vehicle ids.
+    pub gbfs: Arc<gbfs::GbfsConfig>,
 }
 
 impl FromRef<QueryContext> for TokenKeys {
@@ -53,7 +57,10 @@ impl FromRef<QueryContext> for TokenKeys {
 #[openapi(
     components(schemas(http_edge::Problem)),
     modifiers(&BearerAuth),
-    tags((name = "audit", description = "Event history for support and auditors"))
+    tags(
+        (name = "audit", description = "Event history for support and auditors"),
+        (name = "gbfs", description = "The public GBFS v3.0 feed: no token, cacheable")
+    )
 )]
 struct QueryDoc;
 
@@ -69,6 +76,12 @@ pub fn router(context: QueryContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(fines::get_fine))
         .routes(utoipa_axum::routes!(service_tasks::get_service_task))
         .routes(utoipa_axum::routes!(reservations::get_reservation))
+        .routes(utoipa_axum::routes!(gbfs::discovery))
+        .routes(utoipa_axum::routes!(gbfs::system_information))
+        .routes(utoipa_axum::routes!(gbfs::vehicle_types))
+        .routes(utoipa_axum::routes!(gbfs::vehicle_status))
+        .routes(utoipa_axum::routes!(gbfs::geofencing_zones))
+        .routes(utoipa_axum::routes!(gbfs::system_pricing_plans))
         .with_state(context)
         .split_for_parts()
 }

@@ -62,6 +62,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/reservations"),
     ("POST", "/v1/reservations/{reservation_id}/cancel"),
     ("GET", "/v1/reservations/{reservation_id}"),
+    // The public GBFS feed.
+    ("GET", "/gbfs/v3/gbfs.json"),
+    ("GET", "/gbfs/v3/system_information.json"),
+    ("GET", "/gbfs/v3/vehicle_types.json"),
+    ("GET", "/gbfs/v3/vehicle_status.json"),
+    ("GET", "/gbfs/v3/geofencing_zones.json"),
+    ("GET", "/gbfs/v3/system_pricing_plans.json"),
 ];
 
 fn documented(document: &Value) -> BTreeSet<(String, String)> {

@@ -144,6 +144,46 @@ pub struct ServeArgs {
     /// Do not listen on NATS at all.
     #[arg(long, env = "VELKA_NO_NATS")]
     pub no_nats: bool,
+
+    /// Secret that rotates the public GBFS vehicle ids; derived from the token secret if unset.
+    #[arg(long, env = "VELKA_GBFS_SECRET", hide_env_values = true)]
+    pub gbfs_secret: Option<String>,
+
+    /// Public origin of the GBFS feed's URLs (`https://velka.example`); unset, `gbfs.json`
+    /// links to `http://` and the request's `Host`.
+    #[arg(long, env = "VELKA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Where GBFS feed consumers report problems (`feed_contact_email`).
+    #[arg(
+        long,
+        env = "VELKA_GBFS_CONTACT_EMAIL",
+        default_value = "gbfs@velka.dev"
+    )]
+    pub gbfs_contact_email: String,
+}
+
+impl ServeArgs {
+    /// The key that rotates public GBFS vehicle ids: `VELKA_GBFS_SECRET`, or one derived from
+    /// the token secret (the development one included).
+    pub fn gbfs_vehicle_ids(
+        &self,
+        global: &Global,
+    ) -> anyhow::Result<query_api::gbfs::VehicleIdKey> {
+        let key = match &self.gbfs_secret {
+            Some(secret) if !secret.is_empty() => {
+                query_api::gbfs::VehicleIdKey::new(secret.as_bytes())
+            }
+            _ => {
+                let token_secret = match &global.jwt_secret {
+                    Some(secret) if !secret.is_empty() => secret.as_str(),
+                    _ => DEVELOPMENT_SECRET,
+                };
+                query_api::gbfs::VehicleIdKey::derived_from(token_secret.as_bytes())
+            }
+        };
+        Ok(key?)
+    }
 }
 
 #[derive(Debug, Args)]

@@ -107,6 +107,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let tariff = city.standard_tariff()?.clone();
     let fees = fixtures::fees().context("loading the fee schedule")?;
     let standard_terms = city.standard_terms()?;
+    let standard_gbfs_terms = standard_terms.clone();
 
     let shutdown = projectors::Shutdown::new();
     let projections = projectors::start(store.clone(), shutdown.clone());
@@ -138,6 +139,19 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
+        gbfs: Arc::new(query_api::gbfs::GbfsConfig {
+            system_id: city.system_id.clone(),
+            name: format!("Velka {}", city.city),
+            operator: "Velka".to_owned(),
+            timezone: city.timezone.clone(),
+            feed_contact_email: args.gbfs_contact_email.clone(),
+            public_url: args.public_url.clone(),
+            area: city.operating_area.clone(),
+            tariff: standard_gbfs_terms.tariff,
+            waiting: standard_gbfs_terms.waiting,
+            vehicle_ids: args.gbfs_vehicle_ids(global)?,
+            published_at: clock.now(),
+        }),
     });
     let (ops, ops_doc) = crate::ops::router(crate::ops::OpsContext {
         pool: pool.clone(),

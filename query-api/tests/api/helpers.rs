@@ -33,6 +33,25 @@ pub struct TestApp {
     server_shutdown: CancellationToken,
 }
 
+/// The GBFS feed's configuration for Moscow, with a test key.
+pub fn gbfs_config() -> query_api::gbfs::GbfsConfig {
+    let city = fixtures::moscow().unwrap();
+    let terms = city.standard_terms().unwrap();
+    query_api::gbfs::GbfsConfig {
+        system_id: city.system_id,
+        name: "Velka Москва".to_owned(),
+        operator: "Velka".to_owned(),
+        timezone: city.timezone,
+        feed_contact_email: "gbfs@velka.dev".to_owned(),
+        public_url: None,
+        area: city.operating_area,
+        tariff: terms.tariff,
+        waiting: terms.waiting,
+        vehicle_ids: query_api::gbfs::VehicleIdKey::new(b"test").unwrap(),
+        published_at: at(T0),
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     let db = TestDatabase::new().await;
     let store = db.store();
@@ -53,6 +72,7 @@ pub async fn spawn_app() -> TestApp {
         store: store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
+        gbfs: Arc::new(gbfs_config()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
