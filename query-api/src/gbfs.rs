@@ -127,7 +127,7 @@ impl VehicleIdKey {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut out, b| {
         let _ = write!(out, "{b:02x}");
@@ -181,7 +181,7 @@ fn cacheable(request: &HeaderMap, file: &GbfsFile) -> Response {
 }
 
 /// Whether `If-None-Match` names `etag` (weak or strong) or is `*`.
-fn matches_etag(request: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn matches_etag(request: &HeaderMap, etag: &str) -> bool {
     request
         .get_all(IF_NONE_MATCH)
         .iter()

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod error;
+mod etag;
 mod fines;
 pub mod gbfs;
 mod params;
@@ -83,5 +84,6 @@ pub fn router(context: QueryContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(gbfs::geofencing_zones))
         .routes(utoipa_axum::routes!(gbfs::system_pricing_plans))
         .with_state(context)
+        .layer(axum::middleware::from_fn(etag::conditional))
         .split_for_parts()
 }
