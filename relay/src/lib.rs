@@ -19,7 +19,7 @@
 //!   checkpoint. It never skips an event.
 //! - **Exactly once in the stream, after deduplication.** A crash between the acks and the
 //!   checkpoint commit repeats the batch. JetStream drops the repeats because their
-//!   `Nats-Msg-Id` was seen within the stream's duplicate window (two minutes by default, far
+//!   `Nats-Msg-Id` was seen within the stream's duplicate window (ten minutes by default, far
 //!   longer than a restart takes); the relay counts them as `duplicates` in its status.
 //! - **One relay at a time per name.** The checkpoint moves by compare-and-set, so a second relay
 //!   of the same name (another process) notices and starts again from the stored checkpoint;
