@@ -227,6 +227,8 @@ impl Relay {
                     ready = false;
                     subscription = None;
                     self.record_failure(&error, backoff);
+                    // Keep the lag honest while failing: the log grows, the relay does not.
+                    self.record_lag().await;
                     tokio::select! {
                         () = &mut shutdown => break,
                         () = tokio::time::sleep(backoff) => {}

@@ -126,6 +126,11 @@ pub struct ServeArgs {
     /// Do not use NATS at all: no entry points, no event relay.
     #[arg(long, env = "VELKA_NO_NATS")]
     pub no_nats: bool,
+
+    /// Listen on NATS but do not publish events (another instance relays them, or a test does
+    /// not want a JetStream stream of its own).
+    #[arg(long, env = "VELKA_NO_NATS_RELAY")]
+    pub no_nats_relay: bool,
 }
 
 #[derive(Debug, Args)]

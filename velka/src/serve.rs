@@ -140,7 +140,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     };
     // The relay stops with the projectors, after the entry points, so that the events of every
     // command accepted before the signal are published before we exit.
-    let relay = if args.no_nats {
+    let relay = if args.no_nats || args.no_nats_relay {
         None
     } else {
         Some(start_relay(&args, store.clone(), shutdown.clone()).await?)
