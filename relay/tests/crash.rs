@@ -74,6 +74,7 @@ async fn killed_mid_run_the_relay_still_delivers_every_event_once_in_log_order()
     let store = db.store();
     let client = nats().await;
     let config = unique_config();
+    let _stream = StreamGuard(config.stream_name.clone());
 
     // Writers append while the relay runs, crashes and restarts.
     let writers = tokio::spawn({
@@ -196,6 +197,7 @@ async fn without_message_ids_the_same_crash_stores_a_batch_twice() {
     let store = db.store();
     let client = nats().await;
     let config = unique_config();
+    let _stream = StreamGuard(config.stream_name.clone());
     write_concurrently(&store, &streams(), 2, 60, Duration::ZERO).await;
 
     let crashes_left = Arc::new(AtomicU32::new(1));
@@ -252,7 +254,14 @@ async fn without_message_ids_the_same_crash_stores_a_batch_twice() {
 async fn without_nats_the_relay_keeps_retrying_and_says_why() {
     let db = TestDatabase::new().await;
     let store = db.store();
-    store.append(&append_request("trip-1", 1)).await.unwrap();
+    store
+        .append(&append_request(
+            "trip-1",
+            event_store::ExpectedVersion::NoStream,
+            1,
+        ))
+        .await
+        .unwrap();
     // Nothing listens on port 1; the client keeps trying in the background.
     let client = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()

@@ -6,8 +6,8 @@ use async_nats::jetstream;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use chrono::{DateTime, Utc};
 use event_store::{
-    AppendRequest, Claims, EventStore, ExpectedVersion, LogPosition, Metadata, NewEvent,
-    RecordedEvent, StreamWrite,
+    AppendError, AppendRequest, Claims, EventStore, ExpectedVersion, LogPosition, Metadata,
+    NewEvent, RecordedEvent, StreamWrite,
 };
 use futures::StreamExt;
 use relay::{EventMessage, RelayConfig};
@@ -53,12 +53,12 @@ fn at() -> DateTime<Utc> {
     "2026-11-26T00:00:00Z".parse().unwrap()
 }
 
-/// One append of `count` events to `stream_id`, after whatever the stream holds.
-pub fn append_request(stream_id: &str, count: u64) -> AppendRequest {
+/// One append of `count` events to `stream_id`, expecting it to hold `expected` events.
+pub fn append_request(stream_id: &str, expected: ExpectedVersion, count: u64) -> AppendRequest {
     AppendRequest {
         writes: vec![StreamWrite {
             stream_id: stream_id.to_owned(),
-            expected: ExpectedVersion::Any,
+            expected,
             events: (0..count)
                 .map(|n| NewEvent {
                     event_id: Uuid::now_v7(),
@@ -96,17 +96,36 @@ pub async fn write_concurrently(
         let streams = streams.to_vec();
         tasks.push(tokio::spawn(async move {
             let mut seed = writer.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            // What this writer believes each stream holds; a conflict tells it better.
+            let mut versions: HashMap<String, u64> = HashMap::new();
             for _ in 0..appends {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 let stream = &streams[(seed % streams.len() as u64) as usize];
-                let request = append_request(stream, 1 + seed % 3);
-                // Two writers creating the same stream at once can conflict even with
-                // `ExpectedVersion::Any`; like the command pipeline, try again.
-                event_store::retry::on_conflict(8, |_| store.append(&request))
-                    .await
-                    .unwrap();
+                let count = 1 + seed % 3;
+                // Like a command: append at the version seen, and on a conflict try again at
+                // the version found. (With `ExpectedVersion::Any` two writers of one stream can
+                // commit its versions in the opposite order of their transaction ids, and the
+                // log would then deliver them out of version order.)
+                let mut attempts = 0;
+                loop {
+                    let seen = versions.get(stream).copied().unwrap_or(0);
+                    let request = append_request(stream, ExpectedVersion::after(seen), count);
+                    match store.append(&request).await {
+                        Ok(_) => {
+                            versions.insert(stream.clone(), seen + count);
+                            break;
+                        }
+                        Err(AppendError::WrongExpectedVersion { actual, .. })
+                            if attempts < 1000 =>
+                        {
+                            attempts += 1;
+                            versions.insert(stream.clone(), u64::try_from(actual).unwrap_or(0));
+                        }
+                        Err(other) => panic!("append failed: {other}"),
+                    }
+                }
                 tokio::time::sleep(pace).await;
             }
         }));
@@ -190,6 +209,29 @@ pub async fn delete_stream(client: &async_nats::Client, name: &str) {
         .delete_stream(name)
         .await
         .unwrap();
+}
+
+/// Deletes the JetStream stream `0` when dropped, if it still exists: a failing test leaves
+/// nothing behind on the shared NATS server.
+pub struct StreamGuard(pub String);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        // Drop runs inside or outside a runtime; a thread with its own runtime works in both.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async move {
+                let client = async_nats::connect(nats_url()).await.ok()?;
+                let _ = jetstream::new(client).delete_stream(&name).await;
+                Some(())
+            })
+        })
+        .join();
+    }
 }
 
 /// Checks that `received` is exactly `log`: every committed event once, in log order, on its
