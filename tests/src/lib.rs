@@ -133,6 +133,8 @@ impl App {
             .env("VELKA_DB_CONNECTIONS", "8")
             .env("NATS_URL", nats_url())
             .env("VELKA_NATS_PREFIX", &nats_prefix)
+            // The relay is tested in relay/; a JetStream stream per test server would pile up.
+            .env("VELKA_NO_NATS_RELAY", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

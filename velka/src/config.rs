@@ -131,17 +131,18 @@ pub struct ServeArgs {
     #[arg(long, env = "VELKA_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
 
-    /// NATS server for the command and telemetry entry points. If it is down at start, the
-    /// server keeps serving HTTP and connects when NATS comes up.
+    /// NATS server for the command and telemetry entry points and the event relay. If it is
+    /// down at start, the server keeps serving HTTP and connects when NATS comes up.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
-    /// Subject prefix of the NATS entry points: `<prefix>.commands.<name>`,
-    /// `<prefix>.telemetry.<vehicle_id>`.
+    /// Subject prefix on NATS: entry points `<prefix>.commands.<name>` and
+    /// `<prefix>.telemetry.<vehicle_id>`; events published on
+    /// `<prefix>.events.<category>.<stream_id>` to the JetStream stream `<PREFIX>_EVENTS`.
     #[arg(long, env = "VELKA_NATS_PREFIX", default_value = "velka")]
     pub nats_prefix: String,
 
-    /// Do not listen on NATS at all.
+    /// Do not use NATS at all: no entry points, no event relay.
     #[arg(long, env = "VELKA_NO_NATS")]
     pub no_nats: bool,
 
@@ -161,6 +162,11 @@ pub struct ServeArgs {
         default_value = "gbfs@velka.dev"
     )]
     pub gbfs_contact_email: String,
+
+    /// Listen on NATS but do not publish events (another instance relays them, or a test does
+    /// not want a JetStream stream of its own).
+    #[arg(long, env = "VELKA_NO_NATS_RELAY")]
+    pub no_nats_relay: bool,
 }
 
 impl ServeArgs {

@@ -1,5 +1,6 @@
 //! `velka serve` and `velka migrate`: connect (creating the database if needed), migrate, and
-//! for serve, run the APIs and projectors in one process until SIGTERM or Ctrl-C.
+//! for serve, run the APIs, projectors and the NATS event relay in one process until SIGTERM or
+//! Ctrl-C.
 
 use crate::config::{ClockKind, Global, ServeArgs};
 use anyhow::Context;
@@ -197,6 +198,13 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Some(start_nats(&args, app.clone(), &document, keys.clone(), stop.clone()).await?)
     };
+    // The relay stops with the projectors, after the entry points, so that the events of every
+    // command accepted before the signal are published before we exit.
+    let relay = if args.no_nats || args.no_nats_relay {
+        None
+    } else {
+        Some(start_relay(&args, store.clone(), shutdown.clone()).await?)
+    };
 
     if args.demo {
         let keys = keys.clone();
@@ -221,6 +229,11 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("stopping projectors and the reservation expiry worker");
     shutdown.trigger();
     projections.stopped().await;
+    if let Some(relay) = relay
+        && let Err(error) = relay.await
+    {
+        tracing::warn!(%error, "the NATS relay ended abnormally");
+    }
     if let Err(error) = expiry.await {
         tracing::warn!(%error, "the reservation expiry worker ended abnormally");
     }
@@ -266,6 +279,28 @@ async fn start_nats(
             tracing::error!(%error, url, "NATS entry points stopped");
         }
     }))
+}
+
+/// Publishes every committed event to the JetStream stream `<PREFIX>_EVENTS` on
+/// `<prefix>.events.<category>.<stream_id>` until shutdown. If NATS is down the relay keeps
+/// retrying from its checkpoint with backoff; it never stops the server.
+async fn start_relay(
+    args: &ServeArgs,
+    store: EventStore,
+    shutdown: projectors::Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let client = async_nats::ConnectOptions::new()
+        .name("velka-relay")
+        .retry_on_initial_connect()
+        .connect(args.nats_url.as_str())
+        .await
+        .with_context(|| format!("NATS_URL {} is not usable", args.nats_url))?;
+    let mut config = relay::RelayConfig::new(args.nats_prefix.clone());
+    config.stream_name = format!("{}_EVENTS", args.nats_prefix.to_ascii_uppercase());
+    let relay = relay::Relay::new(store, client, config);
+    Ok(tokio::spawn(
+        relay.run(async move { shutdown.triggered().await }),
+    ))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
