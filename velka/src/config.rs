@@ -143,7 +143,7 @@ pub struct ServeArgs {
     pub nats_prefix: String,
 
     /// Do not use NATS at all: no entry points, no event relay.
-    #[arg(long, env = "VELKA_NO_NATS")]
+    #[arg(long, env = "VELKA_NO_NATS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_nats: bool,
 
     /// Secret that rotates the public GBFS vehicle ids; derived from the token secret if unset.
@@ -165,7 +165,7 @@ pub struct ServeArgs {
 
     /// Listen on NATS but do not publish events (another instance relays them, or a test does
     /// not want a JetStream stream of its own).
-    #[arg(long, env = "VELKA_NO_NATS_RELAY")]
+    #[arg(long, env = "VELKA_NO_NATS_RELAY", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_nats_relay: bool,
 }
 
