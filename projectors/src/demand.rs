@@ -3,11 +3,14 @@
 //! pricing zone (see `domain::pricing`).
 
 use crate::projector::{ProjectionError, Projector, decode_event};
+use chrono::{DateTime, Duration, Utc};
+use domain::ids::CustomerId;
+use domain::pricing::{DemandObservation, PricingPolicy, PricingZone};
 use domain::quote::QuoteEvent;
 use domain::reservation::ReservationEvent;
 use event_store::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 /// How long rows are kept: far longer than any demand window.
 const KEEP_HOURS: i64 = 24;
@@ -77,4 +80,66 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The cell test shared by both counts: the same floor division as `domain::pricing::ZoneGrid`,
+/// after a bounding-box test the `vehicles_view` position index can answer.
+const IN_ZONE: &str = "point(lon, lat) <@ box(point($3, $1), point($4, $2))
+     AND floor(lat / $5)::bigint = $6 AND floor(lon / $7)::bigint = $8";
+
+/// Counts free cars and the recent customers (other than `customer_id`) in `zone` at `now`:
+/// what a quote's demand multiplier is computed from, and what the app's list of nearby cars
+/// shows the current price with.
+pub async fn observe(
+    pool: &PgPool,
+    policy: &PricingPolicy,
+    zone: PricingZone,
+    customer_id: Option<CustomerId>,
+    now: DateTime<Utc>,
+) -> Result<DemandObservation, sqlx::Error> {
+    let grid = policy.zone_grid;
+    // The cell's edges, widened a hair so that rounding never drops a car on an edge from the
+    // box; the floor test then decides exactly.
+    let margin = 1e-9;
+    let south = zone.row as f64 * grid.lat_deg - margin;
+    let north = (zone.row + 1) as f64 * grid.lat_deg + margin;
+    let west = zone.col as f64 * grid.lon_deg - margin;
+    let east = (zone.col + 1) as f64 * grid.lon_deg + margin;
+    let free_cars: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM vehicles_view WHERE status = 'available' AND {IN_ZONE}"
+    ))
+    .bind(south)
+    .bind(north)
+    .bind(west)
+    .bind(east)
+    .bind(grid.lat_deg)
+    .bind(zone.row)
+    .bind(grid.lon_deg)
+    .bind(zone.col)
+    .fetch_one(pool)
+    .await?;
+    let since = now - Duration::seconds(i64::from(policy.demand_window_s));
+    let recent_customers: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(DISTINCT customer_id) FROM demand_activity
+         WHERE occurred_at > $9 AND occurred_at <= $10
+           AND customer_id IS DISTINCT FROM $11 AND {IN_ZONE}"
+    ))
+    .bind(south)
+    .bind(north)
+    .bind(west)
+    .bind(east)
+    .bind(grid.lat_deg)
+    .bind(zone.row)
+    .bind(grid.lon_deg)
+    .bind(zone.col)
+    .bind(since)
+    .bind(now)
+    .bind(customer_id.map(|id| id.0))
+    .fetch_one(pool)
+    .await?;
+    Ok(DemandObservation {
+        free_cars: u32::try_from(free_cars).unwrap_or(u32::MAX),
+        recent_customers: u32::try_from(recent_customers).unwrap_or(u32::MAX),
+        window_s: policy.demand_window_s,
+    })
 }

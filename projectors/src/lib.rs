@@ -17,7 +17,7 @@
 
 mod accounts;
 mod checkpoint;
-mod demand;
+pub mod demand;
 mod fines;
 mod projector;
 pub mod rebuild;

@@ -54,7 +54,7 @@ const LANGUAGE: &str = "ru";
 /// A full tank takes a car-sharing compact (Kia Rio, Hyundai Solaris, VW Polo: 50 l at about
 /// 7 l/100 km in town) this far. The fleet has no propulsion data, so every model is
 /// `combustion` with this range, and a car's current range is its fuel share of it.
-const FULL_TANK_RANGE_M: f64 = 600_000.0;
+pub(crate) const FULL_TANK_RANGE_M: f64 = 600_000.0;
 
 /// Everything the feed publishes that is not in a read model: who runs the system, its zones
 /// and its prices, and the key that rotates vehicle ids.

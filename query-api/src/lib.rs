@@ -42,6 +42,9 @@ pub struct QueryContext {
     pub keys: TokenKeys,
     /// Where "now" comes from: a running price is priced at the clock's now.
     pub clock: Arc<dyn Clock>,
+    /// How demand sets the current price of a car in its pricing zone (the standard tariff is
+    /// the feed's, `gbfs.tariff`).
+    pub pricing: Arc<domain::pricing::PricingPolicy>,
     /// What the public GBFS feed publishes besides the cars: the system, zones, prices, and
     /// the key that rotates vehicle ids.
     pub gbfs: Arc<gbfs::GbfsConfig>,

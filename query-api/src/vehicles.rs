@@ -8,6 +8,7 @@ use crate::search_area::{EARTH_RADIUS_M, LonLatBox, bounding_boxes};
 use axum::Json;
 use axum::extract::State;
 use domain::geo::GeoPoint;
+use domain::pricing::{PricingZone, apply_multiplier};
 use http_edge::{Caller, Problem};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -33,6 +34,24 @@ pub(crate) struct AvailableVehicle {
     fuel_percent: i16,
     /// Great-circle distance from the requested point, in metres.
     distance_m: f64,
+    /// How far the fuel left goes, roughly, in kilometres.
+    #[sqlx(skip)]
+    range_km: u32,
+    /// What a trip in this car costs now, at its pricing zone's demand; a quote
+    /// (`POST /v1/quotes`) fixes it for a few minutes.
+    #[sqlx(skip)]
+    price: Option<CurrentPrice>,
+}
+
+/// A car's price now: the standard tariff's per-minute rates times its zone's multiplier.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub(crate) struct CurrentPrice {
+    /// The pricing zone (grid cell).
+    zone: String,
+    /// The demand multiplier in permille (1000 = 1.0×).
+    multiplier_permille: u32,
+    driving_kopecks_per_minute: i64,
+    parking_kopecks_per_minute: i64,
 }
 
 /// The answer: cars ordered by distance, nearest first.
@@ -58,7 +77,7 @@ pub(crate) struct AvailableResponse {
 )]
 pub(crate) async fn available(
     State(context): State<QueryContext>,
-    _caller: Caller,
+    caller: Caller,
     params: QueryParams,
 ) -> Result<Json<AvailableResponse>, Problem> {
     let center = GeoPoint {
@@ -71,7 +90,50 @@ pub(crate) async fn available(
     let limit = params
         .number_in("limit", 1..=MAX_LIMIT)?
         .unwrap_or(DEFAULT_LIMIT);
-    let vehicles = available_near(&context.pool, center, f64::from(radius_m), limit).await?;
+    let mut vehicles = available_near(&context.pool, center, f64::from(radius_m), limit).await?;
+    // A customer's own recent quotes do not raise the price they see, as in their quote.
+    let customer = match caller.role {
+        http_edge::Role::Customer => caller.subject.parse().ok().map(domain::ids::CustomerId),
+        _ => None,
+    };
+    let policy = &context.pricing;
+    let tariff = &context.gbfs.tariff;
+    let now = context.clock.now();
+    let mut prices: std::collections::BTreeMap<PricingZone, CurrentPrice> = Default::default();
+    for vehicle in &mut vehicles {
+        vehicle.range_km = (f64::from(vehicle.fuel_percent.clamp(0, 100)) / 100.0
+            * crate::gbfs::FULL_TANK_RANGE_M
+            / 1000.0)
+            .round() as u32;
+        let zone = policy.zone_grid.zone_of(&GeoPoint {
+            lat: vehicle.lat,
+            lon: vehicle.lon,
+        });
+        if !prices.contains_key(&zone) {
+            let observed = projectors::demand::observe(&context.pool, policy, zone, customer, now)
+                .await
+                .map_err(QueryError::from)?;
+            let permille = policy.multiplier_permille(&observed);
+            prices.insert(
+                zone,
+                CurrentPrice {
+                    zone: zone.to_string(),
+                    multiplier_permille: permille,
+                    driving_kopecks_per_minute: apply_multiplier(
+                        tariff.driving_kopecks_per_minute,
+                        permille,
+                    )
+                    .get(),
+                    parking_kopecks_per_minute: apply_multiplier(
+                        tariff.parking_kopecks_per_minute,
+                        permille,
+                    )
+                    .get(),
+                },
+            );
+        }
+        vehicle.price = prices.get(&zone).cloned();
+    }
     Ok(Json(AvailableResponse { vehicles }))
 }
 

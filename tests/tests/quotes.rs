@@ -66,6 +66,36 @@ async fn a_quote_multiplies_by_the_zones_demand_and_a_trip_on_it_uses_exactly_th
     // rate, the included distance or the free minutes.
     assert_eq!(quote["tariff"]["driving_kopecks_per_minute"], json!(1485));
     assert_eq!(quote["tariff"]["parking_kopecks_per_minute"], json!(525));
+    // The app's list of nearby cars shows her the same price now.
+    let nearby = |token: String| {
+        let (app, car) = (&app, &car);
+        async move {
+            let answer = app
+                .get(
+                    "/v1/vehicles/available?lat=55.7648&lon=37.6056&radius_m=500",
+                    Some(&token),
+                )
+                .await
+                .unwrap();
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            answer.body["vehicles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["vehicle_id"] == json!(car))
+                .cloned()
+                .unwrap()
+        }
+    };
+    let listed = nearby(me.clone()).await;
+    assert_eq!(listed["price"]["zone"], "r2788c1253");
+    assert_eq!(listed["price"]["multiplier_permille"], json!(1500));
+    assert_eq!(listed["price"]["driving_kopecks_per_minute"], json!(1485));
+    assert_eq!(listed["price"]["parking_kopecks_per_minute"], json!(525));
+    assert!(listed["range_km"].as_u64().unwrap() > 0, "{listed}");
+    // Support sees the zone's demand with all three customers in it: 4 per 2 cars = 2.0×.
+    let seen_by_support = nearby(app.token(Role::Support, "agent-7")).await;
+    assert_eq!(seen_by_support["price"]["multiplier_permille"], json!(2000));
     assert_eq!(quote["tariff"]["kopecks_per_extra_km"], json!(1200));
     assert_eq!(quote["tariff"]["included_km"], json!(70));
     assert_eq!(quote["waiting"]["kopecks_per_minute"], json!(450));

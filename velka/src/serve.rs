@@ -140,6 +140,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
+        pricing: Arc::new(city.pricing.clone()),
         gbfs: Arc::new(query_api::gbfs::GbfsConfig {
             system_id: city.system_id.clone(),
             name: format!("Velka {}", city.city),

@@ -72,6 +72,7 @@ pub async fn spawn_app() -> TestApp {
         store: store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
+        pricing: Arc::new(fixtures::moscow().unwrap().pricing.clone()),
         gbfs: Arc::new(gbfs_config()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
