@@ -109,28 +109,25 @@ pub(crate) async fn available(
             lat: vehicle.lat,
             lon: vehicle.lon,
         });
-        if !prices.contains_key(&zone) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = prices.entry(zone) {
             let observed = projectors::demand::observe(&context.pool, policy, zone, customer, now)
                 .await
                 .map_err(QueryError::from)?;
             let permille = policy.multiplier_permille(&observed);
-            prices.insert(
-                zone,
-                CurrentPrice {
-                    zone: zone.to_string(),
-                    multiplier_permille: permille,
-                    driving_kopecks_per_minute: apply_multiplier(
-                        tariff.driving_kopecks_per_minute,
-                        permille,
-                    )
-                    .get(),
-                    parking_kopecks_per_minute: apply_multiplier(
-                        tariff.parking_kopecks_per_minute,
-                        permille,
-                    )
-                    .get(),
-                },
-            );
+            entry.insert(CurrentPrice {
+                zone: zone.to_string(),
+                multiplier_permille: permille,
+                driving_kopecks_per_minute: apply_multiplier(
+                    tariff.driving_kopecks_per_minute,
+                    permille,
+                )
+                .get(),
+                parking_kopecks_per_minute: apply_multiplier(
+                    tariff.parking_kopecks_per_minute,
+                    permille,
+                )
+                .get(),
+            });
         }
         vehicle.price = prices.get(&zone).cloned();
     }
