@@ -64,17 +64,23 @@ fn bench_url(url: &str) -> anyhow::Result<(String, PgConnectOptions)> {
     Ok((bench, options))
 }
 
+/// Drops the bench database if it exists; returns its URL and options.
+pub(crate) async fn recreate_bench_database(
+    database_url: &str,
+) -> anyhow::Result<(String, PgConnectOptions)> {
+    use sqlx::migrate::MigrateDatabase;
+    let (url, options) = bench_url(database_url)?;
+    if sqlx::Postgres::database_exists(&url).await.unwrap_or(false) {
+        sqlx::Postgres::drop_database(&url)
+            .await
+            .context("dropping the old bench database")?;
+    }
+    Ok((url, options))
+}
+
 /// `velka bench append`.
 pub async fn append(global: &Global, args: BenchAppendArgs) -> anyhow::Result<()> {
-    let (url, options) = bench_url(&global.database_url)?;
-    {
-        use sqlx::migrate::MigrateDatabase;
-        if sqlx::Postgres::database_exists(&url).await.unwrap_or(false) {
-            sqlx::Postgres::drop_database(&url)
-                .await
-                .context("dropping the old bench database")?;
-        }
-    }
+    let (url, options) = recreate_bench_database(&global.database_url).await?;
     let writers_max = args.writers.iter().copied().max().unwrap_or(1);
     let pool = event_store::database::connect(&url, writers_max + 2).await?;
     event_store::database::migrate(&pool, &url).await?;

@@ -88,6 +88,21 @@ pub struct RebuildArgs {
 pub enum BenchCommand {
     /// Event-store append rate and latency against raw single-row inserts, in one run.
     Append(BenchAppendArgs),
+    /// Time from a command's answer to its effect in the trips read model, under steady load.
+    Lag(BenchLagArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchLagArgs {
+    /// Commands per second, all workers together.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// Concurrent clients, each with its own customer and car.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub workers: u32,
+    /// Seconds of load.
+    #[arg(long = "duration", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration_s: u64,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! prints a bearer token for trying the API.
 
 mod bench;
+mod bench_lag;
 mod config;
 mod demo;
 mod ops;
@@ -28,6 +29,7 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(config::BenchCommand::Append(args)) => {
             bench::append(&cli.global, args).await
         }
+        Command::Bench(config::BenchCommand::Lag(args)) => bench_lag::lag(&cli.global, args).await,
         Command::Projections(config::ProjectionsCommand::Rebuild(args)) => {
             serve::rebuild(&cli.global, args).await
         }
