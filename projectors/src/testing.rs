@@ -155,6 +155,7 @@ pub fn trip_started(
             start_odometer_m: OdometerM::from_m(odometer_m),
             quote_id: None,
             reservation_id: None,
+            company_id: None,
         },
         started_at,
     }
