@@ -10,6 +10,7 @@
 //! the command API, and holds no business rule (prices come from `domain::trip::price`).
 
 mod accounts;
+mod crm;
 mod error;
 mod fines;
 mod params;
@@ -69,6 +70,12 @@ pub fn router(context: QueryContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(fines::get_fine))
         .routes(utoipa_axum::routes!(service_tasks::get_service_task))
         .routes(utoipa_axum::routes!(reservations::get_reservation))
+        .routes(utoipa_axum::routes!(crm::holder::vehicle_holder))
+        .routes(utoipa_axum::routes!(crm::holder::vehicle_holder_by_plate))
+        .routes(utoipa_axum::routes!(crm::search::support_search))
+        .routes(utoipa_axum::routes!(crm::trips::customer_trips))
+        .routes(utoipa_axum::routes!(crm::customer::customer_360))
+        .routes(utoipa_axum::routes!(crm::fleet::fleet_status))
         .with_state(context)
         .split_for_parts()
 }
