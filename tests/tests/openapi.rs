@@ -61,6 +61,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/reservations"),
     ("POST", "/v1/reservations/{reservation_id}/cancel"),
     ("GET", "/v1/reservations/{reservation_id}"),
+    // Support, CRM and the app's history.
+    ("GET", "/v1/vehicles/{vehicle_id}/holder"),
+    ("GET", "/v1/vehicles/by-plate/{plate}/holder"),
+    ("GET", "/v1/support/search"),
+    ("GET", "/v1/customers/{customer_id}/trips"),
+    ("GET", "/v1/support/customers/{customer_id}"),
+    ("GET", "/v1/fleet/status"),
 ];
 
 fn documented(document: &Value) -> BTreeSet<(String, String)> {
