@@ -212,10 +212,7 @@ async fn update(
         "UPDATE customers_view SET {set}, updated_at = $2, stream_version = $3
          WHERE customer_id = $1 AND stream_version < $3"
     );
-    let query = sqlx::query(&sql)
-        .bind(customer_id.0)
-        .bind(at)
-        .bind(version);
+    let query = sqlx::query(&sql).bind(customer_id.0).bind(at).bind(version);
     let query = match param {
         Some(Param::Text(text)) => query.bind(text),
         Some(Param::Uuid(id)) => query.bind(id),

@@ -40,9 +40,7 @@ impl View {
             View::Possessions => {
                 "SELECT stream_version FROM vehicle_possessions WHERE trip_id = $1"
             }
-            View::Customers => {
-                "SELECT stream_version FROM customers_view WHERE customer_id = $1"
-            }
+            View::Customers => "SELECT stream_version FROM customers_view WHERE customer_id = $1",
         }
     }
 

@@ -22,7 +22,7 @@ const ODOMETER_M: u64 = 10_000_000;
 
 /// Who had `car` at `t`, the way query-api asks: the trip and its customer.
 async fn holder(pool: &PgPool, car: VehicleId, t: &str) -> Option<(Uuid, Uuid)> {
-    sqlx::query(
+    let rows = sqlx::query(
         "SELECT trip_id, customer_id FROM vehicle_possessions
          WHERE vehicle_id = $1 AND during @> $2::timestamptz",
     )
@@ -30,10 +30,10 @@ async fn holder(pool: &PgPool, car: VehicleId, t: &str) -> Option<(Uuid, Uuid)> 
     .bind(at(t))
     .fetch_all(pool)
     .await
-    .unwrap()
-    .into_iter()
-    .map(|row| (row.get("trip_id"), row.get("customer_id")))
-    .reduce(|_, _| panic!("two holders of one car at {t}"))
+    .unwrap();
+    assert!(rows.len() <= 1, "two holders of one car at {t}");
+    rows.first()
+        .map(|row| (row.get("trip_id"), row.get("customer_id")))
 }
 
 async fn during(pool: &PgPool, trip: TripId) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {

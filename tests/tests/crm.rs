@@ -25,10 +25,17 @@ async fn drive(app: &App, customer: &str, vehicle: &str, minutes: i64) -> String
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
     let trip_id = started.str("trip_id");
     app.advance_clock(minutes * 60).await.unwrap();
-    let locked = app.telemetry(vehicle, CENTRE, 12_000.0, true).await.unwrap();
+    let locked = app
+        .telemetry(vehicle, CENTRE, 12_000.0, true)
+        .await
+        .unwrap();
     assert_eq!(locked.status, StatusCode::OK, "{}", locked.body);
     let ended = app
-        .post(&format!("/v1/trips/{trip_id}/end"), Some(&token), &json!({}))
+        .post(
+            &format!("/v1/trips/{trip_id}/end"),
+            Some(&token),
+            &json!({}),
+        )
         .await
         .unwrap();
     assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
@@ -79,7 +86,11 @@ async fn the_holder_of_a_car_at_a_moment_is_found_by_id_and_by_plate() {
     assert_eq!(by_id["payer_account_id"], format!("customer:{ivan}"));
     assert_eq!(by_id["plate"], "А001ВС077");
     assert_eq!(
-        by_id["ended_at"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap(),
+        by_id["ended_at"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
         started_at + Duration::minutes(10)
     );
 
@@ -99,7 +110,10 @@ async fn the_holder_of_a_car_at_a_moment_is_found_by_id_and_by_plate() {
     // After the trip nobody had it.
     let after = rfc3339(started_at + Duration::minutes(11));
     let nobody = app
-        .get(&format!("/v1/vehicles/{car}/holder?at={after}"), Some(&support))
+        .get(
+            &format!("/v1/vehicles/{car}/holder?at={after}"),
+            Some(&support),
+        )
         .await
         .unwrap();
     assert_problem(&nobody, StatusCode::NOT_FOUND, None);
@@ -115,7 +129,10 @@ async fn the_holder_of_a_car_at_a_moment_is_found_by_id_and_by_plate() {
 
     // Bad input names the parameter; a customer may not ask.
     let bad_time = app
-        .get(&format!("/v1/vehicles/{car}/holder?at=yesterday"), Some(&support))
+        .get(
+            &format!("/v1/vehicles/{car}/holder?at=yesterday"),
+            Some(&support),
+        )
         .await
         .unwrap();
     assert_problem(&bad_time, StatusCode::UNPROCESSABLE_ENTITY, Some("at"));
@@ -125,13 +142,19 @@ async fn the_holder_of_a_car_at_a_moment_is_found_by_id_and_by_plate() {
         .unwrap();
     assert_problem(&no_time, StatusCode::UNPROCESSABLE_ENTITY, Some("at"));
     let bad_plate = app
-        .get(&format!("/v1/vehicles/by-plate/a-1/holder?at={during}"), Some(&support))
+        .get(
+            &format!("/v1/vehicles/by-plate/a-1/holder?at={during}"),
+            Some(&support),
+        )
         .await
         .unwrap();
     assert_problem(&bad_plate, StatusCode::UNPROCESSABLE_ENTITY, Some("plate"));
     let customer = app.token(Role::Customer, &ivan);
     let refused = app
-        .get(&format!("/v1/vehicles/{car}/holder?at={during}"), Some(&customer))
+        .get(
+            &format!("/v1/vehicles/{car}/holder?at={during}"),
+            Some(&customer),
+        )
         .await
         .unwrap();
     assert_problem(&refused, StatusCode::FORBIDDEN, None);
@@ -161,9 +184,12 @@ async fn support_finds_customers_and_cars_and_the_fleet_sees_its_status() {
     let support = app.token(Role::Support, "agent-1");
 
     // A phone typed the Russian way, an e-mail in capitals, a licence with spaces.
-    let by_phone = read_when(&app, "/v1/support/search?q=8%20916%20000-00-01", &support, |b| {
-        !b["hits"].as_array().unwrap().is_empty()
-    })
+    let by_phone = read_when(
+        &app,
+        "/v1/support/search?q=8%20916%20000-00-01",
+        &support,
+        |b| !b["hits"].as_array().unwrap().is_empty(),
+    )
     .await;
     assert_eq!(by_phone["hits"][0]["kind"], "customer");
     assert_eq!(by_phone["hits"][0]["id"], anna);
@@ -180,7 +206,11 @@ async fn support_finds_customers_and_cars_and_the_fleet_sees_its_status() {
         .get("/v1/support/search?q=77%2000%20000001", Some(&support))
         .await
         .unwrap();
-    assert_eq!(by_licence.body["hits"][0]["id"], anna, "{}", by_licence.body);
+    assert_eq!(
+        by_licence.body["hits"][0]["id"], anna,
+        "{}",
+        by_licence.body
+    );
     assert_eq!(by_licence.body["hits"][0]["matched"], "licence_number");
     let by_plate = read_when(&app, "/v1/support/search?q=a002bc077", &support, |b| {
         !b["hits"].as_array().unwrap().is_empty()
@@ -197,7 +227,10 @@ async fn support_finds_customers_and_cars_and_the_fleet_sees_its_status() {
         .unwrap();
     assert_eq!(nothing.body["hits"], json!([]), "{}", nothing.body);
 
-    let empty = app.get("/v1/support/search?q=", Some(&support)).await.unwrap();
+    let empty = app
+        .get("/v1/support/search?q=", Some(&support))
+        .await
+        .unwrap();
     assert_problem(&empty, StatusCode::UNPROCESSABLE_ENTITY, Some("q"));
     let junk = app
         .get("/v1/support/search?q=%21%3F", Some(&support))
@@ -269,13 +302,20 @@ async fn a_customer_pages_through_their_trips_and_support_sees_the_customer_360(
         .collect();
     assert_eq!(paged, [&trips[2], &trips[1], &trips[0]]);
 
-    let bad_limit = app.get(&format!("{base}?limit=0"), Some(&token)).await.unwrap();
+    let bad_limit = app
+        .get(&format!("{base}?limit=0"), Some(&token))
+        .await
+        .unwrap();
     assert_problem(&bad_limit, StatusCode::UNPROCESSABLE_ENTITY, Some("limit"));
     let bad_cursor = app
         .get(&format!("{base}?cursor=not-a-cursor"), Some(&token))
         .await
         .unwrap();
-    assert_problem(&bad_cursor, StatusCode::UNPROCESSABLE_ENTITY, Some("cursor"));
+    assert_problem(
+        &bad_cursor,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("cursor"),
+    );
     let someone_else = app
         .get(&base, Some(&app.token(Role::Customer, &olga)))
         .await
@@ -348,7 +388,11 @@ async fn a_customer_pages_through_their_trips_and_support_sees_the_customer_360(
         .get("/v1/support/customers/anna", Some(&support))
         .await
         .unwrap();
-    assert_problem(&bad_id, StatusCode::UNPROCESSABLE_ENTITY, Some("customer_id"));
+    assert_problem(
+        &bad_id,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("customer_id"),
+    );
     let unknown = app
         .get(
             "/v1/support/customers/0194f5a0-0000-7000-8000-000000000001",

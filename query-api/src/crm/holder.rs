@@ -107,8 +107,7 @@ pub(crate) async fn vehicle_holder_by_plate(
     params: QueryParams,
 ) -> Result<Json<HolderResponse>, Problem> {
     caller.require(ROLES)?;
-    let Path(raw) =
-        path.map_err(|rejection| InvalidParam::new("plate", rejection.body_text()))?;
+    let Path(raw) = path.map_err(|rejection| InvalidParam::new("plate", rejection.body_text()))?;
     let plate = Plate::parse("plate", &raw).map_err(InvalidParam)?;
     let at = moment(&params)?;
     let vehicle_id: Option<Uuid> =

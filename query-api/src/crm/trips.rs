@@ -139,7 +139,7 @@ impl Cursor {
 
     fn decode(raw: &str) -> Result<Cursor, InvalidParam> {
         let invalid = || InvalidParam::new("cursor", "must be a next_cursor this API returned");
-        if raw.len() % 2 != 0 || !raw.is_ascii() {
+        if !raw.len().is_multiple_of(2) || !raw.is_ascii() {
             return Err(invalid());
         }
         let bytes = (0..raw.len())
