@@ -3,7 +3,8 @@
 //! - A [`Projector`] names the stream categories it reads and applies one event at a time
 //!   inside a transaction it is handed ([`TripsProjector`] → `trips_view`,
 //!   [`VehiclesProjector`] → `vehicles_view`, [`ServiceTasksProjector`] →
-//!   `service_tasks_view`).
+//!   `service_tasks_view`, [`PossessionsProjector`] → `vehicle_possessions` and
+//!   `vehicle_plates`, [`CustomersProjector`] → `customers_view`).
 //! - A [`ProjectorRunner`] follows the log from the projector's checkpoint and commits each
 //!   batch's rows and the new checkpoint in one transaction: exactly-once effects, no skips, a
 //!   bounded retry on failure, and a [`ProjectorStatus`] that says where it is and what failed.
@@ -17,8 +18,10 @@
 
 mod accounts;
 mod checkpoint;
+mod customers;
 pub mod demand;
 mod fines;
+mod possessions;
 mod projector;
 pub mod rebuild;
 mod reservations;
@@ -35,8 +38,10 @@ mod view;
 
 pub use accounts::AccountsProjector;
 pub use checkpoint::load as load_checkpoint;
+pub use customers::CustomersProjector;
 pub use demand::DemandProjector;
 pub use fines::FinesProjector;
+pub use possessions::PossessionsProjector;
 pub use projector::{ProjectionError, Projector, decode_event};
 pub use reservations::ReservationsProjector;
 pub use runner::{ProjectorRunner, RunnerConfig};
@@ -62,5 +67,7 @@ pub fn read_models() -> Vec<Arc<dyn Projector>> {
         Arc::new(ServiceTasksProjector),
         Arc::new(ReservationsProjector),
         Arc::new(DemandProjector),
+        Arc::new(PossessionsProjector),
+        Arc::new(CustomersProjector),
     ]
 }

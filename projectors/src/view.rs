@@ -20,6 +20,10 @@ pub(crate) enum View {
     ServiceTasks,
     /// `reservations_view`, keyed by `reservation_id`.
     Reservations,
+    /// `vehicle_possessions`, keyed by `trip_id`.
+    Possessions,
+    /// `customers_view`, keyed by `customer_id`.
+    Customers,
 }
 
 impl View {
@@ -33,6 +37,10 @@ impl View {
             View::Reservations => {
                 "SELECT stream_version FROM reservations_view WHERE reservation_id = $1"
             }
+            View::Possessions => {
+                "SELECT stream_version FROM vehicle_possessions WHERE trip_id = $1"
+            }
+            View::Customers => "SELECT stream_version FROM customers_view WHERE customer_id = $1",
         }
     }
 
@@ -42,6 +50,8 @@ impl View {
             View::Vehicles => "vehicles_view",
             View::ServiceTasks => "service_tasks_view",
             View::Reservations => "reservations_view",
+            View::Possessions => "vehicle_possessions",
+            View::Customers => "customers_view",
         }
     }
 }

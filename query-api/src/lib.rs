@@ -10,6 +10,7 @@
 //! the command API, and holds no business rule (prices come from `domain::trip::price`).
 
 mod accounts;
+mod crm;
 mod error;
 mod etag;
 mod fines;
@@ -86,6 +87,12 @@ pub fn router(context: QueryContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(gbfs::vehicle_status))
         .routes(utoipa_axum::routes!(gbfs::geofencing_zones))
         .routes(utoipa_axum::routes!(gbfs::system_pricing_plans))
+        .routes(utoipa_axum::routes!(crm::holder::vehicle_holder))
+        .routes(utoipa_axum::routes!(crm::holder::vehicle_holder_by_plate))
+        .routes(utoipa_axum::routes!(crm::search::support_search))
+        .routes(utoipa_axum::routes!(crm::trips::customer_trips))
+        .routes(utoipa_axum::routes!(crm::customer::customer_360))
+        .routes(utoipa_axum::routes!(crm::fleet::fleet_status))
         .with_state(context)
         .layer(axum::middleware::from_fn(etag::conditional))
         .split_for_parts()

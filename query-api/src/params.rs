@@ -59,6 +59,11 @@ impl QueryParams {
         Ok(first.map(|(_, value)| value.as_str()))
     }
 
+    /// `name` as text, or `None` if absent.
+    pub(crate) fn text(&self, name: &str) -> Result<Option<&str>, InvalidParam> {
+        self.one(name)
+    }
+
     /// `name` as a number within `range`, or `None` if absent.
     pub(crate) fn number_in<T>(
         &self,

@@ -69,6 +69,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/gbfs/v3/vehicle_status.json"),
     ("GET", "/gbfs/v3/geofencing_zones.json"),
     ("GET", "/gbfs/v3/system_pricing_plans.json"),
+    // Support, CRM and the app's history.
+    ("GET", "/v1/vehicles/{vehicle_id}/holder"),
+    ("GET", "/v1/vehicles/by-plate/{plate}/holder"),
+    ("GET", "/v1/support/search"),
+    ("GET", "/v1/customers/{customer_id}/trips"),
+    ("GET", "/v1/support/customers/{customer_id}"),
+    ("GET", "/v1/fleet/status"),
 ];
 
 fn documented(document: &Value) -> BTreeSet<(String, String)> {
