@@ -66,6 +66,29 @@ pub enum Command {
     /// Operate the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Run a simulator of an outside system for tests and demos.
+    #[command(subcommand)]
+    Simulate(SimulateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimulateCommand {
+    /// The payment gateway: a two-stage card API (hold, capture, cancel, refund) with
+    /// idempotence keys, webhooks and injectable faults, until Ctrl-C.
+    Gateway(SimulateGatewayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateGatewayArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "VELKA_GATEWAY_ADDR", default_value = "127.0.0.1:8090")]
+    pub addr: SocketAddr,
+    /// Where to POST status changes (`payment.succeeded`, …); none, no webhooks.
+    #[arg(long, env = "VELKA_GATEWAY_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Seed of the injected faults' draws, for reproducible runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! `velka`: the one binary. `velka serve` runs the whole core in one process — command API,
 //! query API, projectors — on one address; `velka migrate` prepares the database; `velka token`
-//! prints a bearer token for trying the API.
+//! prints a bearer token for trying the API; `velka simulate gateway` runs the payment gateway
+//! simulator.
 
 mod bench;
 mod bench_lag;
@@ -8,6 +9,7 @@ mod config;
 mod demo;
 mod ops;
 mod serve;
+mod simulate;
 
 use clap::Parser;
 use config::{Cli, Command};
@@ -33,6 +35,7 @@ async fn main() -> std::process::ExitCode {
         Command::Projections(config::ProjectionsCommand::Rebuild(args)) => {
             serve::rebuild(&cli.global, args).await
         }
+        Command::Simulate(config::SimulateCommand::Gateway(args)) => simulate::gateway(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
