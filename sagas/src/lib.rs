@@ -27,11 +27,15 @@
 //! `Idempotency-Key`, so sending it again (a retry, a crash between sending and marking it sent)
 //! is answered from the first result and appends nothing.
 //!
+//! [`overview`] summarises every saga for the admin view: instances by status, overdue and
+//! failing timers, pending and failed commands, the last failure.
+//!
 //! Architecture invariant: the only writer of the `saga_*` tables; never calls the network inside
 //! a transaction; never skips an event.
 
 mod dispatcher;
 mod error;
+mod overview;
 mod runner;
 mod saga;
 mod store;
@@ -39,6 +43,7 @@ mod timers;
 
 pub use dispatcher::{CommandSink, DispatchPass, Dispatcher, DispatcherConfig, SinkError};
 pub use error::SagaError;
+pub use overview::{FailingItem, SagaSummary, overview};
 pub use runner::{FailedEvent, RunnerConfig, RunnerState, SagaFailure, SagaRunner, SagaStatus};
 pub use saga::{
     CommandToSend, FiredTimer, OutboxCommand, Reaction, ReactionError, Saga, TimerToSet,

@@ -576,3 +576,116 @@ async fn a_failing_reaction_stops_at_its_event_and_is_retried_without_skipping()
     );
     assert_eq!(scalar(pool, "SELECT count(*) FROM saga_commands").await, 1);
 }
+
+/// A sink that fails `transient` times, then records; and refuses for good whatever
+/// `probe-bad` decided.
+#[derive(Debug)]
+struct FlakySink {
+    inner: Arc<TableSink>,
+    transient: std::sync::atomic::AtomicU32,
+}
+
+impl CommandSink for FlakySink {
+    fn send<'a>(&'a self, command: &'a OutboxCommand) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            if command.instance_id == "probe-bad" {
+                return Err(SinkError::Permanent("unknown command".to_owned()));
+            }
+            let left = self.transient.load(Ordering::SeqCst);
+            if left > 0 {
+                self.transient.store(left - 1, Ordering::SeqCst);
+                return Err(SinkError::Transient("command API unavailable".to_owned()));
+            }
+            self.inner.send(command).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_dispatcher_retries_transient_failures_marks_permanent_ones_and_the_overview_shows_them()
+ {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = db.pool();
+    let saga = Arc::new(ProbeSaga::default());
+    for stream in ["probe-good", "probe-bad"] {
+        for _ in 0..3 {
+            append(&store, stream, "Seen").await;
+        }
+    }
+    let (stopper, handle, status) = start_runner(&store, &saga, 500);
+    eventually("the runner reaches the head", || caught_up(&store, &status)).await;
+    stop(stopper, handle).await;
+
+    let sink = Arc::new(FlakySink {
+        inner: TableSink::new(pool).await,
+        transient: std::sync::atomic::AtomicU32::new(2),
+    });
+    let dispatcher = Dispatcher::new(
+        pool.clone(),
+        sink,
+        DispatcherConfig {
+            retry_initial: Duration::ZERO,
+            retry_max: Duration::ZERO,
+            ..DispatcherConfig::default()
+        },
+    );
+    let first = dispatcher.pass().await.unwrap();
+    assert_eq!((first.sent, first.failed), (0, 1));
+    assert_eq!(first.retrying, 1);
+
+    let summary = sagas::overview(pool, t0() + ChronoDuration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(summary.len(), 1);
+    let summary = &summary[0];
+    assert_eq!(summary.saga, SAGA);
+    assert_eq!(summary.instances.get("active"), Some(&2));
+    assert_eq!(summary.overdue_timers, 2);
+    assert_eq!(summary.commands_pending, 1);
+    assert_eq!(summary.last_error, None);
+    let mut problems: Vec<(String, String)> = summary
+        .failed_commands
+        .iter()
+        .map(|c| (c.instance_id.clone(), c.status.clone()))
+        .collect();
+    problems.sort();
+    assert_eq!(
+        problems,
+        [
+            ("probe-bad".to_owned(), "failed".to_owned()),
+            ("probe-good".to_owned(), "pending".to_owned())
+        ]
+    );
+
+    eventually("the good command is sent", || async {
+        dispatcher.pass().await.unwrap();
+        scalar(
+            pool,
+            "SELECT count(*) FROM saga_commands WHERE status = 'sent'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    assert_eq!(
+        scalar(
+            pool,
+            "SELECT attempts::bigint FROM saga_commands WHERE status = 'sent'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        scalar(pool, "SELECT sum(times) FROM sink_received").await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            pool,
+            "SELECT count(*) FROM saga_commands WHERE status = 'failed'"
+        )
+        .await,
+        1
+    );
+}
