@@ -289,3 +289,27 @@ pub(crate) fn encode<S: serde::Serialize>(
         cancel_timers: reaction.cancel_timers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_depend_on_every_input_and_nothing_else() {
+        let cause = Uuid::from_u128(42);
+        let id = derived_id("payment", "trip-1", cause, "command", 0);
+        assert_eq!(id, derived_id("payment", "trip-1", cause, "command", 0));
+        assert_eq!(id.get_version_num(), 8);
+        for other in [
+            derived_id("payments", "trip-1", cause, "command", 0),
+            derived_id("payment", "trip-2", cause, "command", 0),
+            derived_id("payment", "trip-1", Uuid::from_u128(43), "command", 0),
+            derived_id("payment", "trip-1", cause, "timer", 0),
+            derived_id("payment", "trip-1", cause, "command", 1),
+            // Length-prefixed parts: moving a boundary changes the id.
+            derived_id("paymen", "ttrip-1", cause, "command", 0),
+        ] {
+            assert_ne!(id, other);
+        }
+    }
+}

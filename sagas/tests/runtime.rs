@@ -37,6 +37,8 @@ fn t0() -> DateTime<Utc> {
 struct ProbeSaga {
     /// While set, a `Poison` event makes the reaction fail.
     refuse_poison: AtomicBool,
+    /// While set, every timer's reaction fails.
+    refuse_timers: AtomicBool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -69,6 +71,11 @@ impl Saga for ProbeSaga {
             return Err(ReactionError::new("poison refused"));
         }
         let mut state = state.unwrap_or_default();
+        match event.event_type.as_str() {
+            "Snooze" => return Ok(Reaction::new(state).cancelling("remind")),
+            "Done" => return Ok(Reaction::new(state).completed()),
+            _ => {}
+        }
         state.count += 1;
         let count = state.count;
         let mut reaction = Reaction::new(state);
@@ -90,6 +97,9 @@ impl Saga for ProbeSaga {
         mut state: Count,
         timer: &FiredTimer,
     ) -> Result<Reaction<Count>, ReactionError> {
+        if self.refuse_timers.load(Ordering::SeqCst) {
+            return Err(ReactionError::new("timer refused"));
+        }
         state.reminded += 1;
         Ok(Reaction::new(state).with_command("probe-reminded", timer.payload.clone()))
     }
@@ -684,6 +694,94 @@ async fn the_dispatcher_retries_transient_failures_marks_permanent_ones_and_the_
         scalar(
             pool,
             "SELECT count(*) FROM saga_commands WHERE status = 'failed'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn timers_are_cancelled_by_name_and_by_completion_and_a_failing_timer_is_retried() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = db.pool();
+    let saga = Arc::new(ProbeSaga::default());
+    let clock = Arc::new(ManualClock::starting_at(t0()));
+
+    append(&store, "probe-snoozed", "Seen").await;
+    append(&store, "probe-snoozed", "Snooze").await;
+    append(&store, "probe-done", "Seen").await;
+    append(&store, "probe-done", "Done").await;
+    append(&store, "probe-done", "Seen").await;
+    append(&store, "probe-late", "Seen").await;
+    let (stopper, handle, status) = start_runner(&store, &saga, 500);
+    eventually("the runner reaches the head", || caught_up(&store, &status)).await;
+    stop(stopper, handle).await;
+
+    assert_eq!(
+        scalar(pool, "SELECT count(*) FROM saga_timers WHERE cancelled").await,
+        2,
+        "snoozed by name, and done by completion"
+    );
+    assert_eq!(
+        scalar(
+            pool,
+            "SELECT count(*) FROM saga_instances WHERE status = 'completed'"
+        )
+        .await,
+        1
+    );
+    // A completed instance ignores later events.
+    assert_eq!(
+        count_of(pool, "probe-done").await,
+        Some(Count {
+            count: 1,
+            reminded: 0
+        })
+    );
+
+    clock.advance(ChronoDuration::hours(1));
+    saga.refuse_timers.store(true, Ordering::SeqCst);
+    let worker = TimerWorker::new(pool.clone(), saga.clone(), clock.clone());
+    let pass = worker.pass().await.unwrap();
+    assert_eq!((pass.fired, pass.failed), (0, 1));
+    // Backing off: not retried at once, and shown as failing.
+    assert_eq!(worker.pass().await.unwrap(), sagas::TimerPass::default());
+    let summary = sagas::overview(pool, clock.now()).await.unwrap();
+    assert_eq!(summary[0].overdue_timers, 1);
+    assert_eq!(summary[0].failing_timers.len(), 1);
+    assert_eq!(summary[0].failing_timers[0].instance_id, "probe-late");
+    assert_eq!(
+        summary[0].failing_timers[0].last_error.as_deref(),
+        Some("reaction failed: timer refused")
+    );
+
+    // Fixed, and the backoff over: it fires once.
+    saga.refuse_timers.store(false, Ordering::SeqCst);
+    sqlx::query("UPDATE saga_timers SET retry_after = now() WHERE last_error IS NOT NULL")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(worker.pass().await.unwrap().fired, 1);
+    assert_eq!(
+        count_of(pool, "probe-late").await,
+        Some(Count {
+            count: 1,
+            reminded: 1
+        })
+    );
+    assert_eq!(
+        scalar(
+            pool,
+            "SELECT count(*) FROM saga_timers WHERE fired_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar(
+            pool,
+            "SELECT count(*) FROM saga_commands WHERE name = 'probe-reminded'"
         )
         .await,
         1
