@@ -9,6 +9,12 @@ use uuid::Uuid;
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ExpectedVersion {
     /// No check: append after whatever is there.
+    ///
+    /// Beware: two concurrent `Any` appends to one stream can commit its versions in the
+    /// opposite order of their transaction ids, and the log is delivered in transaction-id
+    /// order, so a follower may see version N+1 before N. Commands always append at the
+    /// version they decided on (a checked version makes the later writer conflict instead);
+    /// use `Any` only where nothing appends to the stream concurrently.
     Any,
     /// The stream must not exist yet.
     NoStream,
