@@ -169,6 +169,7 @@ pub async fn seed(addr: SocketAddr, keys: &TokenKeys) -> anyhow::Result<()> {
          \n  Cars near Tverskaya street:\n    curl -H \"Authorization: Bearer $TOKEN\" '{base}/v1/vehicles/available?lat=55.7648&lon=37.6056&radius_m=3000'\n\
          \n  Take one:\n    curl -X POST -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"vehicle_id\":\"{}\"}}' {base}/v1/trips\n\
          \n  A car's history (auditor):\n    curl -H 'Authorization: Bearer {auditor}' {base}/v1/streams/vehicle-{}/events\n\
+         \n  The public GBFS v3.0 feed (no token):\n    {base}/gbfs/v3/gbfs.json\n\
          \n  Health and metrics:\n    {base}/readyz\n    {base}/metrics\n\
          \n  More tokens: velka token --role support --sub agent-1\n",
         customers.len(),
