@@ -11,6 +11,7 @@ use domain::reservation::ReservationEvent;
 use event_store::RecordedEvent;
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
+use std::collections::BTreeMap;
 
 /// How long rows are kept: far longer than any demand window.
 const KEEP_HOURS: i64 = 24;
@@ -82,14 +83,8 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
     Ok(())
 }
 
-/// The cell test shared by both counts: the same floor division as `domain::pricing::ZoneGrid`,
-/// after a bounding-box test the `vehicles_view` position index can answer.
-const IN_ZONE: &str = "point(lon, lat) <@ box(point($3, $1), point($4, $2))
-     AND floor(lat / $5)::bigint = $6 AND floor(lon / $7)::bigint = $8";
-
 /// Counts free cars and the recent customers (other than `customer_id`) in `zone` at `now`:
-/// what a quote's demand multiplier is computed from, and what the app's list of nearby cars
-/// shows the current price with.
+/// what a quote's demand multiplier is computed from.
 pub async fn observe(
     pool: &PgPool,
     policy: &PricingPolicy,
@@ -97,49 +92,93 @@ pub async fn observe(
     customer_id: Option<CustomerId>,
     now: DateTime<Utc>,
 ) -> Result<DemandObservation, sqlx::Error> {
+    let observed = observe_zones(pool, policy, &[zone], customer_id, now).await?;
+    Ok(observed
+        .get(&zone)
+        .copied()
+        .unwrap_or_else(|| nothing_observed(policy)))
+}
+
+/// [`observe`] for several zones at once, in two queries whatever their number (the app's list
+/// of nearby cars prices every car in it): each zone of `zones` is in the answer.
+pub async fn observe_zones(
+    pool: &PgPool,
+    policy: &PricingPolicy,
+    zones: &[PricingZone],
+    customer_id: Option<CustomerId>,
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<PricingZone, DemandObservation>, sqlx::Error> {
+    let mut observed: BTreeMap<PricingZone, DemandObservation> = zones
+        .iter()
+        .map(|zone| (*zone, nothing_observed(policy)))
+        .collect();
+    let (Some(min_row), Some(max_row), Some(min_col), Some(max_col)) = (
+        zones.iter().map(|z| z.row).min(),
+        zones.iter().map(|z| z.row).max(),
+        zones.iter().map(|z| z.col).min(),
+        zones.iter().map(|z| z.col).max(),
+    ) else {
+        return Ok(observed);
+    };
     let grid = policy.zone_grid;
-    // The cell's edges, widened a hair so that rounding never drops a car on an edge from the
-    // box; the floor test then decides exactly.
+    // The cells' outer edges, widened a hair so that rounding never drops a row on an edge from
+    // the box (which the position indexes answer); the floor of each row then decides its cell
+    // exactly, as `domain::pricing::ZoneGrid::zone_of` does.
     let margin = 1e-9;
-    let south = zone.row as f64 * grid.lat_deg - margin;
-    let north = (zone.row + 1) as f64 * grid.lat_deg + margin;
-    let west = zone.col as f64 * grid.lon_deg - margin;
-    let east = (zone.col + 1) as f64 * grid.lon_deg + margin;
-    let free_cars: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM vehicles_view WHERE status = 'available' AND {IN_ZONE}"
+    let south = min_row as f64 * grid.lat_deg - margin;
+    let north = (max_row + 1) as f64 * grid.lat_deg + margin;
+    let west = min_col as f64 * grid.lon_deg - margin;
+    let east = (max_col + 1) as f64 * grid.lon_deg + margin;
+    let cell = "floor(lat / $5)::bigint AS row, floor(lon / $6)::bigint AS col";
+    let in_box = "point(lon, lat) <@ box(point($3, $1), point($4, $2))";
+    let free_cars: Vec<(i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT {cell}, count(*) FROM vehicles_view
+         WHERE status = 'available' AND {in_box} GROUP BY 1, 2"
     ))
     .bind(south)
     .bind(north)
     .bind(west)
     .bind(east)
     .bind(grid.lat_deg)
-    .bind(zone.row)
     .bind(grid.lon_deg)
-    .bind(zone.col)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
     let since = now - Duration::seconds(i64::from(policy.demand_window_s));
-    let recent_customers: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(DISTINCT customer_id) FROM demand_activity
-         WHERE occurred_at > $9 AND occurred_at <= $10
-           AND customer_id IS DISTINCT FROM $11 AND {IN_ZONE}"
+    let recent_customers: Vec<(i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT {cell}, count(DISTINCT customer_id) FROM demand_activity
+         WHERE occurred_at > $7 AND occurred_at <= $8
+           AND customer_id IS DISTINCT FROM $9 AND {in_box} GROUP BY 1, 2"
     ))
     .bind(south)
     .bind(north)
     .bind(west)
     .bind(east)
     .bind(grid.lat_deg)
-    .bind(zone.row)
     .bind(grid.lon_deg)
-    .bind(zone.col)
     .bind(since)
     .bind(now)
     .bind(customer_id.map(|id| id.0))
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(DemandObservation {
-        free_cars: u32::try_from(free_cars).unwrap_or(u32::MAX),
-        recent_customers: u32::try_from(recent_customers).unwrap_or(u32::MAX),
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    for (row, col, n) in free_cars {
+        if let Some(zone) = observed.get_mut(&PricingZone { row, col }) {
+            zone.free_cars = count(n);
+        }
+    }
+    for (row, col, n) in recent_customers {
+        if let Some(zone) = observed.get_mut(&PricingZone { row, col }) {
+            zone.recent_customers = count(n);
+        }
+    }
+    Ok(observed)
+}
+
+/// No free car and no other customer seen.
+fn nothing_observed(policy: &PricingPolicy) -> DemandObservation {
+    DemandObservation {
+        free_cars: 0,
+        recent_customers: 0,
         window_s: policy.demand_window_s,
-    })
+    }
 }

@@ -99,22 +99,24 @@ pub(crate) async fn available(
     let policy = &context.pricing;
     let tariff = &context.gbfs.tariff;
     let now = context.clock.now();
-    let mut prices: std::collections::BTreeMap<PricingZone, CurrentPrice> = Default::default();
-    for vehicle in &mut vehicles {
+    let zone_of = |vehicle: &AvailableVehicle| {
+        policy.zone_grid.zone_of(&GeoPoint {
+            lat: vehicle.lat,
+            lon: vehicle.lon,
+        })
+    };
+    let zones: Vec<PricingZone> = vehicles.iter().map(zone_of).collect();
+    let observed = projectors::demand::observe_zones(&context.pool, policy, &zones, customer, now)
+        .await
+        .map_err(QueryError::from)?;
+    for (vehicle, zone) in vehicles.iter_mut().zip(&zones) {
         vehicle.range_km = (f64::from(vehicle.fuel_percent.clamp(0, 100)) / 100.0
             * crate::gbfs::FULL_TANK_RANGE_M
             / 1000.0)
             .round() as u32;
-        let zone = policy.zone_grid.zone_of(&GeoPoint {
-            lat: vehicle.lat,
-            lon: vehicle.lon,
-        });
-        if let std::collections::btree_map::Entry::Vacant(entry) = prices.entry(zone) {
-            let observed = projectors::demand::observe(&context.pool, policy, zone, customer, now)
-                .await
-                .map_err(QueryError::from)?;
-            let permille = policy.multiplier_permille(&observed);
-            entry.insert(CurrentPrice {
+        vehicle.price = observed.get(zone).map(|observation| {
+            let permille = policy.multiplier_permille(observation);
+            CurrentPrice {
                 zone: zone.to_string(),
                 multiplier_permille: permille,
                 driving_kopecks_per_minute: apply_multiplier(
@@ -127,9 +129,8 @@ pub(crate) async fn available(
                     permille,
                 )
                 .get(),
-            });
-        }
-        vehicle.price = prices.get(&zone).cloned();
+            }
+        });
     }
     Ok(Json(AvailableResponse { vehicles }))
 }
