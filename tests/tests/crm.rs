@@ -307,6 +307,26 @@ async fn a_customer_pages_through_their_trips_and_support_sees_the_customer_360(
         .await
         .unwrap();
     assert_problem(&bad_limit, StatusCode::UNPROCESSABLE_ENTITY, Some("limit"));
+    // Filtered by state.
+    let ended = app
+        .get(&format!("{base}?status=ended"), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(ended.body["trips"].as_array().unwrap().len(), 3);
+    let driving = app
+        .get(&format!("{base}?status=driving"), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(driving.body["trips"], json!([]));
+    let bad_status = app
+        .get(&format!("{base}?status=flying"), Some(&token))
+        .await
+        .unwrap();
+    assert_problem(
+        &bad_status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("status"),
+    );
     let bad_cursor = app
         .get(&format!("{base}?cursor=not-a-cursor"), Some(&token))
         .await

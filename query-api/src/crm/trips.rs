@@ -59,6 +59,7 @@ pub(crate) struct TripPage {
         ("customer_id" = Uuid, Path, description = "The customer"),
         ("limit" = Option<u32>, Query, description = "Trips per page, 1 to 100 (default 20)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("status" = Option<String>, Query, description = "Only trips in this state: `driving`, `parked` or `ended`"),
     ),
     responses((status = 200, description = "A page of trips", body = TripPage), http_edge::openapi::QueryProblems),
     security(("bearer" = [])),
@@ -80,6 +81,16 @@ pub(crate) async fn customer_trips(
         .number_in("limit", 1..=MAX_LIMIT)?
         .unwrap_or(DEFAULT_LIMIT);
     let after = params.text("cursor")?.map(Cursor::decode).transpose()?;
+    let status = params.text("status")?;
+    if let Some(status) = &status
+        && !matches!(*status, "driving" | "parked" | "ended")
+    {
+        return Err(InvalidParam::new(
+            "status",
+            format!("must be driving, parked or ended, not {status:?}"),
+        )
+        .into());
+    }
     let (after_started, after_trip) = match after {
         Some(Cursor {
             started_at,
@@ -94,6 +105,7 @@ pub(crate) async fn customer_trips(
          FROM trips_view
          WHERE customer_id = $1
            AND ($2::timestamptz IS NULL OR (started_at, trip_id) < ($2, $3))
+           AND ($5::text IS NULL OR status = $5)
          ORDER BY started_at DESC, trip_id DESC
          LIMIT $4",
     )
@@ -101,6 +113,7 @@ pub(crate) async fn customer_trips(
     .bind(after_started)
     .bind(after_trip)
     .bind(limit + 1)
+    .bind(status)
     .fetch_all(&context.pool)
     .await
     .map_err(QueryError::from)?;
