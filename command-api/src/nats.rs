@@ -344,7 +344,7 @@ fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, Value> {
 }
 
 /// Takes the route's path parameters out of the payload; the rest is the body.
-fn fill_path(
+pub fn fill_path(
     route: &CommandRoute,
     mut payload: Map<String, Value>,
 ) -> Result<(String, Value), Value> {

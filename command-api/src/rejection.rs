@@ -164,6 +164,12 @@ pub fn problem(rejection: &Rejection) -> Problem {
             "Nothing is owed on the charge",
             None,
         ),
+        Rejection::PaymentDeclined { .. } => (
+            S::PAYMENT_REQUIRED,
+            "payment-declined",
+            "The card was declined",
+            None,
+        ),
         Rejection::PenaltyAlreadyIssued { .. } => (
             S::CONFLICT,
             "penalty-already-issued",

@@ -61,6 +61,7 @@ async fn a_fresh_worker_expires_a_reservation_made_before_it_started() {
             policy: city.pricing.clone(),
             standard: city.standard_terms().unwrap(),
         }),
+        payments: None,
     };
     let (router, _) = command_api::router(context.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -165,6 +165,9 @@ pub enum Rejection {
     /// A waiver of a charge with nothing left owing.
     #[error("charge {charge_id} has nothing left to waive")]
     NothingToWaive { charge_id: ChargeId },
+    /// The payment gateway would not hold money on the customer's card for the trip.
+    #[error("the card was declined: {reason}")]
+    PaymentDeclined { reason: String },
     /// The penalty id was already used.
     #[error("penalty {penalty_id} has already been issued")]
     PenaltyAlreadyIssued { penalty_id: PenaltyId },

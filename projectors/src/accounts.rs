@@ -135,6 +135,158 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
             };
             adjust(conn, event, &account, version, adjustment).await?;
         }
+        AccountEvent::PaymentCaptured {
+            charge_id,
+            amount_kopecks,
+            captured_at,
+            ..
+        } => {
+            paid(
+                conn,
+                event,
+                &account,
+                version,
+                *charge_id,
+                amount_kopecks.get(),
+                *captured_at,
+            )
+            .await?;
+        }
+        AccountEvent::PaymentRefunded {
+            charge_id,
+            amount_kopecks,
+            refunded_at,
+            ..
+        } => {
+            paid(
+                conn,
+                event,
+                &account,
+                version,
+                *charge_id,
+                -amount_kopecks.get(),
+                *refunded_at,
+            )
+            .await?;
+        }
+        AccountEvent::PaymentFailed {
+            charge_id,
+            failed_at,
+            ..
+        } => {
+            flag(
+                conn,
+                &account,
+                version,
+                *charge_id,
+                "payment_failed",
+                *failed_at,
+            )
+            .await?;
+        }
+        AccountEvent::DebtHandedToAgency {
+            charge_id,
+            handed_at,
+            ..
+        } => {
+            flag(
+                conn,
+                &account,
+                version,
+                *charge_id,
+                "with_agency",
+                *handed_at,
+            )
+            .await?;
+        }
+        AccountEvent::PaymentHeld { held_at: at, .. }
+        | AccountEvent::HoldReleased {
+            released_at: at, ..
+        }
+        | AccountEvent::DebtNoticeSent { sent_at: at, .. } => {
+            touch(conn, &account, version, *at).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves the account's version on, creating its row if this is its first event (a hold comes
+/// before any charge).
+async fn touch(
+    conn: &mut PgConnection,
+    account: &str,
+    version: i64,
+    at: DateTime<Utc>,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO accounts_view (account_id, updated_at, stream_version) VALUES ($1, $2, $3)
+         ON CONFLICT (account_id) DO UPDATE SET updated_at = $2, stream_version = $3",
+    )
+    .bind(account)
+    .bind(at)
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets a debt flag of a charge.
+async fn flag(
+    conn: &mut PgConnection,
+    account: &str,
+    version: i64,
+    charge_id: ChargeId,
+    column: &'static str,
+    at: DateTime<Utc>,
+) -> Result<(), ProjectionError> {
+    sqlx::query(&format!(
+        "UPDATE account_charges_view SET {column} = true, updated_at = $3
+         WHERE charge_id = $1 AND account_id = $2"
+    ))
+    .bind(charge_id.0)
+    .bind(account)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    touch(conn, account, version, at).await
+}
+
+/// Money kept for a charge changed by `delta` (a capture, or minus a refund to the card).
+async fn paid(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    account: &str,
+    version: i64,
+    charge_id: ChargeId,
+    delta: i64,
+    at: DateTime<Utc>,
+) -> Result<(), ProjectionError> {
+    let charge = sqlx::query(
+        "UPDATE account_charges_view SET paid_kopecks = paid_kopecks + $3, updated_at = $4
+         WHERE charge_id = $1 AND account_id = $2",
+    )
+    .bind(charge_id.0)
+    .bind(account)
+    .bind(delta)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    let totals = sqlx::query(
+        "UPDATE accounts_view SET paid_kopecks = paid_kopecks + $2, open_kopecks = open_kopecks - $2,
+             updated_at = $3, stream_version = $4
+         WHERE account_id = $1",
+    )
+    .bind(account)
+    .bind(delta)
+    .bind(at)
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
+    if charge.rows_affected() != 1 || totals.rows_affected() != 1 {
+        return Err(ProjectionError::Inconsistent(format!(
+            "{} (version {version}) of {account} is for charge {charge_id}, which the read model does not have",
+            event.event_type
+        )));
     }
     Ok(())
 }

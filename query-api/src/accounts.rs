@@ -46,7 +46,10 @@ pub(crate) struct Totals {
     charged_kopecks: i64,
     refunded_kopecks: i64,
     waived_kopecks: i64,
-    /// What is still owed.
+    /// Money taken by card and kept (captures minus refunds to the card).
+    paid_kopecks: i64,
+    /// The balance: charged − refunded − waived − paid. Positive: still owed; negative: being
+    /// given back to the card.
     open_kopecks: i64,
 }
 
@@ -71,8 +74,14 @@ pub(crate) struct Charge {
     amount_kopecks: i64,
     refunded_kopecks: i64,
     waived_kopecks: i64,
-    /// What is still owed on it.
+    /// Money taken by card for it and kept.
+    paid_kopecks: i64,
+    /// Its balance: amount − refunded − waived − paid (positive: still owed).
     open_kopecks: i64,
+    /// A card payment for it was refused: it is (or was) a debt.
+    payment_failed: bool,
+    /// Its debt went to a collection agency.
+    with_agency: bool,
     added_at: DateTime<Utc>,
     refunds: Vec<Refund>,
     waivers: Vec<Waiver>,
@@ -106,6 +115,7 @@ struct AccountRow {
     charged_kopecks: i64,
     refunded_kopecks: i64,
     waived_kopecks: i64,
+    paid_kopecks: i64,
     open_kopecks: i64,
     stream_version: i64,
 }
@@ -120,6 +130,9 @@ struct ChargeRow {
     amount_kopecks: i64,
     refunded_kopecks: i64,
     waived_kopecks: i64,
+    paid_kopecks: i64,
+    payment_failed: bool,
+    with_agency: bool,
     added_at: DateTime<Utc>,
 }
 
@@ -164,7 +177,8 @@ pub(crate) async fn get_account(
     let payer = account_id;
     let account_id = account_id.to_string();
     let account: Option<AccountRow> = sqlx::query_as(
-        "SELECT charged_kopecks, refunded_kopecks, waived_kopecks, open_kopecks, stream_version
+        "SELECT charged_kopecks, refunded_kopecks, waived_kopecks, paid_kopecks, open_kopecks,
+                stream_version
          FROM accounts_view WHERE account_id = $1",
     )
     .bind(&account_id)
@@ -173,7 +187,8 @@ pub(crate) async fn get_account(
     .map_err(QueryError::from)?;
     let charges: Vec<ChargeRow> = sqlx::query_as(
         "SELECT charge_id, customer_id, reason, source_kind, source_id, amount_kopecks,
-                refunded_kopecks, waived_kopecks, added_at
+                refunded_kopecks, waived_kopecks, paid_kopecks, payment_failed, with_agency,
+                added_at
          FROM account_charges_view WHERE account_id = $1 ORDER BY added_at, charge_id",
     )
     .bind(&account_id)
@@ -249,7 +264,13 @@ fn respond(
                 amount_kopecks: row.amount_kopecks,
                 refunded_kopecks: row.refunded_kopecks,
                 waived_kopecks: row.waived_kopecks,
-                open_kopecks: row.amount_kopecks - row.refunded_kopecks - row.waived_kopecks,
+                paid_kopecks: row.paid_kopecks,
+                open_kopecks: row.amount_kopecks
+                    - row.refunded_kopecks
+                    - row.waived_kopecks
+                    - row.paid_kopecks,
+                payment_failed: row.payment_failed,
+                with_agency: row.with_agency,
                 added_at: row.added_at,
                 refunds,
                 waivers,
@@ -262,6 +283,7 @@ fn respond(
                 charged_kopecks: row.charged_kopecks,
                 refunded_kopecks: row.refunded_kopecks,
                 waived_kopecks: row.waived_kopecks,
+                paid_kopecks: row.paid_kopecks,
                 open_kopecks: row.open_kopecks,
             },
             row.stream_version,

@@ -35,7 +35,9 @@
 
 mod dispatcher;
 mod error;
+pub mod gateway;
 mod overview;
+pub mod payments;
 mod runner;
 mod saga;
 mod store;

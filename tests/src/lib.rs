@@ -77,6 +77,8 @@ pub struct App {
     keys: TokenKeys,
     http: reqwest::Client,
     child: Child,
+    /// Extra environment the server was started with, for [`App::restart`].
+    env: Vec<(String, String)>,
 }
 
 impl Drop for App {
@@ -119,9 +121,49 @@ impl Answer {
 impl App {
     /// Starts `velka serve` with a manual clock on a fresh database.
     pub async fn spawn() -> anyhow::Result<App> {
-        let binary = velka_binary()?;
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts `velka serve` with a manual clock on a fresh database, with extra environment
+    /// (`VELKA_GATEWAY_URL`, …).
+    pub async fn spawn_with(env: &[(&str, &str)]) -> anyhow::Result<App> {
         let db = TestDatabase::new().await;
         let nats_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (child, base) = Self::start_server(&db, &nats_prefix, &env).await?;
+        Ok(App {
+            base,
+            db,
+            nats_prefix,
+            keys: TokenKeys::from_secret(SECRET.as_bytes()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            child,
+            env,
+        })
+    }
+
+    /// Kills the server (SIGKILL: no graceful stop, as in a crash) and starts it again on the
+    /// same database. The manual clock starts from the wall clock again.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        let _ = self.child.wait().await;
+        let (child, base) = Self::start_server(&self.db, &self.nats_prefix, &self.env).await?;
+        self.child = child;
+        self.base = base;
+        Ok(())
+    }
+
+    async fn start_server(
+        db: &TestDatabase,
+        nats_prefix: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<(Child, String)> {
+        let binary = velka_binary()?;
         let mut child = Command::new(&binary)
             .args(["serve", "--addr", "127.0.0.1:0", "--clock", "manual"])
             .env("DATABASE_URL", db.url())
@@ -132,9 +174,10 @@ impl App {
             )
             .env("VELKA_DB_CONNECTIONS", "8")
             .env("NATS_URL", nats_url())
-            .env("VELKA_NATS_PREFIX", &nats_prefix)
+            .env("VELKA_NATS_PREFIX", nats_prefix)
             // The relay is tested in relay/; a JetStream stream per test server would pile up.
             .env("VELKA_NO_NATS_RELAY", "1")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -154,16 +197,7 @@ impl App {
         .context("velka did not start listening within 60 s")??;
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(App {
-            base,
-            db,
-            nats_prefix,
-            keys: TokenKeys::from_secret(SECRET.as_bytes()),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?,
-            child,
-        })
+        Ok((child, base))
     }
 
     /// A token for `role` and `subject`, signed with the server's secret.

@@ -205,6 +205,30 @@ pub struct ServeArgs {
     /// not want a JetStream stream of its own).
     #[arg(long, env = "VELKA_NO_NATS_RELAY", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_nats_relay: bool,
+
+    /// The payment gateway (`http://127.0.0.1:8090` for `velka simulate gateway`). Set, trips
+    /// hold money on the card at start and the payment saga charges, refunds and collects
+    /// debts; unset, nothing is charged to a card (with `--demo`, a simulator is started in
+    /// the process).
+    #[arg(long, env = "VELKA_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+
+    /// How long to wait for the gateway's answer before treating the outcome as unknown (and
+    /// retrying with the same idempotence key), in milliseconds.
+    #[arg(long, env = "VELKA_GATEWAY_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    pub gateway_timeout_ms: u64,
+
+    /// How much to hold on the card when a trip starts, in kopecks.
+    #[arg(long, env = "VELKA_TRIP_HOLD_KOPECKS", default_value_t = 50_000,
+          value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
+    pub trip_hold_kopecks: i64,
+
+    /// The first wait before a saga command that failed is sent again (doubling up to 5
+    /// minutes), in milliseconds.
+    #[arg(long, env = "VELKA_SAGA_RETRY_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub saga_retry_ms: u64,
 }
 
 impl ServeArgs {

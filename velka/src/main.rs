@@ -8,6 +8,7 @@ mod bench_lag;
 mod config;
 mod demo;
 mod ops;
+mod saga_host;
 mod serve;
 mod simulate;
 

@@ -19,6 +19,8 @@ pub struct OpsContext {
     pub prometheus: PrometheusHandle,
     /// Checks the bearer tokens of the admin routes.
     pub keys: http_edge::TokenKeys,
+    /// Business time: what counts as an overdue saga timer.
+    pub clock: std::sync::Arc<dyn event_store::clock::Clock>,
 }
 
 impl std::fmt::Debug for OpsContext {
@@ -49,6 +51,7 @@ pub fn router(context: OpsContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(readyz))
         .routes(utoipa_axum::routes!(metrics))
         .routes(utoipa_axum::routes!(projections))
+        .routes(utoipa_axum::routes!(sagas))
         .with_state(context)
         .split_for_parts()
 }
@@ -314,4 +317,30 @@ async fn projections(
         });
     }
     Ok(axum::Json(reports))
+}
+
+/// Every saga's instances by status, its overdue and failing timers, its pending and failed
+/// commands, and its last failure, for operators.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/sagas",
+    operation_id = "list_sagas",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every saga that has run, by name", body = [Object]),
+        http_edge::openapi::QueryProblems,
+    ),
+    security(("bearer" = [])),
+)]
+async fn sagas(
+    State(context): State<OpsContext>,
+    caller: http_edge::Caller,
+) -> Result<axum::Json<serde_json::Value>, http_edge::Problem> {
+    use http_edge::Role;
+    caller.require(&[Role::Service, Role::Support, Role::Auditor])?;
+    let now = context.clock.now();
+    let summaries = sagas::overview(&context.pool, now).await.map_err(|error| {
+        http_edge::Problem::unavailable(&format!("reading the sagas failed: {error}"))
+    })?;
+    Ok(axum::Json(json!(summaries)))
 }

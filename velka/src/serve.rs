@@ -113,6 +113,34 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = projectors::Shutdown::new();
     let projections = projectors::start(store.clone(), shutdown.clone());
 
+    // The payment gateway: configured, or (for the demo) a simulator in this process.
+    let mut demo_gateway = None;
+    let gateway_url = match (&args.gateway_url, args.demo) {
+        (Some(url), _) => Some(url.clone()),
+        (None, true) => {
+            let simulator = fixtures::gateway::start(
+                "127.0.0.1:0".parse().context("the simulator's address")?,
+                fixtures::gateway::GatewayConfig::default(),
+            )
+            .await
+            .context("starting the demo's payment gateway simulator")?;
+            let url = simulator.url();
+            demo_gateway = Some(simulator);
+            Some(url)
+        }
+        (None, false) => None,
+    };
+    let gateway = match &gateway_url {
+        Some(url) => Some(
+            sagas::gateway::GatewayClient::new(
+                url,
+                std::time::Duration::from_millis(args.gateway_timeout_ms),
+            )
+            .map_err(|e| anyhow::anyhow!("VELKA_GATEWAY_URL {url}: {e}"))?,
+        ),
+        None => None,
+    };
+
     let command_context = command_api::CommandContext {
         store: store.clone(),
         keys: keys.clone(),
@@ -126,6 +154,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         pricing: Arc::new(command_api::Pricing {
             policy: city.pricing.clone(),
             standard: standard_terms,
+        }),
+        payments: gateway.as_ref().map(|client| command_api::Payments {
+            holds: Arc::new(crate::saga_host::GatewayHolds(client.clone())),
+            hold_kopecks: domain::money::Kopecks(args.trip_hold_kopecks),
         }),
     };
     // Reservations expire by the injected clock, through the command pipeline.
@@ -161,6 +193,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         projections: projections.clone(),
         prometheus,
         keys: keys.clone(),
+        clock: clock.clone(),
     });
     let document = crate::ops::document(vec![commands_doc, queries_doc, ops_doc]);
     let app = commands
@@ -207,6 +240,29 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         Some(start_relay(&args, store.clone(), shutdown.clone()).await?)
     };
 
+    // The payment saga runs when there is a gateway to talk to.
+    let saga_stop = projectors::Shutdown::new();
+    let saga_tasks = match gateway {
+        Some(gateway) => {
+            tracing::info!(gateway = ?gateway_url, "payments: holds at trip start, the payment saga");
+            crate::saga_host::start(
+                crate::saga_host::SagaSetup {
+                    store: store.clone(),
+                    clock: clock.clone(),
+                    sink: Arc::new(crate::saga_host::Sink::new(
+                        app.clone(),
+                        &document,
+                        keys.clone(),
+                        Some(gateway),
+                    )),
+                    retry_initial: std::time::Duration::from_millis(args.saga_retry_ms),
+                },
+                saga_stop.clone(),
+            )
+        }
+        None => Vec::new(),
+    };
+
     if args.demo {
         let keys = keys.clone();
         tokio::spawn(async move {
@@ -226,7 +282,13 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(nats) = nats {
         let _ = nats.await;
     }
-    tracing::info!("stopping projectors");
+    tracing::info!("stopping the sagas");
+    saga_stop.trigger();
+    for task in saga_tasks {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "a saga task ended abnormally");
+        }
+    }
     tracing::info!("stopping projectors and the reservation expiry worker");
     shutdown.trigger();
     projections.stopped().await;
@@ -239,6 +301,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(%error, "the reservation expiry worker ended abnormally");
     }
     pool.close().await;
+    if let Some(simulator) = demo_gateway {
+        let _ = simulator.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -256,3 +256,72 @@ pub(crate) async fn waive_charge(
     )
     .await
 }
+
+/// What recording a payment fact did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PaymentRecorded {
+    /// `customer:<uuid>`.
+    account_id: String,
+    /// False when a fact with the same key was recorded before (nothing was appended).
+    recorded: bool,
+    /// What is still owed on the account after it.
+    open_kopecks: Kopecks,
+    /// Money the account has paid and kept.
+    paid_kopecks: Kopecks,
+}
+
+/// The payment saga records what the payment gateway did (a hold released, a capture, a refused
+/// payment, a refund to the card) and the steps of collecting a debt (notices, the hand-over to
+/// an agency). Internal: the `service` role only. A fact with a key recorded before records
+/// nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account_id}/payments",
+    operation_id = "record_payment",
+    tag = "accounts",
+    request_body = domain::account::PaymentFact,
+    params(
+        ("account_id" = String, Path, description = "The customer's id (company accounts are invoiced, not charged to a card)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing"),
+    ),
+    responses((status = 201, description = "Recorded (or already recorded under its key)", body = PaymentRecorded), CommandProblems),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn record_payment(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path(raw_account): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<domain::account::PaymentFact>,
+) -> Response {
+    if let Err(problem) = caller.require(&[Role::Service]) {
+        return problem.into_response();
+    }
+    let account_id = match account_of(&raw_account) {
+        Ok(id) => id,
+        Err(problem) => return problem.into_response(),
+    };
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    account_command(
+        &context,
+        envelope,
+        account_id,
+        AccountCommand::Record(body.value.clone()),
+        StatusCode::CREATED,
+        |after, events| {
+            let totals = after.totals();
+            json!(PaymentRecorded {
+                account_id: account_id.to_string(),
+                recorded: !events.is_empty(),
+                open_kopecks: totals.open_kopecks,
+                paid_kopecks: totals.paid_kopecks,
+            })
+        },
+    )
+    .await
+}

@@ -57,6 +57,7 @@ pub(crate) fn router() -> OpenApiRouter<CommandContext> {
         .routes(routes!(admin::advance_clock, admin::read_clock))
         .routes(routes!(accounts::refund_charge))
         .routes(routes!(accounts::waive_charge))
+        .routes(routes!(accounts::record_payment))
         .routes(routes!(penalties::issue))
         .routes(routes!(fines::import))
         .routes(routes!(customers::submit_documents))

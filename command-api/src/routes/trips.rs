@@ -117,8 +117,22 @@ pub(crate) async fn start(
     let quote_id = body.value.quote_id.map(QuoteId);
     let trip_id = TripId(Uuid::now_v7());
     let waiting_charge_id = ChargeId(Uuid::now_v7());
+    // The hold's idempotence key: from the client's key when it sent one, so a start retried
+    // after a crash between the hold and the append finds the same hold instead of making a
+    // second one.
+    let hold_key = match &envelope.key {
+        Some(key) => {
+            use sha2::{Digest, Sha256};
+            let digest = Sha256::digest(format!("{}\n{key}", envelope.scope).as_bytes());
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("hold-{hex}")
+        }
+        None => format!("hold-{trip_id}"),
+    };
+    let held: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let context = &context;
-    execute(context, envelope, || async move {
+    let (hold_key, held_ref) = (&hold_key, &held);
+    let response = execute(context, envelope, || async move {
         let (customer_stream, vehicle_stream, trip_stream) = (
             customer_id.stream_id(),
             vehicle_id.stream_id(),
@@ -171,6 +185,9 @@ pub(crate) async fn start(
             write(trip_stream.clone(), trip.expected(), &decision.trip, now)?,
             write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
         ];
+        let account_id = AccountId::Customer(customer_id);
+        let account = load_account(&context.store, account_id).await?;
+        let mut account_events = Vec::new();
         if let Some((reservation_id, loaded)) = &reservation {
             writes.push(write(
                 reservation_id.stream_id(),
@@ -180,8 +197,6 @@ pub(crate) async fn start(
             )?);
             // Waiting past the free minutes is charged to the customer with the conversion.
             if let Some(converted) = decision.reservation.first() {
-                let account_id = AccountId::Customer(customer_id);
-                let account = load_account(&context.store, account_id).await?;
                 let account_context = AccountContext { account_id, now };
                 if let Some(charge) = paid_waiting_charge(
                     &account.state,
@@ -189,9 +204,48 @@ pub(crate) async fn start(
                     waiting_charge_id,
                     converted,
                 )? {
-                    writes.push(account_write(account_id, &account, &[charge], now)?);
+                    account_events.push(charge);
                 }
             }
+        }
+        // Money is held on the card of a customer who pays for their own trips; a declined
+        // card refuses the start. (A company's employees are invoiced to the company.)
+        let self_paid = decision.trip.iter().any(|event| {
+            matches!(event, TripEvent::TripStarted { start, .. } if start.company_id.is_none())
+        });
+        if let (Some(payments), true) = (&context.payments, self_paid) {
+            let payment_id = payments
+                .holds
+                .hold(hold_key, customer_id, trip_id, payments.hold_kopecks)
+                .await
+                .map_err(|error| match error {
+                    crate::HoldError::Declined(reason) => {
+                        CommandError::Rejected(domain::Rejection::PaymentDeclined { reason })
+                    }
+                    crate::HoldError::Unavailable(reason) => CommandError::Refused(
+                        Problem::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "payment-unavailable",
+                            "The payment gateway is not answering",
+                            format!("no hold could be made on the card ({reason}); retry with the same Idempotency-Key"),
+                        ),
+                    ),
+                })?;
+            *held_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(payment_id.clone());
+            let record = domain::account::Account::decide(
+                &account.state,
+                &domain::account::AccountCommand::Record(domain::account::PaymentFact::Held {
+                    trip_id,
+                    payment_id,
+                    amount_kopecks: payments.hold_kopecks.get(),
+                    key: hold_key.clone(),
+                }),
+                &AccountContext { account_id, now },
+            )?;
+            account_events.extend(record);
+        }
+        if !account_events.is_empty() {
+            writes.push(account_write(account_id, &account, &account_events, now)?);
         }
         Ok(Decision {
             writes,
@@ -204,7 +258,21 @@ pub(crate) async fn start(
             body: json!(TripCreated { trip_id }),
         })
     })
-    .await
+    .await;
+    // A hold made for a start that did not happen (the car was taken meanwhile, a rule
+    // refused it on a later attempt) is let go at once.
+    let orphan = held.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let (Some(payment_id), Some(payments), false) = (
+        orphan,
+        &context.payments,
+        response.status() == StatusCode::CREATED,
+    ) {
+        let release_key = format!("release-{hold_key}");
+        if let Err(error) = payments.holds.release(&payment_id, &release_key).await {
+            tracing::warn!(%payment_id, %error, "a hold of a start that did not happen was not released");
+        }
+    }
+    response
 }
 
 /// Loads a trip and checks that `customer_id` is its customer.

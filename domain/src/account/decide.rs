@@ -73,6 +73,7 @@ pub(super) fn decide(
                 waived_at: now,
             }])
         }
+        AccountCommand::Record(fact) => super::payments::record(state, fact, now),
     }
 }
 

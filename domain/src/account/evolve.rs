@@ -24,6 +24,10 @@ pub(super) fn evolve(mut state: AccountState, event: &AccountEvent) -> AccountSt
                     amount_kopecks: *amount_kopecks,
                     refunded_kopecks: Default::default(),
                     waived_kopecks: Default::default(),
+                    captured_kopecks: Default::default(),
+                    returned_kopecks: Default::default(),
+                    payment_failed: false,
+                    handed_to_agency: false,
                     added_at: *added_at,
                 },
             );
@@ -46,6 +50,7 @@ pub(super) fn evolve(mut state: AccountState, event: &AccountEvent) -> AccountSt
                 charge.waived_kopecks = charge.waived_kopecks + *amount_kopecks;
             }
         }
+        _ => super::payments::evolve(&mut state, event),
     }
     // The decider only ever records refunds and waivers within the charge; a history that breaks
     // this was not written by it.

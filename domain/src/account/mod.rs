@@ -12,27 +12,30 @@
 //! is fixed when it starts ([`payer_of_trip`]); a reservation's paid waiting is always the
 //! customer's own ([`paid_waiting_charge`]).
 //!
-//! # Money rules, and how they tighten once payments exist
+//! # Money rules
 //!
-//! Per charge: `refunded + waived ≤ amount`, and `open = amount − refunded − waived` is what is
-//! still owed. Payments (holds and captures) arrive with the payment saga in a later issue; until
-//! then nothing has been paid, so:
+//! Per charge: `refunded + waived ≤ amount`. Money moves through the payment gateway and comes
+//! back as facts on the same stream (the payment saga records them, [`PaymentFact`]): a hold at
+//! a trip's start, captures and separate charges that *pay* a charge, failures that leave it
+//! owed (a debt), refunds to the card, and the debt-collection steps. Per charge:
 //!
-//! - a **refund** may be at most *charged minus already refunded* (minus anything waived: a
-//!   waived kopeck was never owed, so it can never be given back), and it reduces what is owed —
-//!   an interim stand-in for "give the money back" while no money has been taken;
-//! - a **waiver** forgives the unpaid remainder, `open`, in full.
+//! - `paid = captured − returned to the card`;
+//! - `balance = amount − refunded − waived − paid`: positive is still owed (`open`), negative is
+//!   money taken that a refund says must go back (`to_return`), which the saga gives back;
+//! - a **refund** may be at most `amount − refunded − waived`; it reduces what is owed first,
+//!   and whatever it refunds of money already taken goes back to the card;
+//! - a **waiver** forgives what is still owed, `open`, in full.
 //!
-//! Once captures are events on this stream the refund limit becomes *paid minus already
-//! refunded* (`captured − refunded`), a waiver forgives `amount − captured − waived`, and a refund
-//! no longer changes what is owed. `refunded ≤ captured` and `waived ≤ amount − captured` then
-//! still give `refunded + waived ≤ amount`, and the auditors' reconciliation holds per customer:
-//! `charges − refunds = (captured − refunded) + open debt + written off`.
+//! So once the saga is idle, for every account: `charges − refunds = paid + open + waived`
+//! (money kept, debt still open, written off) — the auditors' reconciliation.
 
 mod decide;
 mod evolve;
+mod payments;
 #[cfg(test)]
 mod tests;
+
+pub use payments::{DebtNotice, HoldState, PaymentFact};
 
 use crate::decider::{Decider, DomainEvent};
 use crate::ids::{CompanyId, CustomerId, FineId, PenaltyId, ReservationId, TripId};
@@ -287,6 +290,10 @@ pub enum AccountCommand {
     },
     /// Support forgives what is still owed on a charge.
     Waive { charge_id: ChargeId, reason: String },
+    /// Record what the payment gateway did, or a step of debt collection (the payment saga's
+    /// facts). Facts are never refused for their amounts — the money moved — only for their
+    /// shape; a fact whose `key` was recorded before records nothing.
+    Record(PaymentFact),
 }
 
 /// What happened on an account.
@@ -320,6 +327,64 @@ pub enum AccountEvent {
         reason: String,
         waived_at: DateTime<Utc>,
     },
+    /// Money was held on the customer's card when a trip started (the gateway's payment id).
+    PaymentHeld {
+        trip_id: TripId,
+        payment_id: String,
+        amount_kopecks: Kopecks,
+        /// The idempotence key the hold was made with.
+        key: String,
+        held_at: DateTime<Utc>,
+    },
+    /// A hold was cancelled: the money held is free again.
+    HoldReleased {
+        trip_id: TripId,
+        payment_id: String,
+        key: String,
+        released_at: DateTime<Utc>,
+    },
+    /// Money was taken for a charge: captured from the trip's hold or charged separately.
+    PaymentCaptured {
+        charge_id: ChargeId,
+        payment_id: String,
+        amount_kopecks: Kopecks,
+        key: String,
+        captured_at: DateTime<Utc>,
+    },
+    /// The gateway refused to take money for a charge (declined, insufficient funds, a dead
+    /// hold): what is owed stays open, as a debt.
+    PaymentFailed {
+        charge_id: ChargeId,
+        key: String,
+        reason: String,
+        failed_at: DateTime<Utc>,
+    },
+    /// Money taken for a charge was given back to the card.
+    PaymentRefunded {
+        charge_id: ChargeId,
+        payment_id: String,
+        /// The gateway's refund id.
+        gateway_refund_id: String,
+        amount_kopecks: Kopecks,
+        key: String,
+        refunded_at: DateTime<Utc>,
+    },
+    /// The customer was told about a debt (the notifier's record).
+    DebtNoticeSent {
+        charge_id: ChargeId,
+        notice: DebtNotice,
+        /// What the customer was told.
+        message: String,
+        key: String,
+        sent_at: DateTime<Utc>,
+    },
+    /// A debt still open after the collection period was handed to a collection agency.
+    DebtHandedToAgency {
+        charge_id: ChargeId,
+        amount_kopecks: Kopecks,
+        key: String,
+        handed_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AccountEvent {}
@@ -337,19 +402,48 @@ pub struct ChargeState {
     pub refunded_kopecks: Kopecks,
     /// The sum of its waivers.
     pub waived_kopecks: Kopecks,
+    /// Money taken for it (captures), before refunds to the card.
+    pub captured_kopecks: Kopecks,
+    /// Money given back to the card.
+    pub returned_kopecks: Kopecks,
+    /// Whether the gateway has refused to take money for it at least once.
+    pub payment_failed: bool,
+    /// Whether it was handed to a collection agency.
+    pub handed_to_agency: bool,
     pub added_at: DateTime<Utc>,
 }
 
 impl ChargeState {
-    /// What is still owed: charged − refunded − waived.
-    pub fn open_kopecks(&self) -> Kopecks {
-        Kopecks(self.amount_kopecks.get() - self.refunded_kopecks.get() - self.waived_kopecks.get())
+    /// Money kept for it: captured − returned to the card.
+    pub fn paid_kopecks(&self) -> Kopecks {
+        Kopecks(self.captured_kopecks.get() - self.returned_kopecks.get())
     }
 
-    /// The most a refund may be now. Until payments exist this is charged − refunded − waived
-    /// (see the module documentation); with payments it becomes captured − refunded.
+    /// The balance of the charge: charged − refunded − waived − paid. Positive: still owed;
+    /// negative: paid too much (a refund of money already taken), to be given back.
+    pub fn balance_kopecks(&self) -> Kopecks {
+        Kopecks(
+            self.amount_kopecks.get()
+                - self.refunded_kopecks.get()
+                - self.waived_kopecks.get()
+                - self.paid_kopecks().get(),
+        )
+    }
+
+    /// What is still owed: the balance when positive.
+    pub fn open_kopecks(&self) -> Kopecks {
+        Kopecks(self.balance_kopecks().get().max(0))
+    }
+
+    /// What must go back to the card: the balance when negative.
+    pub fn to_return_kopecks(&self) -> Kopecks {
+        Kopecks((-self.balance_kopecks().get()).max(0))
+    }
+
+    /// The most a refund may be now: charged − refunded − waived. A refund first reduces what
+    /// is owed; what it refunds of money already taken goes back to the card.
     pub fn refundable_kopecks(&self) -> Kopecks {
-        self.open_kopecks()
+        Kopecks(self.amount_kopecks.get() - self.refunded_kopecks.get() - self.waived_kopecks.get())
     }
 }
 
@@ -359,7 +453,12 @@ pub struct AccountTotals {
     pub charged_kopecks: Kopecks,
     pub refunded_kopecks: Kopecks,
     pub waived_kopecks: Kopecks,
-    /// charged − refunded − waived.
+    /// captured − returned to the card.
+    pub paid_kopecks: Kopecks,
+    /// The sum of the charges' balances: charged − refunded − waived − paid (negative: more
+    /// paid than owed, to be given back).
+    pub balance_kopecks: Kopecks,
+    /// What is still owed, over the charges that owe something.
     pub open_kopecks: Kopecks,
 }
 
@@ -370,6 +469,10 @@ pub struct AccountState {
     pub account_id: Option<AccountId>,
     /// Its charges by id.
     pub charges: BTreeMap<ChargeId, ChargeState>,
+    /// Holds on the customer's card, by trip.
+    pub holds: BTreeMap<TripId, HoldState>,
+    /// The keys of the payment facts recorded, so a repeated fact records nothing.
+    pub recorded_keys: std::collections::BTreeSet<String>,
 }
 
 impl AccountState {
@@ -386,13 +489,15 @@ impl AccountState {
                 charged_kopecks: totals.charged_kopecks + charge.amount_kopecks,
                 refunded_kopecks: totals.refunded_kopecks + charge.refunded_kopecks,
                 waived_kopecks: totals.waived_kopecks + charge.waived_kopecks,
+                paid_kopecks: totals.paid_kopecks + charge.paid_kopecks(),
+                balance_kopecks: totals.balance_kopecks + charge.balance_kopecks(),
                 open_kopecks: totals.open_kopecks + charge.open_kopecks(),
             })
     }
 
     /// Checks the money invariants: every charge is positive, refunds and waivers are never
-    /// negative and together never exceed the charge, and the totals add up
-    /// (`charged = refunded + waived + open`).
+    /// negative and together never exceed the charge, no more is returned to the card than was
+    /// taken, and the totals add up (`charged = refunded + waived + paid + balance`).
     pub fn check_invariants(&self) -> Result<(), String> {
         for charge in self.charges.values() {
             let (amount, refunded, waived) = (
@@ -400,7 +505,12 @@ impl AccountState {
                 charge.refunded_kopecks.get(),
                 charge.waived_kopecks.get(),
             );
-            if amount <= 0 || refunded < 0 || waived < 0 || refunded + waived > amount {
+            if amount <= 0
+                || refunded < 0
+                || waived < 0
+                || refunded + waived > amount
+                || charge.returned_kopecks > charge.captured_kopecks
+            {
                 return Err(format!(
                     "charge {}: amount {amount}, refunded {refunded}, waived {waived}",
                     charge.charge_id
@@ -411,7 +521,8 @@ impl AccountState {
         if totals.charged_kopecks.get()
             != totals.refunded_kopecks.get()
                 + totals.waived_kopecks.get()
-                + totals.open_kopecks.get()
+                + totals.paid_kopecks.get()
+                + totals.balance_kopecks.get()
         {
             return Err(format!("totals do not add up: {totals:?}"));
         }

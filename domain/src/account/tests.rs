@@ -498,6 +498,8 @@ fn totals_add_up_over_charges_refunds_and_waivers() {
             charged_kopecks: Kopecks(623_456),
             refunded_kopecks: Kopecks(23_456),
             waived_kopecks: Kopecks(500_000),
+            paid_kopecks: Kopecks::ZERO,
+            balance_kopecks: Kopecks(100_000),
             open_kopecks: Kopecks(100_000),
         }
     );
@@ -513,6 +515,8 @@ enum Step {
     Charge { source: u8, amount: i64 },
     Refund { charge: u8, amount: i64 },
     Waive { charge: u8 },
+    Capture { charge: u8, amount: i64 },
+    Return { charge: u8, amount: i64 },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -520,6 +524,8 @@ fn step() -> impl Strategy<Value = Step> {
         (0u8..6, -100i64..200_000).prop_map(|(source, amount)| Step::Charge { source, amount }),
         (0u8..8, -100i64..250_000).prop_map(|(charge, amount)| Step::Refund { charge, amount }),
         (0u8..8).prop_map(|charge| Step::Waive { charge }),
+        (0u8..8, -100i64..250_000).prop_map(|(charge, amount)| Step::Capture { charge, amount }),
+        (0u8..8, -100i64..250_000).prop_map(|(charge, amount)| Step::Return { charge, amount }),
     ]
 }
 
@@ -534,7 +540,7 @@ proptest! {
     ) {
         let context = ivans_now();
         let mut state = AccountState::default();
-        let (mut charged, mut refunded, mut waived) = (0i64, 0i64, 0i64);
+        let (mut charged, mut refunded, mut waived, mut paid) = (0i64, 0i64, 0i64, 0i64);
         let mut next_charge = 0u8;
         for (n, step) in steps.into_iter().enumerate() {
             let command = match step {
@@ -561,6 +567,19 @@ proptest! {
                     charge_id: charge_id(charge),
                     reason: "support".to_owned(),
                 },
+                Step::Capture { charge, amount } => AccountCommand::Record(PaymentFact::Captured {
+                    charge_id: charge_id(charge),
+                    payment_id: format!("p{n}"),
+                    amount_kopecks: amount,
+                    key: format!("k{n}"),
+                }),
+                Step::Return { charge, amount } => AccountCommand::Record(PaymentFact::Refunded {
+                    charge_id: charge_id(charge),
+                    payment_id: format!("p{n}"),
+                    gateway_refund_id: format!("r{n}"),
+                    amount_kopecks: amount,
+                    key: format!("k{n}"),
+                }),
             };
             let before = state.clone();
             match Account::decide(&state, &command, &context) {
@@ -570,6 +589,9 @@ proptest! {
                             AccountEvent::ChargeAdded { amount_kopecks, .. } => charged += amount_kopecks.get(),
                             AccountEvent::ChargeRefunded { amount_kopecks, .. } => refunded += amount_kopecks.get(),
                             AccountEvent::ChargeWaived { amount_kopecks, .. } => waived += amount_kopecks.get(),
+                            AccountEvent::PaymentCaptured { amount_kopecks, .. } => paid += amount_kopecks.get(),
+                            AccountEvent::PaymentRefunded { amount_kopecks, .. } => paid -= amount_kopecks.get(),
+                            _ => {}
                         }
                         prop_assert!(event_amount(event) > 0, "{event:?}");
                         state = Account::evolve(state, event);
@@ -582,7 +604,8 @@ proptest! {
             prop_assert_eq!(totals.charged_kopecks.get(), charged);
             prop_assert_eq!(totals.refunded_kopecks.get(), refunded);
             prop_assert_eq!(totals.waived_kopecks.get(), waived);
-            prop_assert_eq!(totals.open_kopecks.get(), charged - refunded - waived);
+            prop_assert_eq!(totals.paid_kopecks.get(), paid);
+            prop_assert_eq!(totals.balance_kopecks.get(), charged - refunded - waived - paid);
             for charge in state.charges.values() {
                 prop_assert!(charge.refunded_kopecks + charge.waived_kopecks <= charge.amount_kopecks);
             }
@@ -594,7 +617,14 @@ fn event_amount(event: &AccountEvent) -> i64 {
     match event {
         AccountEvent::ChargeAdded { amount_kopecks, .. }
         | AccountEvent::ChargeRefunded { amount_kopecks, .. }
-        | AccountEvent::ChargeWaived { amount_kopecks, .. } => amount_kopecks.get(),
+        | AccountEvent::ChargeWaived { amount_kopecks, .. }
+        | AccountEvent::PaymentHeld { amount_kopecks, .. }
+        | AccountEvent::PaymentCaptured { amount_kopecks, .. }
+        | AccountEvent::PaymentRefunded { amount_kopecks, .. }
+        | AccountEvent::DebtHandedToAgency { amount_kopecks, .. } => amount_kopecks.get(),
+        AccountEvent::HoldReleased { .. }
+        | AccountEvent::PaymentFailed { .. }
+        | AccountEvent::DebtNoticeSent { .. } => 1,
     }
 }
 
@@ -752,4 +782,163 @@ fn the_end_of_a_reservation_charges_its_paid_waiting_to_the_customer() {
         paid_waiting_charge(&AccountState::default(), &context, CHARGE_2, &made),
         Ok(None)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payment facts: what the gateway did, as the payment saga records it.
+
+fn captured(key: &str, kopecks: i64) -> AccountEvent {
+    AccountEvent::PaymentCaptured {
+        charge_id: CHARGE_1,
+        payment_id: "pay-1".to_owned(),
+        amount_kopecks: Kopecks(kopecks),
+        key: key.to_owned(),
+        captured_at: at("2026-11-25T09:31:00Z"),
+    }
+}
+
+fn capture_fact(key: &str, kopecks: i64) -> AccountCommand {
+    AccountCommand::Record(PaymentFact::Captured {
+        charge_id: CHARGE_1,
+        payment_id: "pay-1".to_owned(),
+        amount_kopecks: kopecks,
+        key: key.to_owned(),
+    })
+}
+
+#[test]
+fn a_capture_pays_the_charge() {
+    let scenario = Account::given([trip_charged()])
+        .when(capture_fact("c1-hold", 123_456), ivans_now())
+        .then();
+    let state = Account::fold(&[trip_charged(), scenario.events()[0].clone()]);
+    assert_eq!(state.totals().paid_kopecks, Kopecks(123_456));
+    assert_eq!(state.totals().open_kopecks, Kopecks::ZERO);
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_fact_recorded_again_under_its_key_records_nothing() {
+    let scenario = Account::given([trip_charged(), captured("c1-hold", 1_000)])
+        .when(capture_fact("c1-hold", 1_000), ivans_now())
+        .then();
+    assert!(scenario.events().is_empty());
+}
+
+#[test]
+fn a_fact_for_an_unknown_charge_is_rejected() {
+    let scenario = Account::given([])
+        .when(capture_fact("c1-hold", 1_000), ivans_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::ChargeNotFound { .. }
+    ));
+}
+
+#[test]
+fn a_refund_of_a_paid_charge_is_owed_back_until_the_card_gets_it() {
+    // Paid in full, then support refunds 200 RUB: the balance is −200 RUB (to give back) until
+    // the gateway's refund is recorded.
+    let state = Account::fold(&[
+        trip_charged(),
+        captured("c1-hold", 123_456),
+        refunded(REFUND_1, 20_000),
+    ]);
+    let charge = state.charge(CHARGE_1).unwrap();
+    assert_eq!(charge.to_return_kopecks(), Kopecks(20_000));
+    assert_eq!(charge.open_kopecks(), Kopecks::ZERO);
+    let scenario = Account::given([
+        trip_charged(),
+        captured("c1-hold", 123_456),
+        refunded(REFUND_1, 20_000),
+    ])
+    .when(
+        AccountCommand::Record(PaymentFact::Refunded {
+            charge_id: CHARGE_1,
+            payment_id: "pay-1".to_owned(),
+            gateway_refund_id: "ref-1".to_owned(),
+            amount_kopecks: 20_000,
+            key: "c1-refund-1".to_owned(),
+        }),
+        ivans_now(),
+    )
+    .then();
+    let mut history = vec![
+        trip_charged(),
+        captured("c1-hold", 123_456),
+        refunded(REFUND_1, 20_000),
+    ];
+    history.extend(scenario.events().iter().cloned());
+    let after = Account::fold(&history);
+    assert_eq!(
+        after.charge(CHARGE_1).unwrap().balance_kopecks(),
+        Kopecks::ZERO
+    );
+    assert_eq!(after.totals().paid_kopecks, Kopecks(103_456));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn more_cannot_go_back_to_the_card_than_was_kept() {
+    let scenario = Account::given([trip_charged(), captured("c1-hold", 1_000)])
+        .when(
+            AccountCommand::Record(PaymentFact::Refunded {
+                charge_id: CHARGE_1,
+                payment_id: "pay-1".to_owned(),
+                gateway_refund_id: "ref-1".to_owned(),
+                amount_kopecks: 1_001,
+                key: "c1-refund-1".to_owned(),
+            }),
+            ivans_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "amount_kopecks"
+    ));
+}
+
+#[test]
+fn a_waiver_forgives_only_what_the_card_did_not_pay() {
+    let scenario = Account::given([trip_charged(), captured("c1-hold", 23_456)])
+        .when(waive("Goodwill"), ivans_now())
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [AccountEvent::ChargeWaived { amount_kopecks, .. }] if *amount_kopecks == Kopecks(100_000)
+    ));
+}
+
+#[test]
+fn a_hold_is_recorded_once_per_trip_and_released_by_its_payment_id() {
+    let held = AccountEvent::PaymentHeld {
+        trip_id: TRIP_1,
+        payment_id: "hold-1".to_owned(),
+        amount_kopecks: Kopecks(50_000),
+        key: "hold-k".to_owned(),
+        held_at: at("2026-11-25T09:00:00Z"),
+    };
+    let wrong = Account::given([held.clone()])
+        .when(
+            AccountCommand::Record(PaymentFact::HoldReleased {
+                trip_id: TRIP_1,
+                payment_id: "someone-elses".to_owned(),
+                key: "release-1".to_owned(),
+            }),
+            ivans_now(),
+        )
+        .then();
+    assert!(matches!(wrong.rejection(), Rejection::InvalidField(_)));
+    let released = Account::given([held])
+        .when(
+            AccountCommand::Record(PaymentFact::HoldReleased {
+                trip_id: TRIP_1,
+                payment_id: "hold-1".to_owned(),
+                key: "release-1".to_owned(),
+            }),
+            ivans_now(),
+        )
+        .then();
+    assert_yaml_snapshot!(released);
 }

@@ -1,0 +1,454 @@
+//! The payment saga against the gateway simulator, through the real binary: a hold at a trip's
+//! start (a declined card refuses the start), the price captured from the hold and the rest
+//! charged, a free trip's hold released, and a refused payment collected as a debt — blocked,
+//! noticed, retried on the schedule, closed by a payment or by support's waiver.
+
+#![allow(clippy::unwrap_used)]
+
+use anyhow::{Context, bail};
+use http_edge::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tests::{Answer, App, eventually};
+
+/// Tverskaya street, inside the operating area.
+const CENTRE: (f64, f64) = (55.7648, 37.6056);
+/// How long the saga may take to settle what a command started.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A gateway simulator and a server that pays through it.
+struct Paying {
+    app: App,
+    gateway: fixtures::gateway::RunningGateway,
+    http: reqwest::Client,
+}
+
+impl Paying {
+    async fn start(hold_kopecks: i64) -> anyhow::Result<Self> {
+        let gateway = fixtures::gateway::start(
+            "127.0.0.1:0".parse()?,
+            fixtures::gateway::GatewayConfig::default(),
+        )
+        .await?;
+        let url = gateway.url();
+        let hold = hold_kopecks.to_string();
+        let app = App::spawn_with(&[
+            ("VELKA_GATEWAY_URL", &url),
+            ("VELKA_GATEWAY_TIMEOUT_MS", "300"),
+            ("VELKA_TRIP_HOLD_KOPECKS", &hold),
+            ("VELKA_SAGA_RETRY_MS", "50"),
+        ])
+        .await?;
+        Ok(Self {
+            app,
+            gateway,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn faults(&self, faults: Value) -> anyhow::Result<()> {
+        let answer = self
+            .http
+            .post(format!("{}/control/faults", self.gateway.url()))
+            .json(&faults)
+            .send()
+            .await?;
+        if !answer.status().is_success() {
+            bail!("setting faults answered {}", answer.status());
+        }
+        Ok(())
+    }
+
+    /// The simulator's payments for `customer_id`.
+    fn payments_of(&self, customer_id: &str) -> Vec<Value> {
+        self.gateway.ledger()["payments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p["customer_ref"] == customer_id)
+            .collect()
+    }
+
+    /// Customer `n` on car `n`: starts a trip; returns (customer, car, token, answer).
+    async fn start_trip(&self, n: u32) -> anyhow::Result<(String, String, String, Answer)> {
+        let customer_id = self.app.verified_customer(n).await?;
+        let vehicle_id = self.app.car(n, CENTRE).await?;
+        let token = self.app.token(Role::Customer, &customer_id);
+        let started = self
+            .app
+            .post(
+                "/v1/trips",
+                Some(&token),
+                &json!({ "vehicle_id": vehicle_id }),
+            )
+            .await?;
+        Ok((customer_id, vehicle_id, token, started))
+    }
+
+    /// Locks the car and ends the trip.
+    async fn end_trip(&self, vehicle_id: &str, trip_id: &str, token: &str) -> anyhow::Result<()> {
+        let locked = self
+            .app
+            .telemetry(vehicle_id, CENTRE, 12_001.0, true)
+            .await?;
+        if locked.status != StatusCode::OK {
+            bail!("telemetry answered {}: {}", locked.status, locked.body);
+        }
+        let ended = self
+            .app
+            .post(&format!("/v1/trips/{trip_id}/end"), Some(token), &json!({}))
+            .await?;
+        if ended.status != StatusCode::OK {
+            bail!("ending the trip answered {}: {}", ended.status, ended.body);
+        }
+        Ok(())
+    }
+
+    /// The account once `check` holds for it.
+    async fn account_when(
+        &self,
+        customer_id: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let support = self.app.token(Role::Support, "agent-1");
+        eventually(DEADLINE, || async {
+            let answer = self
+                .app
+                .get(&format!("/v1/accounts/{customer_id}"), Some(&support))
+                .await?;
+            Ok((answer.status == StatusCode::OK && check(&answer.body)).then_some(answer.body))
+        })
+        .await
+        .with_context(|| format!("the account of {customer_id} did not settle"))
+    }
+
+    /// The customer 360 once `check` holds for it.
+    async fn customer_when(
+        &self,
+        customer_id: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let support = self.app.token(Role::Support, "agent-1");
+        eventually(DEADLINE, || async {
+            let answer = self
+                .app
+                .get(
+                    &format!("/v1/support/customers/{customer_id}"),
+                    Some(&support),
+                )
+                .await?;
+            Ok((answer.status == StatusCode::OK && check(&answer.body)).then_some(answer.body))
+        })
+        .await
+        .with_context(|| format!("the customer {customer_id} did not reach the state"))
+    }
+}
+
+fn blocks(customer: &Value) -> Vec<String> {
+    customer["blocks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| b.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn timeline_types(customer: &Value) -> Vec<String> {
+    customer["timeline"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e["type"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_declined_card_refuses_the_start_and_appends_nothing() -> anyhow::Result<()> {
+    let paying = Paying::start(50_000).await?;
+    paying.faults(json!({ "decline_rate": 1.0 })).await?;
+    let customer_id = paying.app.verified_customer(1).await?;
+    let vehicle_id = paying.app.car(1, CENTRE).await?;
+    let token = paying.app.token(Role::Customer, &customer_id);
+    let before = paying.app.event_count().await?;
+    let refused = paying
+        .app
+        .post(
+            "/v1/trips",
+            Some(&token),
+            &json!({ "vehicle_id": vehicle_id }),
+        )
+        .await?;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.body["type"],
+        "https://velka.dev/problems/payment-declined"
+    );
+    assert_eq!(paying.app.event_count().await?, before, "nothing appended");
+
+    // With a card that works, the same car starts: the refusal held nothing.
+    paying.faults(json!({})).await?;
+    let started = paying
+        .app
+        .post(
+            "/v1/trips",
+            Some(&token),
+            &json!({ "vehicle_id": vehicle_id }),
+        )
+        .await?;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let payments = paying.payments_of(&customer_id);
+    let statuses: Vec<&str> = payments
+        .iter()
+        .filter_map(|p| p["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == "waiting_for_capture")
+            .count(),
+        1
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "canceled").count(),
+        1,
+        "{payments:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_price_is_captured_from_the_hold_and_the_rest_charged() -> anyhow::Result<()> {
+    // A 10 RUB hold; ten minutes of driving cost 99 RUB.
+    let paying = Paying::start(1_000).await?;
+    let (customer_id, vehicle_id, token, started) = paying.start_trip(1).await?;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let trip_id = started.str("trip_id");
+    paying.app.advance_clock(600).await?;
+    paying.end_trip(&vehicle_id, &trip_id, &token).await?;
+
+    let account = paying
+        .account_when(&customer_id, |a| {
+            a["totals"]["charged_kopecks"].as_i64() > Some(0) && a["totals"]["open_kopecks"] == 0
+        })
+        .await?;
+    let price = account["totals"]["charged_kopecks"].as_i64().unwrap();
+    assert_eq!(price, 9_900);
+    assert_eq!(account["totals"]["paid_kopecks"], price);
+
+    let payments = paying.payments_of(&customer_id);
+    let hold = payments
+        .iter()
+        .find(|p| p["amount_kopecks"] == 1_000)
+        .context("the hold")?;
+    assert_eq!(hold["status"], "succeeded");
+    assert_eq!(hold["captured_kopecks"], 1_000);
+    let rest = payments
+        .iter()
+        .find(|p| p["amount_kopecks"] == price - 1_000)
+        .context("the separate charge of the rest")?;
+    assert_eq!(rest["status"], "succeeded");
+    assert_eq!(payments.len(), 2, "{payments:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_free_trip_releases_its_hold_and_a_refund_goes_back_to_the_card() -> anyhow::Result<()> {
+    let paying = Paying::start(50_000).await?;
+    // Customer 1 ends at once: the trip is free, the hold goes.
+    let (customer_id, vehicle_id, token, started) = paying.start_trip(1).await?;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    paying
+        .end_trip(&vehicle_id, &started.str("trip_id"), &token)
+        .await?;
+    eventually(DEADLINE, || async {
+        let payments = paying.payments_of(&customer_id);
+        Ok((payments.len() == 1 && payments[0]["status"] == "canceled").then_some(()))
+    })
+    .await
+    .context("the free trip's hold was not released")?;
+
+    // Customer 2 drives ten minutes; support then refunds 30 RUB of the paid price.
+    let (customer_id, vehicle_id, token, started) = paying.start_trip(2).await?;
+    paying.app.advance_clock(600).await?;
+    paying
+        .end_trip(&vehicle_id, &started.str("trip_id"), &token)
+        .await?;
+    let account = paying
+        .account_when(&customer_id, |a| a["totals"]["paid_kopecks"] == 9_900)
+        .await?;
+    let charge_id = account["charges"][0]["charge_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let support = paying.app.token(Role::Support, "agent-1");
+    let refunded = paying
+        .app
+        .post(
+            &format!("/v1/accounts/{customer_id}/charges/{charge_id}/refunds"),
+            Some(&support),
+            &json!({ "amount_kopecks": 3_000, "reason": "Navigation failed" }),
+        )
+        .await?;
+    assert_eq!(refunded.status, StatusCode::CREATED, "{}", refunded.body);
+    let account = paying
+        .account_when(&customer_id, |a| a["totals"]["paid_kopecks"] == 6_900)
+        .await?;
+    assert_eq!(account["totals"]["open_kopecks"], 0);
+    let refunds = paying.gateway.ledger()["refunds"].clone();
+    assert_eq!(refunds.as_array().map(Vec::len), Some(1), "{refunds}");
+    assert_eq!(refunds[0]["amount_kopecks"], 3_000);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_payment_becomes_a_debt_collected_on_schedule() -> anyhow::Result<()> {
+    // The hold covers 10 RUB; the rest must be charged, and the card declines it.
+    let paying = Paying::start(1_000).await?;
+    let (customer_id, vehicle_id, token, started) = paying.start_trip(1).await?;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    paying.app.advance_clock(600).await?;
+    paying.faults(json!({ "decline_rate": 1.0 })).await?;
+    paying
+        .end_trip(&vehicle_id, &started.str("trip_id"), &token)
+        .await?;
+
+    let customer = paying
+        .customer_when(&customer_id, |c| blocks(c).contains(&"debt".to_owned()))
+        .await?;
+    assert!(timeline_types(&customer).contains(&"DebtNoticeSent".to_owned()));
+    let account = paying
+        .account_when(&customer_id, |a| a["charges"][0]["payment_failed"] == true)
+        .await?;
+    assert_eq!(account["totals"]["open_kopecks"], 8_900);
+    // A blocked customer cannot start another trip.
+    let car = paying.app.car(2, CENTRE).await?;
+    let refused = paying
+        .app
+        .post("/v1/trips", Some(&token), &json!({ "vehicle_id": car }))
+        .await?;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(
+        refused.body["type"],
+        "https://velka.dev/problems/customer-blocked"
+    );
+
+    // An hour later the retry is declined too: a reminder.
+    paying.app.advance_clock(3_601).await?;
+    paying
+        .account_when(&customer_id, |_| {
+            paying.payments_of(&customer_id).len() == 3
+        })
+        .await?;
+    let customer = paying
+        .customer_when(&customer_id, |c| {
+            timeline_types(c)
+                .iter()
+                .filter(|t| *t == "DebtNoticeSent")
+                .count()
+                == 2
+        })
+        .await?;
+    assert!(blocks(&customer).contains(&"debt".to_owned()));
+
+    // The card works again; the next retry (a day after the failure) pays and unblocks.
+    paying.faults(json!({})).await?;
+    paying.app.advance_clock(86_400).await?;
+    let account = paying
+        .account_when(&customer_id, |a| a["totals"]["open_kopecks"] == 0)
+        .await?;
+    assert_eq!(account["totals"]["paid_kopecks"], 9_900);
+    let customer = paying
+        .customer_when(&customer_id, |c| blocks(c).is_empty())
+        .await?;
+    assert!(
+        timeline_types(&customer)
+            .iter()
+            .filter(|t| *t == "DebtNoticeSent")
+            .count()
+            >= 3,
+        "opened, reminder, paid"
+    );
+    // The later timers were cancelled: a week on, nothing more is tried.
+    paying.app.advance_clock(8 * 86_400).await?;
+    let sagas = paying
+        .app
+        .get(
+            "/v1/admin/sagas",
+            Some(&paying.app.token(Role::Support, "agent-1")),
+        )
+        .await?;
+    assert_eq!(sagas.status, StatusCode::OK, "{}", sagas.body);
+    assert_eq!(sagas.body[0]["saga"], "payments");
+    assert_eq!(sagas.body[0]["overdue_timers"], 0, "{}", sagas.body);
+    assert_eq!(paying.payments_of(&customer_id).len(), 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn support_waiving_a_debt_unblocks_and_an_old_debt_goes_to_the_agency() -> anyhow::Result<()>
+{
+    let paying = Paying::start(1_000).await?;
+    paying.faults(json!({ "decline_rate": 0.0 })).await?;
+    let mut debtors = Vec::new();
+    for n in 1..=2 {
+        let (customer_id, vehicle_id, token, started) = paying.start_trip(n).await?;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+        debtors.push((customer_id, vehicle_id, token, started.str("trip_id")));
+    }
+    paying.app.advance_clock(600).await?;
+    paying.faults(json!({ "decline_rate": 1.0 })).await?;
+    for (_, vehicle_id, token, trip_id) in &debtors {
+        paying.end_trip(vehicle_id, trip_id, token).await?;
+    }
+    // Customer 1's debt is waived by support.
+    let (waived_customer, ..) = &debtors[0];
+    let account = paying
+        .account_when(waived_customer, |a| {
+            a["charges"][0]["payment_failed"] == true
+        })
+        .await?;
+    let charge_id = account["charges"][0]["charge_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    paying
+        .customer_when(waived_customer, |c| blocks(c).contains(&"debt".to_owned()))
+        .await?;
+    let support = paying.app.token(Role::Support, "agent-1");
+    let waived = paying
+        .app
+        .post(
+            &format!("/v1/accounts/{waived_customer}/charges/{charge_id}/waive"),
+            Some(&support),
+            &json!({ "reason": "Goodwill" }),
+        )
+        .await?;
+    assert_eq!(waived.status, StatusCode::OK, "{}", waived.body);
+    paying
+        .customer_when(waived_customer, |c| blocks(c).is_empty())
+        .await?;
+
+    // Customer 2's debt stays unpaid for 30 days: it goes to the agency, still blocked.
+    let (agency_customer, ..) = &debtors[1];
+    for _ in 0..4 {
+        paying.app.advance_clock(8 * 86_400).await?;
+    }
+    let account = paying
+        .account_when(agency_customer, |a| a["charges"][0]["with_agency"] == true)
+        .await?;
+    assert_eq!(account["totals"]["open_kopecks"], 8_900);
+    let customer = paying
+        .customer_when(agency_customer, |c| blocks(c).contains(&"debt".to_owned()))
+        .await?;
+    assert!(timeline_types(&customer).contains(&"DebtHandedToAgency".to_owned()));
+    Ok(())
+}
