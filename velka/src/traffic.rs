@@ -145,7 +145,7 @@ impl Stats {
                 }
                 let problem = reply.problem();
                 let key = if problem.is_empty() {
-                    format!("{}", reply.status.as_u16())
+                    reply.status.as_u16().to_string()
                 } else {
                     format!("{} {problem}", reply.status.as_u16())
                 };
@@ -359,6 +359,23 @@ pub async fn drive(
         for user in &users {
             let mut user = user.lock().await;
             wind_down(&shared, &mut user).await;
+        }
+        // Fines still on their way arrive now.
+        let pending = shared
+            .fines
+            .lock()
+            .map(|mut fines| std::mem::take(&mut *fines))
+            .unwrap_or_default();
+        for (_, fine) in pending {
+            let _ = shared
+                .call(
+                    "POST /v1/fines",
+                    Method::POST,
+                    "/v1/fines",
+                    Some(&shared.service),
+                    Some(&fine),
+                )
+                .await;
         }
     }
     Ok(line)
@@ -867,7 +884,7 @@ async fn end_trip(shared: &Shared, user: &mut User, mut trip: Trip) {
             ),
             "issued_on": chrono::Utc::now().date_naive(),
         });
-        let due = Instant::now() + Duration::from_millis(user.rng.between(1_000, 8_000));
+        let due = Instant::now() + Duration::from_millis(user.rng.between(500, 5_000));
         if let Ok(mut fines) = shared.fines.lock() {
             fines.push((due, fine));
         }
