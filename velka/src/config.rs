@@ -66,9 +66,44 @@ pub enum Command {
     /// Operate the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
-    /// Run a simulator of an outside system for tests and demos.
+    /// Load a generated city (cars, verified customers) into a running server through its
+    /// command API.
+    Seed(SeedArgs),
+    /// Drive realistic app traffic against a running server (`velka simulate --rate 50
+    /// --duration 30s`), or run a simulator of an outside system (`velka simulate gateway`).
+    Simulate(SimulateArgs),
+}
+
+/// The server the client commands talk to.
+const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Cars to add.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub cars: u32,
+    /// Customers to register, with documents, approved.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub customers: u32,
+    /// Seed of the generated city: the same seed loads the same cars and people, and loading
+    /// it again changes nothing.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The running server.
+    #[arg(long, env = "VELKA_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SimulateArgs {
     #[command(subcommand)]
-    Simulate(SimulateCommand),
+    pub command: Option<SimulateCommand>,
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +111,53 @@ pub enum SimulateCommand {
     /// The payment gateway: a two-stage card API (hold, capture, cancel, refund) with
     /// idempotence keys, webhooks and injectable faults, until Ctrl-C.
     Gateway(SimulateGatewayArgs),
+    /// App traffic against a running server; the same as `velka simulate` with flags.
+    Traffic(TrafficArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct TrafficArgs {
+    /// Requests per second, all simulated users together.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// How long: `30s`, `2m`, or seconds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// The running server.
+    #[arg(long, env = "VELKA_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// App users (customers of the seeded city, registered if missing).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub users: u32,
+    /// Seed of the city the users come from (as in `velka seed`) and of their behaviour.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Requests in flight at most; a tick finding them all busy is counted as dropped.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+}
+
+/// `30s`, `2m`, `1h`, `500ms` or a number of seconds.
+pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 30s, 2m or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("{raw:?}: the unit must be ms, s, m or h")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 7.0 * 86_400.0 {
+        return Err(format!("{raw:?} must be more than 0 and at most a week"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 #[derive(Debug, Args)]
@@ -160,10 +242,23 @@ pub struct ServeArgs {
     #[arg(long, env = "VELKA_CLOCK", value_enum, default_value = "system")]
     pub clock: ClockKind,
 
-    /// Seed a small demo city (cars, verified customers) through the command API and print
-    /// where to look. Safe to repeat: the seed uses idempotency keys.
+    /// Seed a demo city (cars, verified customers) through the command API, run light app
+    /// traffic against it and print where to look. Safe to repeat: the seed uses idempotency
+    /// keys.
     #[arg(long, env = "VELKA_DEMO")]
     pub demo: bool,
+
+    /// Cars in the demo city.
+    #[arg(long, env = "VELKA_DEMO_CARS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub demo_cars: u32,
+
+    /// Customers in the demo city.
+    #[arg(long, env = "VELKA_DEMO_CUSTOMERS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub demo_customers: u32,
+
+    /// Requests per second of the demo's background traffic; 0 for none.
+    #[arg(long, env = "VELKA_DEMO_RATE", default_value_t = 5.0)]
+    pub demo_rate: f64,
 
     /// Largest number of database connections.
     #[arg(long, env = "VELKA_DB_CONNECTIONS", default_value_t = 16)]

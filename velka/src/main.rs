@@ -1,16 +1,20 @@
 //! `velka`: the one binary. `velka serve` runs the whole core in one process — command API,
 //! query API, projectors — on one address; `velka migrate` prepares the database; `velka token`
-//! prints a bearer token for trying the API; `velka simulate gateway` runs the payment gateway
-//! simulator.
+//! prints a bearer token for trying the API; `velka seed` loads a generated city into a running
+//! server; `velka simulate` drives app traffic against one, and `velka simulate gateway` runs the
+//! payment gateway simulator.
 
 mod bench;
 mod bench_lag;
+mod client;
 mod config;
 mod demo;
 mod ops;
 mod saga_host;
+mod seed;
 mod serve;
 mod simulate;
+mod traffic;
 
 use clap::Parser;
 use config::{Cli, Command};
@@ -36,7 +40,19 @@ async fn main() -> std::process::ExitCode {
         Command::Projections(config::ProjectionsCommand::Rebuild(args)) => {
             serve::rebuild(&cli.global, args).await
         }
-        Command::Simulate(config::SimulateCommand::Gateway(args)) => simulate::gateway(args).await,
+        Command::Seed(args) => seed::run(&cli.global, args).await,
+        Command::Simulate(config::SimulateArgs {
+            command: Some(config::SimulateCommand::Gateway(args)),
+            ..
+        }) => simulate::gateway(args).await,
+        Command::Simulate(config::SimulateArgs {
+            command: Some(config::SimulateCommand::Traffic(args)),
+            ..
+        }) => traffic::run(&cli.global, args).await,
+        Command::Simulate(config::SimulateArgs {
+            command: None,
+            traffic,
+        }) => traffic::run(&cli.global, traffic).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -265,9 +265,19 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
 
     if args.demo {
         let keys = keys.clone();
+        let demo = crate::demo::Demo {
+            cars: args.demo_cars as usize,
+            customers: args.demo_customers as usize,
+            rate: args.demo_rate,
+        };
+        anyhow::ensure!(
+            demo.rate.is_finite() && (0.0..=10_000.0).contains(&demo.rate),
+            "VELKA_DEMO_RATE must be 0 to 10000 requests per second"
+        );
+        let stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(error) = crate::demo::seed(addr, &keys).await {
-                tracing::error!("demo seed failed: {error:#}");
+            if let Err(error) = crate::demo::run(addr, &keys, demo, stop).await {
+                tracing::error!("demo failed: {error:#}");
             }
         });
     }
