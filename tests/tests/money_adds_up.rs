@@ -18,7 +18,7 @@ use tests::{App, eventually};
 
 const CENTRE: (f64, f64) = (55.7648, 37.6056);
 const CUSTOMERS: u32 = 20;
-const ROUNDS: u32 = 12;
+const ROUNDS: u32 = 16;
 
 async fn server_now(app: &App) -> anyhow::Result<DateTime<Utc>> {
     let service = app.token(Role::Service, "test-clock");
@@ -115,35 +115,36 @@ async fn money_adds_up_through_failures_and_a_crash() -> anyhow::Result<()> {
                 app.advance_clock(behind).await?;
             }
         }
-        let mut started = Vec::new();
-        for (customer_id, vehicle_id) in &people {
-            let token = app.token(Role::Customer, customer_id);
-            let key = format!("start-{round}-{customer_id}");
-            // An unavailable gateway is retried with the same key, as a client would.
-            let mut answer = None;
-            for _ in 0..10 {
-                let attempt = app
-                    .send(
-                        reqwest::Method::POST,
-                        "/v1/trips",
-                        Some(&token),
-                        &[("Idempotency-Key", &key)],
-                        Some(&json!({ "vehicle_id": vehicle_id })),
-                    )
-                    .await?;
-                if attempt.status != StatusCode::SERVICE_UNAVAILABLE {
-                    answer = Some(attempt);
-                    break;
+        // Every customer starts at once, as the app would.
+        let answers =
+            futures::future::try_join_all(people.iter().map(|(customer_id, vehicle_id)| {
+                let app = &app;
+                async move {
+                    let token = app.token(Role::Customer, customer_id);
+                    let key = format!("start-{round}-{customer_id}");
+                    // An unavailable gateway is retried with the same key, as a client would.
+                    for _ in 0..10 {
+                        let attempt = app
+                            .send(
+                                reqwest::Method::POST,
+                                "/v1/trips",
+                                Some(&token),
+                                &[("Idempotency-Key", &key)],
+                                Some(&json!({ "vehicle_id": vehicle_id })),
+                            )
+                            .await?;
+                        if attempt.status != StatusCode::SERVICE_UNAVAILABLE {
+                            return Ok::<_, anyhow::Error>((vehicle_id.clone(), token, attempt));
+                        }
+                    }
+                    bail!("the gateway stayed unavailable for a start")
                 }
-            }
-            let answer = answer.context("the gateway stayed unavailable for a start")?;
+            }))
+            .await?;
+        let mut started = Vec::new();
+        for (vehicle_id, token, answer) in answers {
             match answer.status {
-                StatusCode::CREATED => started.push((
-                    customer_id.clone(),
-                    vehicle_id.clone(),
-                    token,
-                    answer.str("trip_id"),
-                )),
+                StatusCode::CREATED => started.push((vehicle_id, token, answer.str("trip_id"))),
                 StatusCode::PAYMENT_REQUIRED => declined += 1,
                 StatusCode::CONFLICT
                     if answer.body["type"]
@@ -158,15 +159,20 @@ async fn money_adds_up_through_failures_and_a_crash() -> anyhow::Result<()> {
         // From free to a few hundred roubles.
         app.advance_clock(i64::from(round % 4) * 7 * 60).await?;
         odometer += 1.0;
-        for (_, vehicle_id, token, trip_id) in &started {
-            let locked = app.telemetry(vehicle_id, CENTRE, odometer, true).await?;
-            assert_eq!(locked.status, StatusCode::OK, "{}", locked.body);
-            let ended = app
-                .post(&format!("/v1/trips/{trip_id}/end"), Some(token), &json!({}))
-                .await?;
-            assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
-            trips += 1;
-        }
+        futures::future::try_join_all(started.iter().map(|(vehicle_id, token, trip_id)| {
+            let app = &app;
+            async move {
+                let locked = app.telemetry(vehicle_id, CENTRE, odometer, true).await?;
+                assert_eq!(locked.status, StatusCode::OK, "{}", locked.body);
+                let ended = app
+                    .post(&format!("/v1/trips/{trip_id}/end"), Some(token), &json!({}))
+                    .await?;
+                assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+                Ok::<_, anyhow::Error>(())
+            }
+        }))
+        .await?;
+        trips += started.len();
         // Support refunds a third of every fifth customer's latest paid charge.
         if round % 3 == 2 {
             for (customer_id, _) in people.iter().step_by(5) {

@@ -26,6 +26,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/clock"),
     ("GET", "/v1/admin/clock"),
     ("GET", "/v1/admin/projections"),
+    ("GET", "/v1/admin/sagas"),
+    ("POST", "/v1/accounts/{account_id}/payments"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -55,7 +55,9 @@ impl command_api::PaymentHolds for GatewayHolds {
                         key,
                         amount.get(),
                         &customer_id.to_string(),
-                        &format!("Hold for trip {trip_id}"),
+                        // The same for every retry of the start: the gateway refuses a key
+                        // reused with a different request.
+                        &format!("Trip hold {key}"),
                         false,
                     )
                     .await
