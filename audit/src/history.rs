@@ -102,7 +102,7 @@ const SELECT: &str = "SELECT e.transaction_id::text::bigint AS transaction_id, e
 
 /// The query for `filters` after `after`, in delivery order, without a limit, after `prefix`
 /// (a cursor's declaration, or nothing).
-pub(crate) fn query(
+pub fn query(
     prefix: &str,
     filters: &Filters,
     after: LogPosition,

@@ -1,8 +1,9 @@
 //! `velka`: the one binary. `velka serve` runs the whole core in one process — command API,
 //! query API, projectors — on one address; `velka migrate` prepares the database; `velka token`
 //! prints a bearer token for trying the API; `velka simulate gateway` runs the payment gateway
-//! simulator.
+//! simulator; `velka audit` verifies the hash chain and exports the log.
 
+mod audit;
 mod bench;
 mod bench_lag;
 mod config;
@@ -36,6 +37,12 @@ async fn main() -> std::process::ExitCode {
             serve::rebuild(&cli.global, args).await
         }
         Command::Simulate(config::SimulateCommand::Gateway(args)) => simulate::gateway(args).await,
+        Command::Audit(config::AuditCommand::Verify(args)) => {
+            audit::verify(&cli.global, args).await
+        }
+        Command::Audit(config::AuditCommand::Export(args)) => {
+            audit::export(&cli.global, args).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
