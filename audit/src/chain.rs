@@ -157,7 +157,7 @@ pub fn parse_hex(text: &str) -> Option<Hash> {
                 .to_digit(16)
                 .and_then(|d| u8::try_from(d).ok())
         };
-        hash[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+        hash[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
     }
     Some(hash)
 }
