@@ -117,8 +117,15 @@ impl Answer {
 }
 
 impl App {
-    /// Starts `velka serve` with a manual clock on a fresh database.
+    /// Starts `velka serve` with a manual clock on a fresh database. The audit chain's head is
+    /// never published (it would add events while tests count them); see [`App::spawn_with`].
     pub async fn spawn() -> anyhow::Result<App> {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Like [`App::spawn`], with extra environment variables for the server (they win over
+    /// the defaults).
+    pub async fn spawn_with(env: &[(&str, &str)]) -> anyhow::Result<App> {
         let binary = velka_binary()?;
         let db = TestDatabase::new().await;
         let nats_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
@@ -135,6 +142,9 @@ impl App {
             .env("VELKA_NATS_PREFIX", &nats_prefix)
             // The relay is tested in relay/; a JetStream stream per test server would pile up.
             .env("VELKA_NO_NATS_RELAY", "1")
+            .env("VELKA_AUDIT_HEAD_INTERVAL", "0")
+            .env("VELKA_AUDIT_HEAD_EVERY", "0")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
