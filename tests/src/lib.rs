@@ -119,7 +119,8 @@ impl Answer {
 }
 
 impl App {
-    /// Starts `velka serve` with a manual clock on a fresh database.
+    /// Starts `velka serve` with a manual clock on a fresh database. The audit chain's head is
+    /// never published (it would add events while tests count them); see [`App::spawn_with`].
     pub async fn spawn() -> anyhow::Result<App> {
         Self::spawn_with(&[]).await
     }
@@ -177,6 +178,9 @@ impl App {
             .env("VELKA_NATS_PREFIX", nats_prefix)
             // The relay is tested in relay/; a JetStream stream per test server would pile up.
             .env("VELKA_NO_NATS_RELAY", "1")
+            // Chain heads are published only when a test asks (they are events of their own).
+            .env("VELKA_AUDIT_HEAD_INTERVAL", "0")
+            .env("VELKA_AUDIT_HEAD_EVERY", "0")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

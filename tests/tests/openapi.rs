@@ -78,6 +78,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/customers/{customer_id}/trips"),
     ("GET", "/v1/support/customers/{customer_id}"),
     ("GET", "/v1/fleet/status"),
+    // Auditors.
+    ("GET", "/v1/audit/events"),
 ];
 
 fn documented(document: &Value) -> BTreeSet<(String, String)> {

@@ -72,6 +72,50 @@ pub enum Command {
     /// Drive realistic app traffic against a running server (`velka simulate --rate 50
     /// --duration 30s`), or run a simulator of an outside system (`velka simulate gateway`).
     Simulate(SimulateArgs),
+    /// Check and read the log as an auditor: verify the hash chain, export a time range.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain from the events table and compare: prints `intact up to
+    /// position N (K events)`, or names the first position that does not match and exits 1.
+    Verify(AuditVerifyArgs),
+    /// Write the events recorded in [--from, --to) as JSON Lines, one event a line with its
+    /// position and chain hash; recorded as an `AuditExportPerformed` event.
+    Export(AuditExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// A head held outside the database, `EVENTS:HASH` (from a `ChainHeadSealed` publication
+    /// on NATS): the chain's entry EVENTS must have HASH. May be repeated.
+    #[arg(long = "head", value_name = "EVENTS:HASH")]
+    pub heads: Vec<String>,
+    /// Chain entries per query.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub chunk: i64,
+    /// Queries in flight at once (database connections).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub parallel: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// First recorded time included (RFC 3339).
+    #[arg(long)]
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// Recorded times before this are included (RFC 3339).
+    #[arg(long)]
+    pub to: chrono::DateTime<chrono::Utc>,
+    /// The file to write; standard output if not given.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+    /// Who exports, as recorded in `AuditExportPerformed` (`auditor:<by>`); defaults to the
+    /// login name (`USER`).
+    #[arg(long, env = "VELKA_AUDITOR")]
+    pub by: Option<String>,
 }
 
 /// The server the client commands talk to.
@@ -324,6 +368,15 @@ pub struct ServeArgs {
     #[arg(long, env = "VELKA_SAGA_RETRY_MS", default_value_t = 1_000,
           value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub saga_retry_ms: u64,
+
+    /// Seconds after the first newly sealed event before the hash chain's head is published
+    /// (as a `ChainHeadSealed` event and on `<prefix>.audit.chain-head`); 0: never by time.
+    #[arg(long, env = "VELKA_AUDIT_HEAD_INTERVAL", default_value_t = 60)]
+    pub audit_head_interval: u64,
+
+    /// Publish the chain's head after this many newly sealed events; 0: never by count.
+    #[arg(long, env = "VELKA_AUDIT_HEAD_EVERY", default_value_t = 100_000)]
+    pub audit_head_every: u64,
 }
 
 impl ServeArgs {

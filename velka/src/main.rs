@@ -2,8 +2,9 @@
 //! query API, projectors — on one address; `velka migrate` prepares the database; `velka token`
 //! prints a bearer token for trying the API; `velka seed` loads a generated city into a running
 //! server; `velka simulate` drives app traffic against one, and `velka simulate gateway` runs the
-//! payment gateway simulator.
+//! payment gateway simulator; `velka audit` verifies the hash chain and exports the log.
 
+mod audit;
 mod bench;
 mod bench_lag;
 mod client;
@@ -53,6 +54,12 @@ async fn main() -> std::process::ExitCode {
             command: None,
             traffic,
         }) => traffic::run(&cli.global, traffic).await,
+        Command::Audit(config::AuditCommand::Verify(args)) => {
+            audit::verify(&cli.global, args).await
+        }
+        Command::Audit(config::AuditCommand::Export(args)) => {
+            audit::export(&cli.global, args).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

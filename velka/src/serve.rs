@@ -1,6 +1,6 @@
 //! `velka serve` and `velka migrate`: connect (creating the database if needed), migrate, and
-//! for serve, run the APIs, projectors and the NATS event relay in one process until SIGTERM or
-//! Ctrl-C.
+//! for serve, run the APIs, projectors, the NATS event relay and the audit chain's sealer in one
+//! process until SIGTERM or Ctrl-C.
 
 use crate::config::{ClockKind, Global, ServeArgs};
 use anyhow::Context;
@@ -14,7 +14,7 @@ const START_POSTGRES_HINT: &str = "start PostgreSQL (on Debian: \
     `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`; elsewhere: \
     `sudo systemctl start postgresql`), or point DATABASE_URL at a running server";
 
-async fn connect(global: &Global, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
+pub(crate) async fn connect(global: &Global, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
     let pool = database::connect(&global.database_url, max_connections)
         .await
         .map_err(|error| match error {
@@ -195,9 +195,16 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         keys: keys.clone(),
         clock: clock.clone(),
     });
-    let document = crate::ops::document(vec![commands_doc, queries_doc, ops_doc]);
+    let (audits, audits_doc) = audit::http::router(audit::http::AuditContext {
+        pool: pool.clone(),
+        store: store.clone(),
+        keys: keys.clone(),
+        clock: clock.clone(),
+    });
+    let document = crate::ops::document(vec![commands_doc, queries_doc, audits_doc, ops_doc]);
     let app = commands
         .merge(queries)
+        .merge(audits)
         .merge(ops)
         .merge(crate::ops::document_router(&document)?)
         .fallback(crate::ops::no_route)
@@ -262,6 +269,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+    // The sealer stops with the projectors too, so the events of the last commands are sealed.
+    let sealer = start_sealer(&args, store.clone(), clock.clone(), shutdown.clone()).await?;
 
     if args.demo {
         let keys = keys.clone();
@@ -306,6 +315,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         && let Err(error) = relay.await
     {
         tracing::warn!(%error, "the NATS relay ended abnormally");
+    }
+    if let Err(error) = sealer.await {
+        tracing::warn!(%error, "the audit chain sealer ended abnormally");
     }
     if let Err(error) = expiry.await {
         tracing::warn!(%error, "the reservation expiry worker ended abnormally");
@@ -376,6 +388,39 @@ async fn start_relay(
     let relay = relay::Relay::new(store, client, config);
     Ok(tokio::spawn(
         relay.run(async move { shutdown.triggered().await }),
+    ))
+}
+
+/// Seals every committed event into the audit hash chain until shutdown, publishing the chain's
+/// head as a `ChainHeadSealed` event and, unless NATS is off, on `<prefix>.audit.chain-head`.
+async fn start_sealer(
+    args: &ServeArgs,
+    store: EventStore,
+    clock: Arc<dyn Clock>,
+    shutdown: projectors::Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let nats = if args.no_nats {
+        None
+    } else {
+        Some(
+            async_nats::ConnectOptions::new()
+                .name("velka-audit")
+                .retry_on_initial_connect()
+                .connect(args.nats_url.as_str())
+                .await
+                .with_context(|| format!("NATS_URL {} is not usable", args.nats_url))?,
+        )
+    };
+    let config = audit::sealer::SealerConfig {
+        name: crate::audit::CHAIN.to_owned(),
+        head_every_events: args.audit_head_every,
+        head_interval: std::time::Duration::from_secs(args.audit_head_interval),
+        nats_prefix: args.nats_prefix.clone(),
+        ..audit::sealer::SealerConfig::default()
+    };
+    let sealer = audit::sealer::Sealer::new(store, clock, nats, config);
+    Ok(tokio::spawn(
+        sealer.run(async move { shutdown.triggered().await }),
     ))
 }
 

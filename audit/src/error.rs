@@ -1,0 +1,32 @@
+//! What can fail in the audit tools.
+
+use event_store::{AppendError, LogPosition, StoreError};
+
+/// A failed audit operation. The sealer retries every one of them from its checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A query failed.
+    #[error("audit query failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Reading the log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Recording an audit event failed.
+    #[error("recording an audit event failed: {0}")]
+    Append(#[from] AppendError),
+    /// Another sealer of the same name moved the checkpoint since this one read it.
+    #[error("chain checkpoint {name} moved under us (expected entry {expected})")]
+    CheckpointMoved { name: String, expected: i64 },
+    /// A stored value the audit crate never writes (a hash that is not 32 bytes, say).
+    #[error("audit tables hold an unexpected value: {0}")]
+    Corrupt(String),
+    /// An event handed out by the log could not be read back to seal it.
+    #[error("event at {0:?} vanished between reading the log and sealing it")]
+    Vanished(LogPosition),
+    /// Writing an export failed.
+    #[error("writing the export failed: {0}")]
+    Write(#[from] std::io::Error),
+    /// Encoding a line of the export failed.
+    #[error("encoding an exported event failed: {0}")]
+    Encode(#[from] serde_json::Error),
+}

@@ -1,0 +1,285 @@
+//! `GET /v1/audit/events`: the whole log for auditors (and support), filtered and paged, each
+//! event with its metadata, position and chain hash. Every query is itself recorded as an
+//! `AuditQueryPerformed` event on `audit-log` before the answer goes out.
+
+use crate::history::{self, AuditEvent, Filters};
+use crate::record::{self, AUDIT_LOG_STREAM, QUERY_PERFORMED};
+use axum::Json;
+use axum::Router;
+use axum::extract::{FromRef, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use event_store::clock::Clock;
+use event_store::{AppendError, EventStore, LogPosition, StoreError};
+use http_edge::openapi::BearerAuth;
+use http_edge::{Caller, Problem, Role, TokenKeys};
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Events per page when no limit is given.
+const DEFAULT_LIMIT: u32 = 100;
+/// The most events one page holds.
+const MAX_LIMIT: u32 = 1_000;
+
+/// What the audit routes need.
+#[derive(Clone, Debug)]
+pub struct AuditContext {
+    /// The database (events and the chain).
+    pub pool: sqlx::PgPool,
+    /// The store, to record auditor actions.
+    pub store: EventStore,
+    /// Checks bearer tokens.
+    pub keys: TokenKeys,
+    /// Stamps the recorded actions.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl FromRef<AuditContext> for TokenKeys {
+    fn from_ref(context: &AuditContext) -> TokenKeys {
+        context.keys.clone()
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    components(schemas(http_edge::Problem)),
+    modifiers(&BearerAuth),
+    tags((name = "audit", description = "Event history for support and auditors"))
+)]
+struct AuditDoc;
+
+/// The audit routes and their part of the OpenAPI document.
+pub fn router(context: AuditContext) -> (Router, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(AuditDoc::openapi())
+        .routes(utoipa_axum::routes!(audit_events))
+        .with_state(context)
+        .split_for_parts()
+}
+
+/// A page of the log.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// Matching events in delivery order (the chain's order), oldest first.
+    events: Vec<AuditEvent>,
+    /// Pass as `after` for the next page; absent when there is nothing more now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// The parameters this route understands; any other is refused, so a misspelt filter never
+/// silently widens an auditor's query.
+const PARAMETERS: [&str; 8] = [
+    "category",
+    "event_type",
+    "actor",
+    "correlation_id",
+    "from",
+    "to",
+    "after",
+    "limit",
+];
+
+/// The whole log, filtered, in delivery order (auditor, support). Every query is recorded as
+/// an `AuditQueryPerformed` event.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/events",
+    operation_id = "audit_events",
+    tag = "audit",
+    params(
+        ("category" = Option<String>, Query, description = "Stream category (`trip` of `trip-…`)"),
+        ("event_type" = Option<String>, Query, description = "Event type, for example `TripEnded`"),
+        ("actor" = Option<String>, Query, description = "Actor as recorded: `customer:<id>`, `support:<agent>`, `service:<name>`"),
+        ("correlation_id" = Option<Uuid>, Query, description = "Everything caused by one outside request"),
+        ("from" = Option<DateTime<Utc>>, Query, description = "Recorded at or after (RFC 3339)"),
+        ("to" = Option<DateTime<Utc>>, Query, description = "Recorded before (RFC 3339)"),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "At most this many events, 1 to 1000 (default 100)"),
+    ),
+    responses((status = 200, description = "A page of the log", body = AuditPage), http_edge::openapi::QueryProblems),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn audit_events(
+    State(context): State<AuditContext>,
+    caller: Caller,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AuditPage>, Problem> {
+    caller.require(&[Role::Auditor, Role::Support])?;
+    let Query(pairs) = query.map_err(|rejection| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-query",
+            "The query string cannot be read",
+            rejection.body_text(),
+        )
+    })?;
+    let request = parse(&pairs)?;
+    let page = history::page(
+        &context.pool,
+        &request.filters,
+        request.after,
+        request.limit,
+    )
+    .await
+    .map_err(internal)?;
+    let next = page.next.map(history::format_cursor);
+    record::append(
+        &context.store,
+        AUDIT_LOG_STREAM,
+        QUERY_PERFORMED,
+        json!({
+            "by": caller.actor(),
+            "filters": request.filters,
+            "after": request.after_text,
+            "limit": request.limit,
+            "returned": page.events.len(),
+        }),
+        &caller.actor(),
+        context.clock.now(),
+    )
+    .await
+    .map_err(|error| match error {
+        AppendError::Store(StoreError::Database(
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+        )) => Problem::unavailable(&error),
+        other => Problem::internal(&other),
+    })?;
+    Ok(Json(AuditPage {
+        events: page.events,
+        next,
+    }))
+}
+
+fn internal(error: crate::AuditError) -> Problem {
+    match &error {
+        crate::AuditError::Database(
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+        ) => Problem::unavailable(&error),
+        _ => Problem::internal(&error),
+    }
+}
+
+struct Request {
+    filters: Filters,
+    after: LogPosition,
+    after_text: Option<String>,
+    limit: u32,
+}
+
+fn parse(pairs: &[(String, String)]) -> Result<Request, Problem> {
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, _) in pairs {
+        if !PARAMETERS.contains(&name.as_str()) {
+            return Err(Problem::invalid_field(
+                name.clone(),
+                format!(
+                    "unknown parameter; the filters are {}",
+                    PARAMETERS.join(", ")
+                ),
+            ));
+        }
+        if seen.contains(&name.as_str()) {
+            return Err(Problem::invalid_field(
+                name.clone(),
+                "must be given at most once",
+            ));
+        }
+        seen.push(name);
+    }
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.trim())
+    };
+    let text = |name: &str, max: usize| -> Result<Option<String>, Problem> {
+        match get(name) {
+            None => Ok(None),
+            Some(value) if value.is_empty() || value.len() > max => Err(Problem::invalid_field(
+                name,
+                format!("must be 1 to {max} characters"),
+            )),
+            Some(value) => Ok(Some(value.to_owned())),
+        }
+    };
+    let time = |name: &str| -> Result<Option<DateTime<Utc>>, Problem> {
+        get(name)
+            .map(|value| {
+                DateTime::parse_from_rfc3339(value)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        Problem::invalid_field(
+                            name,
+                            format!(
+                                "must be an RFC 3339 time such as 2026-11-26T10:00:00Z, not {value:?}"
+                            ),
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let category = text("category", 100)?;
+    if let Some(category) = &category
+        && !category.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    {
+        return Err(Problem::invalid_field(
+            "category",
+            format!(
+                "a category is lower-case letters and '_' (the part of a stream id before '-'), not {category:?}"
+            ),
+        ));
+    }
+    let correlation_id = get("correlation_id")
+        .map(|value| {
+            Uuid::parse_str(value).map_err(|_| {
+                Problem::invalid_field("correlation_id", format!("must be a UUID, not {value:?}"))
+            })
+        })
+        .transpose()?;
+    let from = time("from")?;
+    let to = time("to")?;
+    if let (Some(from), Some(to)) = (from, to)
+        && to <= from
+    {
+        return Err(Problem::invalid_field("to", "must be later than from"));
+    }
+    let after_text = get("after").map(str::to_owned);
+    let after = match &after_text {
+        None => LogPosition::START,
+        Some(value) => history::parse_cursor(value).ok_or_else(|| {
+            Problem::invalid_field(
+                "after",
+                "must be the `next` of a previous page, passed back unchanged",
+            )
+        })?,
+    };
+    let limit = match get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(value) => value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Problem::invalid_field(
+                    "limit",
+                    format!("must be a number from 1 to {MAX_LIMIT}, not {value:?}"),
+                )
+            })?,
+    };
+    Ok(Request {
+        filters: Filters {
+            category,
+            event_type: text("event_type", 200)?,
+            actor: text("actor", 500)?,
+            correlation_id,
+            from,
+            to,
+        },
+        after,
+        after_text,
+        limit,
+    })
+}

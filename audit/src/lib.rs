@@ -1,0 +1,28 @@
+//! The audit tools: what lets an auditor trust and read the log.
+//!
+//! - [`chain`]: the hash chain's encoding — every event's content (stream, version, position,
+//!   type, schema version, data, metadata, id, times) hashed and linked to the previous entry.
+//! - [`sealer`]: the [`Sealer`](sealer::Sealer), run by `velka serve`, extends the chain over
+//!   the log in delivery order after commit (so appends never wait on a global lock) and
+//!   publishes the chain's head periodically as a `ChainHeadSealed` event and on NATS.
+//! - [`verify`]: `velka audit verify` recomputes the chain from the `events` table and names the
+//!   first position that does not match.
+//! - [`history`] and [`http`]: `GET /v1/audit/events`, the whole log filtered by category, event
+//!   type, actor, correlation id and recorded time, paged in delivery order, with chain hashes.
+//! - [`export`]: `velka audit export`, JSON Lines of a time range through a server-side cursor.
+//! - [`record`]: auditor actions (queries, exports) recorded as events on `audit-log`.
+//!
+//! Architecture invariant: writes only its own tables (`event_chain`,
+//! `audit_chain_checkpoints`) and its own streams (`audit-chain`, `audit-log`); never changes
+//! an event, and never makes an append wait for it.
+
+pub mod chain;
+mod error;
+pub mod export;
+pub mod history;
+pub mod http;
+pub mod record;
+pub mod sealer;
+pub mod verify;
+
+pub use error::AuditError;

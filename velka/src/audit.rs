@@ -1,0 +1,153 @@
+//! `velka audit verify` and `velka audit export`: progress on stderr, the result on stdout.
+
+use crate::config::{AuditExportArgs, AuditVerifyArgs, Global};
+use anyhow::Context;
+use audit::verify::{ExpectedHead, Verdict, VerifyOptions};
+use event_store::EventStore;
+use serde_json::json;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// The sealer's checkpoint name, as `velka serve` runs it.
+pub const CHAIN: &str = "chain";
+
+/// How often a progress line is written.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// `velka audit verify`.
+pub async fn verify(global: &Global, args: AuditVerifyArgs) -> anyhow::Result<()> {
+    let heads = args
+        .heads
+        .iter()
+        .map(|text| parse_head(text))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let parallel = usize::try_from(args.parallel).unwrap_or(2);
+    let pool = crate::serve::connect(global, args.parallel + 1).await?;
+    let started = Instant::now();
+    let mut last_line = Instant::now();
+    let verdict = audit::verify::verify(
+        &pool,
+        CHAIN,
+        &heads,
+        VerifyOptions {
+            chunk: args.chunk,
+            parallel,
+        },
+        |progress| {
+            if last_line.elapsed() >= PROGRESS_EVERY {
+                last_line = Instant::now();
+                let rate = progress.checked as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                eprintln!(
+                    "velka: verifying: {} of {} events ({rate:.0}/s), at position {}",
+                    progress.checked, progress.total, progress.position
+                );
+            }
+        },
+    )
+    .await
+    .context("verifying the hash chain")?;
+    pool.close().await;
+    let seconds = started.elapsed().as_secs_f64();
+    match verdict {
+        Verdict::Intact {
+            events,
+            position,
+            head,
+            heads_checked,
+            unsealed,
+        } => {
+            eprintln!(
+                "velka: verified {events} events in {seconds:.1}s ({:.0}/s); head {}; {heads_checked} published heads matched; {unsealed} events not sealed yet",
+                events as f64 / seconds.max(1e-3),
+                audit::chain::hex(&head)
+            );
+            println!("intact up to position {position} ({events} events)");
+            Ok(())
+        }
+        Verdict::Broken {
+            seq,
+            position,
+            reason,
+            intact_events,
+        } => {
+            println!(
+                "mismatch at position {position} (chain entry {seq}): {reason}; the {intact_events} events before it are intact"
+            );
+            anyhow::bail!("the hash chain does not match at position {position}")
+        }
+    }
+}
+
+fn parse_head(text: &str) -> anyhow::Result<ExpectedHead> {
+    let wrong = || anyhow::anyhow!("--head {text:?}: expected EVENTS:HASH (64 hex digits)");
+    let (events, hash) = text.split_once(':').ok_or_else(wrong)?;
+    Ok(ExpectedHead {
+        events: events.trim().parse().map_err(|_| wrong())?,
+        hash: audit::chain::parse_hex(hash.trim()).ok_or_else(wrong)?,
+        source: format!("--head {text}"),
+    })
+}
+
+/// `velka audit export`.
+pub async fn export(global: &Global, args: AuditExportArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.from < args.to, "--from must be before --to");
+    let by = match args.by.clone().or_else(|| std::env::var("USER").ok()) {
+        Some(by) if !by.trim().is_empty() => by.trim().to_owned(),
+        _ => anyhow::bail!("say who exports: --by NAME (or VELKA_AUDITOR)"),
+    };
+    let pool = crate::serve::connect(global, 2).await?;
+    let store = EventStore::new(pool.clone());
+    let mut out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        )),
+    };
+    let started = Instant::now();
+    let mut last_line = Instant::now();
+    let summary = audit::export::export(&pool, args.from, args.to, &mut out, |written| {
+        if last_line.elapsed() >= PROGRESS_EVERY {
+            last_line = Instant::now();
+            let rate = written as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            eprintln!("velka: exporting: {written} events written ({rate:.0}/s)");
+        }
+    })
+    .await
+    .context("exporting events")?;
+    drop(out);
+    let actor = format!("auditor:{by}");
+    audit::record::append(
+        &store,
+        audit::record::AUDIT_LOG_STREAM,
+        audit::record::EXPORT_PERFORMED,
+        json!({
+            "by": actor,
+            "from": args.from,
+            "to": args.to,
+            "events": summary.events,
+            "sealed": summary.sealed,
+            "first_position": summary.first_position,
+            "last_position": summary.last_position,
+            "output": args.output.as_ref().map(|p| p.display().to_string()),
+            "sha256": summary.sha256,
+        }),
+        &actor,
+        chrono::Utc::now(),
+    )
+    .await
+    .context("recording the export")?;
+    pool.close().await;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "velka: exported {} events ({} sealed) in {seconds:.1}s ({:.0}/s); sha256 {}",
+        summary.events,
+        summary.sealed,
+        summary.events as f64 / seconds.max(1e-3),
+        summary.sha256
+    );
+    Ok(())
+}
