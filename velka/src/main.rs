@@ -4,7 +4,10 @@
 //! simulator.
 
 mod bench;
+mod bench_bulk;
+mod bench_http;
 mod bench_lag;
+mod bench_load;
 mod config;
 mod demo;
 mod ops;
@@ -32,6 +35,18 @@ async fn main() -> std::process::ExitCode {
             bench::append(&cli.global, args).await
         }
         Command::Bench(config::BenchCommand::Lag(args)) => bench_lag::lag(&cli.global, args).await,
+        Command::Bench(config::BenchCommand::Commands(args)) => {
+            bench_load::commands(&cli.global, args).await
+        }
+        Command::Bench(config::BenchCommand::Peak(args)) => {
+            bench_load::peak(&cli.global, args).await
+        }
+        Command::Bench(config::BenchCommand::Replay(args)) => {
+            bench_bulk::replay(&cli.global, args).await
+        }
+        Command::Bench(config::BenchCommand::History(args)) => {
+            bench_bulk::history(&cli.global, args).await
+        }
         Command::Projections(config::ProjectionsCommand::Rebuild(args)) => {
             serve::rebuild(&cli.global, args).await
         }
