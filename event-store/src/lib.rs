@@ -10,6 +10,7 @@
 //! Architecture invariant: knows nothing of the domain; events are `(type, version, JSON)`.
 
 mod append;
+mod cache;
 pub mod clock;
 pub mod database;
 mod error;
@@ -22,6 +23,7 @@ mod subscription;
 pub mod testing;
 
 pub use append::AppendOutcome;
+pub use cache::DEFAULT_CAPACITY as DEFAULT_STREAM_CACHE_EVENTS;
 pub use error::{AppendError, StoreError};
 pub use idempotency::StoredResult;
 pub use log::LogPage;
@@ -45,15 +47,24 @@ pub struct EventStore {
     /// Bumped after every successful append in this process, so local subscribers wake at once
     /// instead of waiting for their next poll.
     appended: Arc<watch::Sender<u64>>,
+    /// Streams already read, so a load reads only what was appended since (see `cache`).
+    cache: Arc<cache::StreamCache>,
 }
 
 impl EventStore {
     /// A store over an already migrated database.
     pub fn new(pool: PgPool) -> Self {
+        Self::with_stream_cache(pool, cache::DEFAULT_CAPACITY)
+    }
+
+    /// A store that keeps up to `events` events of the streams it reads in memory (0: none),
+    /// so loading a stream again reads only what was appended since.
+    pub fn with_stream_cache(pool: PgPool, events: usize) -> Self {
         let (appended, _) = watch::channel(0);
         Self {
             pool,
             appended: Arc::new(appended),
+            cache: Arc::new(cache::StreamCache::new(events)),
         }
     }
 

@@ -21,6 +21,8 @@ use crate::model::{LogPosition, Metadata, RecordedEvent};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
+use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 const COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, stream_id,
@@ -79,31 +81,71 @@ impl EventStore {
         stream_id: &str,
         after: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2
-             ORDER BY stream_version"
-        ))
-        .bind(stream_id)
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode_row).collect()
+        let events = self.read_streams(&[stream_id.to_owned()]).await?;
+        Ok(events
+            .into_iter()
+            .filter(|event| event.stream_version > after)
+            .collect())
     }
 
-    /// The whole of several streams in one round trip, each stream's events in order. Streams
-    /// with no events are simply absent from the result.
+    /// The whole of several streams in one round trip, each stream's events in order (streams
+    /// by id). Streams with no events are simply absent from the result. Only the events after
+    /// what this process has already read of each stream come from the database (see `cache`).
     pub async fn read_streams(
         &self,
         stream_ids: &[String],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut ids: Vec<&String> = stream_ids.iter().collect();
+        ids.sort();
+        ids.dedup();
+        let cached: Vec<Option<Arc<Vec<RecordedEvent>>>> =
+            ids.iter().map(|id| self.cache.get(id)).collect();
+        let afters: Vec<i64> = cached
+            .iter()
+            .map(|c| {
+                c.as_ref()
+                    .and_then(|events| events.last())
+                    .map_or(0, |last| {
+                        i64::try_from(last.stream_version).unwrap_or(i64::MAX)
+                    })
+            })
+            .collect();
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM events WHERE stream_id = ANY($1)
+            "SELECT {COLUMNS} FROM events
+             JOIN unnest($1::text[], $2::bigint[]) AS wanted(wanted_stream, wanted_after)
+               ON stream_id = wanted_stream AND stream_version > wanted_after
              ORDER BY stream_id, stream_version"
         ))
-        .bind(stream_ids)
+        .bind(&ids)
+        .bind(&afters)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(decode_row).collect()
+        // Per stream in version order (the database's order between streams follows its
+        // collation, so streams are matched by id, not by position).
+        let mut fresh: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
+        for row in &rows {
+            let event = decode_row(row)?;
+            fresh
+                .entry(event.stream_id.clone())
+                .or_default()
+                .push(event);
+        }
+        let mut out = Vec::new();
+        for (id, cached) in ids.iter().zip(cached) {
+            match (cached, fresh.remove(id.as_str())) {
+                (Some(cached), None) => out.extend(cached.iter().cloned()),
+                (None, None) => {}
+                (cached, Some(new)) => {
+                    let mut events: Vec<RecordedEvent> =
+                        cached.as_deref().cloned().unwrap_or_default();
+                    events.extend(new);
+                    let events = Arc::new(events);
+                    out.extend(events.iter().cloned());
+                    self.cache.put(id, events);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Up to `limit` committed events after `after`, in delivery order. Never returns an event

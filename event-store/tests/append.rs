@@ -316,3 +316,54 @@ async fn read_streams_loads_several_streams_in_one_call() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_stream_read_again_has_what_was_appended_since_by_any_writer() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    // Another process appending: a second store with its own cache on the same database.
+    let other = event_store::EventStore::new(store.pool().clone());
+    let uncached = event_store::EventStore::with_stream_cache(store.pool().clone(), 0);
+    store
+        .append(&request(vec![write(
+            "vehicle-1",
+            ExpectedVersion::NoStream,
+            vec![event("A", 1), event("B", 2)],
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(store.read_stream("vehicle-1", 0).await.unwrap().len(), 2);
+    other
+        .append(&request(vec![
+            write(
+                "vehicle-1",
+                ExpectedVersion::Exactly(2),
+                vec![event("C", 3)],
+            ),
+            write("trip-1", ExpectedVersion::NoStream, vec![event("D", 4)]),
+        ]))
+        .await
+        .unwrap();
+    for reader in [&store, &other, &uncached] {
+        let events = reader
+            .read_streams(&["vehicle-1".into(), "trip-1".into()])
+            .await
+            .unwrap();
+        let summary: Vec<(String, u64, String)> = events
+            .iter()
+            .map(|e| (e.stream_id.clone(), e.stream_version, e.event_type.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("trip-1".into(), 1, "D".into()),
+                ("vehicle-1".into(), 1, "A".into()),
+                ("vehicle-1".into(), 2, "B".into()),
+                ("vehicle-1".into(), 3, "C".into()),
+            ]
+        );
+        let after_two = reader.read_stream("vehicle-1", 2).await.unwrap();
+        assert_eq!(after_two.len(), 1);
+        assert_eq!(after_two[0].event_type, "C");
+    }
+}

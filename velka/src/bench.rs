@@ -250,7 +250,7 @@ async fn collect(
     })
 }
 
-fn which_pgbench() -> Option<std::path::PathBuf> {
+pub(crate) fn which_pgbench() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("pgbench"))
@@ -258,7 +258,7 @@ fn which_pgbench() -> Option<std::path::PathBuf> {
 }
 
 /// Raw single-row INSERTs, one per transaction, by pgbench with `clients` connections.
-fn pgbench_inserts(
+pub(crate) fn pgbench_inserts(
     pgbench: &std::path::Path,
     options: &PgConnectOptions,
     clients: u32,

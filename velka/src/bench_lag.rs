@@ -9,165 +9,49 @@
 //! the lag. The baseline, measured in the same run by the same clients, is the round trip of a
 //! `GET` that finds the state already there: lag minus that is the projection's own delay.
 
+use crate::bench_http::{Client, Server};
 use crate::config::{BenchLagArgs, Global};
-use anyhow::{Context, bail};
-use http_edge::{Role, TokenKeys};
-use serde_json::{Value, json};
-use std::process::Stdio;
+use anyhow::bail;
+use serde_json::json;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// One client's view of the server.
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.with_context(|| path.to_owned())?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok((status, body))
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
-        let (status, answer) = self
-            .send(reqwest::Method::POST, path, token, Some(body))
+/// Polls the trip until its `status` is `want`; returns the time it took and the round trip of
+/// the last (successful) poll.
+async fn wait_for(
+    client: &Client,
+    trip_id: &str,
+    token: &str,
+    want: &str,
+) -> anyhow::Result<(Duration, Duration)> {
+    let started = Instant::now();
+    let path = format!("/v1/trips/{trip_id}");
+    loop {
+        let sent = Instant::now();
+        let (status, body) = client
+            .send(reqwest::Method::GET, &path, Some(token), None)
             .await?;
-        if !status.is_success() {
-            bail!("POST {path} answered {status}: {answer}");
+        if status.is_success() && body["status"] == want {
+            return Ok((started.elapsed(), sent.elapsed()));
         }
-        Ok(answer)
-    }
-
-    /// Polls the trip until its `status` is `want`; returns the time it took and the round trip
-    /// of the last (successful) poll.
-    async fn wait_for(
-        &self,
-        trip_id: &str,
-        token: &str,
-        want: &str,
-    ) -> anyhow::Result<(Duration, Duration)> {
-        let started = Instant::now();
-        let path = format!("/v1/trips/{trip_id}");
-        loop {
-            let sent = Instant::now();
-            let (status, body) = self
-                .send(reqwest::Method::GET, &path, Some(token), None)
-                .await?;
-            if status.is_success() && body["status"] == want {
-                return Ok((started.elapsed(), sent.elapsed()));
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("trip {trip_id} did not show as {want} within 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("trip {trip_id} did not show as {want} within 30 s");
         }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-fn token(keys: &TokenKeys, role: Role, subject: &str) -> anyhow::Result<String> {
-    Ok(keys.issue(role, subject, chrono::Duration::days(1), chrono::Utc::now())?)
 }
 
 /// `velka bench lag`.
 pub async fn lag(global: &Global, args: BenchLagArgs) -> anyhow::Result<()> {
-    let (url, _options) = crate::bench::recreate_bench_database(&global.database_url).await?;
-    let secret = format!("bench-{}", uuid::Uuid::new_v4());
-    let keys = TokenKeys::from_secret(secret.as_bytes());
-    let mut server = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["serve", "--addr", "127.0.0.1:0", "--clock", "system"])
-        .env("DATABASE_URL", &url)
-        .env("VELKA_JWT_SECRET", &secret)
-        .env("VELKA_NO_NATS", "1")
-        .env("VELKA_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting velka serve")?;
-    let stdout = server.stdout.take().context("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(url) = line.strip_prefix("velka: listening on ") {
-                return Ok(url.trim().to_owned());
-            }
-        }
-        bail!("velka serve exited before listening")
-    })
-    .await
-    .context("velka serve did not listen within 60 s")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let client = Client {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?,
-        base,
-    };
+    let server = Server::start(global).await?;
+    let url = server.url.clone();
+    let client = Client::new(server.base.clone(), 64)?;
 
     // The cast: one customer and one car per worker.
-    let fleet = token(&keys, Role::Fleet, "bench-fleet")?;
-    let support = token(&keys, Role::Support, "bench-support")?;
-    let mut cast = Vec::new();
-    for n in 0..args.workers {
-        let car = client
-            .post(
-                "/v1/vehicles",
-                Some(&fleet),
-                json!({
-                    "plate": format!("А{:03}ВС{:03}", n % 1000, 77 + n / 1000),
-                    "vin": format!("XW8ZZZ61Z{:08}", n),
-                    "model": "Kia Rio",
-                    "lat": 55.7600 + f64::from(n) * 0.0001,
-                    "lon": 37.6200,
-                    "fuel_percent": 80,
-                    "odometer_km": 12_000,
-                }),
-            )
-            .await?;
-        let customer = client
-            .post(
-                "/v1/customers",
-                None,
-                json!({
-                    "name": format!("Bench Customer {n}"),
-                    "phone": format!("+7916{:07}", n),
-                    "email": format!("bench{n}@velka.example"),
-                    "birth_date": "1990-04-12",
-                    "licence": {"number": format!("77 {:02} {:06}", n % 100, n),
-                                "issued_on": "2015-06-01", "expires_on": "2035-06-01"},
-                }),
-            )
-            .await?;
-        let customer_id = customer["customer_id"].as_str().unwrap_or_default();
-        client
-            .post(
-                &format!("/v1/customers/{customer_id}/verification"),
-                Some(&support),
-                json!({"decision": "approved"}),
-            )
-            .await?;
-        cast.push((
-            token(&keys, Role::Customer, customer_id)?,
-            car["vehicle_id"].as_str().unwrap_or_default().to_owned(),
-        ));
-    }
+    let cast: Vec<(String, String)> = crate::bench_http::cast(&server, &client, args.workers)
+        .await?
+        .into_iter()
+        .map(|actor| (actor.token, actor.vehicle_id))
+        .collect();
     println!(
         "velka bench lag: {} workers, {} commands/s for {} s, database {}",
         args.workers,
@@ -193,14 +77,14 @@ pub async fn lag(global: &Global, args: BenchLagArgs) -> anyhow::Result<()> {
                     .post("/v1/trips", Some(&me), json!({"vehicle_id": car}))
                     .await?;
                 let trip_id = started["trip_id"].as_str().unwrap_or_default().to_owned();
-                let (lag, rtt) = client.wait_for(&trip_id, &me, "driving").await?;
+                let (lag, rtt) = wait_for(&client, &trip_id, &me, "driving").await?;
                 lags.push(lag);
                 baseline.push(rtt);
                 ticker.tick().await;
                 client
                     .post(&format!("/v1/trips/{trip_id}/end"), Some(&me), json!({}))
                     .await?;
-                let (lag, rtt) = client.wait_for(&trip_id, &me, "ended").await?;
+                let (lag, rtt) = wait_for(&client, &trip_id, &me, "ended").await?;
                 lags.push(lag);
                 baseline.push(rtt);
             }
@@ -214,7 +98,7 @@ pub async fn lag(global: &Global, args: BenchLagArgs) -> anyhow::Result<()> {
         lags.extend(l);
         baseline.extend(b);
     }
-    let _ = server.start_kill();
+    drop(server);
     let ms = |values: &mut Vec<Duration>, p: f64| -> f64 {
         values.sort();
         let index = ((values.len() as f64 - 1.0) * p).round() as usize;

@@ -239,6 +239,86 @@ pub enum BenchCommand {
     Append(BenchAppendArgs),
     /// Time from a command's answer to its effect in the trips read model, under steady load.
     Lag(BenchLagArgs),
+    /// Command throughput and latency over HTTP at the knee, against pgbench inserts, in one run.
+    Commands(BenchCommandsArgs),
+    /// A fixed rate of mixed queries and commands (open loop): latency, errors, projection lag,
+    /// memory of the server.
+    Peak(BenchPeakArgs),
+    /// Rebuild every read model from a bulk-loaded log of realistic events: events per second.
+    Replay(BenchReplayArgs),
+    /// Append and stream-load latency with a small and a large bulk-loaded history.
+    History(BenchHistoryArgs),
+}
+
+/// A duration in whole seconds: `30`, `30s`, `2m`.
+pub fn parse_seconds(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.strip_suffix('s') {
+        Some(number) => (number, 1),
+        None => match text.strip_suffix('m') {
+            Some(number) => (number, 60),
+            None => (text, 1),
+        },
+    };
+    let seconds = number
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{text:?} is not a duration such as 30, 30s or 2m"))?
+        .saturating_mul(unit);
+    if (1..=3600).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("{text:?}: a duration from 1 s to 1 h"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCommandsArgs {
+    /// Total time of the ramp (split evenly over the client counts), e.g. `30s`.
+    #[arg(long = "duration", default_value = "30s", value_parser = parse_seconds)]
+    pub duration_s: u64,
+    /// Concurrent clients, one ramp step per value; each client drives its own customer and car.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16, 32])]
+    pub clients: Vec<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPeakArgs {
+    /// Seconds of load, e.g. `60s`.
+    #[arg(long = "duration", default_value = "60s", value_parser = parse_seconds)]
+    pub duration_s: u64,
+    /// Requests per second sent on a fixed schedule, whatever the answers' speed.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// Percentage of requests that are commands (the rest are queries).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub command_percent: u32,
+    /// Customers and cars set up before the load (each in at most one trip at a time).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub cars: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchReplayArgs {
+    /// Events in the bulk-loaded log.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub events: u64,
+    /// Events each projector reads per batch.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchHistoryArgs {
+    /// Stored events in the first measurement.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub small: u64,
+    /// Stored events in the second measurement (bulk-loaded on top of the first).
+    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub large: u64,
+    /// Seconds of appends and of loads at each size.
+    #[arg(long = "duration", default_value = "10s", value_parser = parse_seconds)]
+    pub duration_s: u64,
 }
 
 #[derive(Debug, Args)]
@@ -307,6 +387,11 @@ pub struct ServeArgs {
     /// Largest number of database connections.
     #[arg(long, env = "VELKA_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
+
+    /// Events of recently loaded streams kept in memory, so a command reloading a stream reads
+    /// only what was appended since (0 turns the cache off).
+    #[arg(long, env = "VELKA_STREAM_CACHE_EVENTS", default_value_t = event_store::DEFAULT_STREAM_CACHE_EVENTS)]
+    pub stream_cache_events: usize,
 
     /// NATS server for the command and telemetry entry points and the event relay. If it is
     /// down at start, the server keeps serving HTTP and connects when NATS comes up.

@@ -6,7 +6,10 @@
 
 mod audit;
 mod bench;
+mod bench_bulk;
+mod bench_http;
 mod bench_lag;
+mod bench_load;
 mod client;
 mod config;
 mod demo;
@@ -38,6 +41,18 @@ async fn main() -> std::process::ExitCode {
             bench::append(&cli.global, args).await
         }
         Command::Bench(config::BenchCommand::Lag(args)) => bench_lag::lag(&cli.global, args).await,
+        Command::Bench(config::BenchCommand::Commands(args)) => {
+            bench_load::commands(&cli.global, args).await
+        }
+        Command::Bench(config::BenchCommand::Peak(args)) => {
+            bench_load::peak(&cli.global, args).await
+        }
+        Command::Bench(config::BenchCommand::Replay(args)) => {
+            bench_bulk::replay(&cli.global, args).await
+        }
+        Command::Bench(config::BenchCommand::History(args)) => {
+            bench_bulk::history(&cli.global, args).await
+        }
         Command::Projections(config::ProjectionsCommand::Rebuild(args)) => {
             serve::rebuild(&cli.global, args).await
         }

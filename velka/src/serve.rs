@@ -89,7 +89,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     let pool = connect(global, args.db_connections).await?;
-    let store = EventStore::new(pool.clone());
+    let store = EventStore::with_stream_cache(pool.clone(), args.stream_cache_events);
     let (keys, development_secret) = global.token_keys();
     if development_secret {
         tracing::warn!(
