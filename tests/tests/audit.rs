@@ -319,7 +319,7 @@ async fn verify_names_the_edited_event_and_export_is_the_log_line_for_line() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    let expected: Vec<(i64, uuid::Uuid, String, Value, Option<Vec<u8>>)> = sqlx::query_as(
+    let expected: Vec<ExportedRow> = sqlx::query_as(
         "SELECT e.position, e.event_id, e.actor, e.data, c.hash
          FROM events e LEFT JOIN event_chain c ON c.position = e.position
          WHERE e.stream_id <> 'audit-log'
@@ -371,3 +371,6 @@ async fn verify_names_the_edited_event_and_export_is_the_log_line_for_line() {
         "{stderr}"
     );
 }
+
+/// An event as the export must show it: position, id, actor, data and chain hash.
+type ExportedRow = (i64, uuid::Uuid, String, Value, Option<Vec<u8>>);

@@ -74,8 +74,16 @@ impl command_api::PaymentHolds for GatewayHolds {
                             payment.status
                         )));
                     }
-                    Err(GatewayError::Refused { code, .. }) => {
+                    Err(GatewayError::Refused { code, .. })
+                        if code == "card_declined" || code == "insufficient_funds" =>
+                    {
                         return Err(HoldError::Declined(code));
+                    }
+                    // Anything else (a key reused with another request, an invalid amount) is
+                    // our fault, not the customer's card.
+                    Err(GatewayError::Refused { code, description }) => {
+                        tracing::error!(%trip_id, %code, %description, "the gateway refused a hold");
+                        return Err(HoldError::Unavailable(format!("{code}: {description}")));
                     }
                     Err(GatewayError::Unavailable(reason)) => last = reason,
                 }
