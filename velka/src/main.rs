@@ -36,6 +36,7 @@ async fn main() -> std::process::ExitCode {
             serve::rebuild(&cli.global, args).await
         }
         Command::Simulate(config::SimulateCommand::Gateway(args)) => simulate::gateway(args).await,
+        Command::Simulate(config::SimulateCommand::Kyc(args)) => simulate::kyc(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
