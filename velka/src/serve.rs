@@ -121,6 +121,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         area: Arc::new(city.operating_area.clone()),
         tariff: Arc::new(tariff),
         penalty_tariff: Arc::new(fees.penalty_amounts_kopecks),
+        fine_admin_fee_kopecks: fees.fine_admin_fee_kopecks,
+        kyc_webhook_secret: Arc::from(args.kyc_webhook_secret.as_bytes()),
         kyc: Arc::new(fixtures::kyc().context("loading the KYC rules fixture")?),
         fleet: Arc::new(fixtures::fleet().context("loading the fleet fixture")?),
         pricing: Arc::new(command_api::Pricing {
