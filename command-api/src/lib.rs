@@ -5,10 +5,12 @@
 //!
 //! Architecture invariant: no business rule lives here (the domain decides); no read model is
 //! read here (commands decide on event-sourced state only, so they never act on stale
-//! projections). Two reads are the exception, and neither decides a rule: a quote observes
+//! projections). Three reads are the exception, and none decides a rule: a quote observes
 //! supply and demand in `vehicles_view` and `demand_activity` and records those numbers in its
-//! event (`demand`), and the reservation expiry worker finds due reservations in
-//! `reservations_view`, then expires each on its own stream (`expiry`).
+//! event (`demand`), the reservation expiry worker finds due reservations in
+//! `reservations_view`, then expires each on its own stream (`expiry`), and matching a fine finds
+//! the trip that had the car in `vehicle_possessions` (after waiting for it to reach the fine),
+//! records the trip in `FineMatched`, and charges on the trip's own stream (`routes/fines.rs`).
 
 mod charges;
 mod demand;
@@ -55,6 +57,10 @@ pub struct CommandContext {
     pub fleet: Arc<FleetPolicy>,
     /// How quotes are priced, and the standard terms of reservations and quotes.
     pub pricing: Arc<Pricing>,
+    /// The admin fee added to a traffic fine matched to a trip (`fixtures/data/fees.json`).
+    pub fine_admin_fee_kopecks: domain::money::Kopecks,
+    /// The secret the KYC provider signs its callbacks with (`POST /v1/webhooks/kyc`).
+    pub kyc_webhook_secret: Arc<[u8]>,
     /// The payment gateway's holds at a trip's start; `None` runs without payments (trips start
     /// without a hold, and nothing is charged to a card).
     pub payments: Option<Payments>,

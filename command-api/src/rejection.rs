@@ -188,6 +188,18 @@ pub fn problem(rejection: &Rejection) -> Problem {
             "The resolution number was imported before with different details",
             Some("resolution_number"),
         ),
+        Rejection::FineNotFound { .. } => (
+            S::NOT_FOUND,
+            "fine-not-found",
+            "The fine does not exist",
+            None,
+        ),
+        Rejection::FineNotOpen { .. } => (
+            S::CONFLICT,
+            "fine-not-open",
+            "The fine has already been matched or assigned to the fleet",
+            None,
+        ),
         // --- people and fleet: KYC, companies, service tasks, damage reports ---
         Rejection::CustomerTooYoung { .. } => (
             S::CONFLICT,

@@ -62,6 +62,8 @@ async fn a_fresh_worker_expires_a_reservation_made_before_it_started() {
             standard: city.standard_terms().unwrap(),
         }),
         payments: None,
+        fine_admin_fee_kopecks: fixtures::fees().unwrap().fine_admin_fee_kopecks,
+        kyc_webhook_secret: Arc::from(&b"expiry-test-kyc"[..]),
     };
     let (router, _) = command_api::router(context.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

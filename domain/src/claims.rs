@@ -138,6 +138,7 @@ impl Claim {
             FineEvent::FineReceived { details, .. } => vec![Claim::FineResolution(
                 details.resolution_number.as_str().to_owned(),
             )],
+            FineEvent::FineMatched { .. } | FineEvent::FineAssignedToFleet { .. } => Vec::new(),
         }
     }
 }

@@ -183,6 +183,12 @@ pub enum Rejection {
         resolution_number: String,
         fine_id: FineId,
     },
+    /// No fine with this id has been received.
+    #[error("fine {fine_id} does not exist")]
+    FineNotFound { fine_id: FineId },
+    /// The fine was already matched or assigned to the fleet.
+    #[error("fine {fine_id} is already {status}")]
+    FineNotOpen { fine_id: FineId, status: String },
     // --- people and fleet: KYC, companies, service tasks, damage reports ---
     /// Approval refused: the customer is younger than the KYC policy's minimum age.
     #[error("customer {customer_id} is {age_years}, younger than {min_age_years}")]

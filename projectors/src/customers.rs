@@ -1,5 +1,5 @@
-//! `customers_view`: one row per customer for the support console — profile, KYC verification,
-//! active blocks and company — searchable by phone, e-mail and licence number as the domain
+//! `customers_view`: one row per customer for the support console — profile, KYC verification
+//! (and why the documents await manual review, while they do), active blocks and company — searchable by phone, e-mail and licence number as the domain
 //! normalised them.
 
 use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
@@ -70,7 +70,7 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
         } => {
             let written = update(
                 conn,
-                "verification = 'verified', rejection_reason = NULL",
+                "verification = 'verified', rejection_reason = NULL, manual_review_reason = NULL",
                 *customer_id,
                 *verified_at,
                 version,
@@ -86,7 +86,7 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
         } => {
             let written = update(
                 conn,
-                "verification = 'rejected', rejection_reason = $4",
+                "verification = 'rejected', rejection_reason = $4, manual_review_reason = NULL",
                 *customer_id,
                 *rejected_at,
                 version,
@@ -140,7 +140,8 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
             let written = sqlx::query(
                 "UPDATE customers_view
                  SET licence_number = $2, birth_date = $3, verification = 'pending',
-                     rejection_reason = NULL, updated_at = $4, stream_version = $5
+                     rejection_reason = NULL, manual_review_reason = NULL, updated_at = $4,
+                     stream_version = $5
                  WHERE customer_id = $1 AND stream_version < $5",
             )
             .bind(customer_id.0)
@@ -178,6 +179,45 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
                 "company_id = NULL",
                 *customer_id,
                 *left_at,
+                version,
+                None,
+            )
+            .await?;
+            (*customer_id, written)
+        }
+        CustomerEvent::KycManualReviewRequested {
+            customer_id,
+            reason,
+            requested_at,
+        } => {
+            let written = update(
+                conn,
+                "manual_review_reason = $4",
+                *customer_id,
+                *requested_at,
+                version,
+                Some(Param::Text(reason.clone())),
+            )
+            .await?;
+            (*customer_id, written)
+        }
+        // Facts the row does not show (the provider's raw answer, a notice): only the version
+        // moves on.
+        CustomerEvent::KycCheckCompleted {
+            customer_id,
+            completed_at: at,
+            ..
+        }
+        | CustomerEvent::CustomerNotified {
+            customer_id,
+            notified_at: at,
+            ..
+        } => {
+            let written = update(
+                conn,
+                "verification = verification",
+                *customer_id,
+                *at,
                 version,
                 None,
             )

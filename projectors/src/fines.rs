@@ -63,6 +63,46 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
             .execute(&mut *conn)
             .await?;
         }
+        FineEvent::FineMatched {
+            fine_id,
+            trip_id,
+            customer_id,
+            account_id,
+            matched_at,
+            ..
+        } => {
+            // Version-guarded: a replay changes nothing.
+            sqlx::query(
+                "UPDATE fines_view SET status = $2, trip_id = $3, customer_id = $4,
+                     account_id = $5, updated_at = $6, stream_version = $7
+                 WHERE fine_id = $1 AND stream_version < $7",
+            )
+            .bind(fine_id.0)
+            .bind(FineStatus::Matched.as_str())
+            .bind(trip_id.0)
+            .bind(customer_id.0)
+            .bind(account_id.to_string())
+            .bind(matched_at)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+        }
+        FineEvent::FineAssignedToFleet {
+            fine_id,
+            assigned_at,
+            ..
+        } => {
+            sqlx::query(
+                "UPDATE fines_view SET status = $2, updated_at = $3, stream_version = $4
+                 WHERE fine_id = $1 AND stream_version < $4",
+            )
+            .bind(fine_id.0)
+            .bind(FineStatus::AssignedToFleet.as_str())
+            .bind(assigned_at)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(())
 }

@@ -27,10 +27,15 @@ pub(crate) struct FineResponse {
     amount_kopecks: i64,
     /// The day the resolution was issued.
     issued_on: NaiveDate,
-    /// `open`: not yet matched to a driver.
+    /// `open` (not yet matched), `matched` (charged to the trip's payer) or `assigned_to_fleet`
+    /// (no trip had the car: for review).
     status: String,
     /// When the feed delivered it.
     received_at: DateTime<Utc>,
+    /// Once matched: the trip that had the car, its driver, and the account charged.
+    trip_id: Option<Uuid>,
+    customer_id: Option<Uuid>,
+    account_id: Option<String>,
 }
 
 /// One fine: support and auditors may read it.
@@ -52,7 +57,7 @@ pub(crate) async fn get_fine(
     let fine_id = parse_id(path, "fine_id")?;
     let fine: Option<FineResponse> = sqlx::query_as(
         "SELECT fine_id, resolution_number, plate, occurred_at, lat, lon, amount_kopecks,
-                issued_on, status, received_at
+                issued_on, status, received_at, trip_id, customer_id, account_id
          FROM fines_view WHERE fine_id = $1",
     )
     .bind(fine_id)

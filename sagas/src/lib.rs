@@ -30,12 +30,19 @@
 //! [`overview`] summarises every saga for the admin view: instances by status, overdue and
 //! failing timers, pending and failed commands, the last failure.
 //!
+//! The business sagas: [`kyc`] (documents → the KYC provider → verified, rejected or manual
+//! review; silence past the deadline → manual review; with [`kyc::KycProviderClient`], the
+//! adapter that performs its `kyc.submit` over HTTP) and [`fines`] (a received fine → matched to
+//! the trip that had the car, or assigned to the fleet).
+//!
 //! Architecture invariant: the only writer of the `saga_*` tables; never calls the network inside
 //! a transaction; never skips an event.
 
 mod dispatcher;
 mod error;
+pub mod fines;
 pub mod gateway;
+pub mod kyc;
 mod overview;
 pub mod payments;
 mod runner;

@@ -43,6 +43,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/accounts/{account_id}"),
     ("POST", "/v1/penalties"),
     ("POST", "/v1/fines"),
+    ("POST", "/v1/fines/{fine_id}/match"),
+    ("POST", "/v1/webhooks/kyc"),
+    ("POST", "/v1/customers/{customer_id}/kyc/manual-review"),
     ("GET", "/v1/fines/{fine_id}"),
     // People and fleet.
     ("POST", "/v1/customers/{customer_id}/documents"),

@@ -10,6 +10,10 @@ use std::net::SocketAddr;
 /// `velka serve` says so loudly when it is in use.
 pub const DEVELOPMENT_SECRET: &str = "velka-development-secret-change-me";
 
+/// The KYC callback secret used when `VELKA_KYC_WEBHOOK_SECRET` is not set; `velka simulate kyc`
+/// signs with the same one by default, so the two work together on a laptop.
+pub const DEVELOPMENT_KYC_SECRET: &str = "velka-development-kyc-secret";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "velka",
@@ -157,6 +161,29 @@ pub enum SimulateCommand {
     Gateway(SimulateGatewayArgs),
     /// App traffic against a running server; the same as `velka simulate` with flags.
     Traffic(TrafficArgs),
+    /// The KYC provider: asynchronous document checks with signed callbacks, and controls for
+    /// outcomes, delays, dropped callbacks and 5xx, until Ctrl-C.
+    Kyc(SimulateKycArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateKycArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(
+        long,
+        env = "VELKA_KYC_PROVIDER_ADDR",
+        default_value = "127.0.0.1:8091"
+    )]
+    pub addr: SocketAddr,
+    /// The secret callbacks are signed with (Velka's `VELKA_KYC_WEBHOOK_SECRET`).
+    #[arg(long, env = "VELKA_KYC_WEBHOOK_SECRET", hide_env_values = true, default_value = DEVELOPMENT_KYC_SECRET)]
+    pub secret: String,
+    /// Seed of the outcome and fault draws, for reproducible runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How long each check takes before it calls back, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub delay_ms: u64,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -462,6 +489,20 @@ pub struct ServeArgs {
     /// Publish the chain's head after this many newly sealed events; 0: never by count.
     #[arg(long, env = "VELKA_AUDIT_HEAD_EVERY", default_value_t = 100_000)]
     pub audit_head_every: u64,
+
+    /// The secret the KYC provider signs its callbacks to `POST /v1/webhooks/kyc` with.
+    #[arg(long, env = "VELKA_KYC_WEBHOOK_SECRET", hide_env_values = true, default_value = DEVELOPMENT_KYC_SECRET)]
+    pub kyc_webhook_secret: String,
+
+    /// The KYC provider's base URL (`velka simulate kyc` listens on `http://127.0.0.1:8091`).
+    /// Set, the KYC saga sends submitted documents there; unset, support decides by hand.
+    #[arg(long, env = "VELKA_KYC_PROVIDER_URL")]
+    pub kyc_provider_url: Option<String>,
+
+    /// How long the KYC saga waits for the provider's answer before asking for manual review,
+    /// in hours of business time (the injected clock).
+    #[arg(long, env = "VELKA_KYC_DEADLINE_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=24 * 30))]
+    pub kyc_deadline_hours: u32,
 }
 
 impl ServeArgs {

@@ -75,6 +75,10 @@ async fn main() -> std::process::ExitCode {
         Command::Audit(config::AuditCommand::Export(args)) => {
             audit::export(&cli.global, args).await
         }
+        Command::Simulate(config::SimulateArgs {
+            command: Some(config::SimulateCommand::Kyc(args)),
+            ..
+        }) => simulate::kyc(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -107,12 +107,14 @@ impl command_api::PaymentHolds for GatewayHolds {
     }
 }
 
-/// Sends outbox commands: to the command API in-process, or to the gateway.
+/// Sends outbox commands: to the command API in-process, or to the gateway, or to the KYC
+/// provider.
 pub struct Sink {
     router: Router,
     commands: Arc<HashMap<String, CommandRoute>>,
     keys: TokenKeys,
     gateway: Option<GatewayClient>,
+    kyc: Option<sagas::kyc::KycProviderClient>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -127,12 +129,14 @@ impl Sink {
         document: &utoipa::openapi::OpenApi,
         keys: TokenKeys,
         gateway: Option<GatewayClient>,
+        kyc: Option<sagas::kyc::KycProviderClient>,
     ) -> Self {
         Self {
             router,
             commands: Arc::new(command_api::nats::command_routes(document)),
             keys,
             gateway,
+            kyc,
         }
     }
 
@@ -321,6 +325,13 @@ impl CommandSink for Sink {
         Box::pin(async move {
             if command.name.starts_with("gateway.") {
                 self.gateway(command).await
+            } else if command.name == sagas::kyc::KYC_SUBMIT {
+                let kyc = self.kyc.as_ref().ok_or_else(|| {
+                    SinkError::Transient(
+                        "no KYC provider is configured (VELKA_KYC_PROVIDER_URL)".into(),
+                    )
+                })?;
+                kyc.submit(command).await.map(|_| ())
             } else {
                 self.api(
                     &command.saga,
@@ -340,34 +351,58 @@ pub struct SagaSetup {
     pub clock: Arc<dyn Clock>,
     pub sink: Arc<Sink>,
     pub retry_initial: Duration,
+    /// Run the payment saga (there is a gateway).
+    pub payments: bool,
+    /// Run the KYC saga (there is a provider), with its deadline.
+    pub kyc: Option<sagas::kyc::KycSaga>,
 }
 
-/// Starts the payment saga's runner and timer worker and the outbox dispatcher; they stop when
-/// `stop` resolves.
+/// Starts each saga's runner and timer worker — fines always, payments and KYC when their
+/// outside party is configured — and the one outbox dispatcher; they stop when `stop` resolves.
 pub fn start(setup: SagaSetup, stop: projectors::Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
-    let saga = Arc::new(sagas::payments::PaymentSaga);
     let pool = setup.store.pool().clone();
-    let runner = sagas::SagaRunner::new(
-        setup.store.clone(),
-        saga.clone(),
-        sagas::RunnerConfig::default(),
-    );
-    let timers = sagas::TimerWorker::new(pool.clone(), saga, setup.clock.clone());
+    let mut tasks = Vec::new();
+    run_saga(&setup, Arc::new(sagas::fines::FineSaga), &stop, &mut tasks);
+    if setup.payments {
+        run_saga(
+            &setup,
+            Arc::new(sagas::payments::PaymentSaga),
+            &stop,
+            &mut tasks,
+        );
+    }
+    if let Some(kyc) = &setup.kyc {
+        run_saga(&setup, Arc::new(kyc.clone()), &stop, &mut tasks);
+    }
     let dispatcher = sagas::Dispatcher::new(
         pool,
-        setup.sink,
+        setup.sink.clone(),
         sagas::DispatcherConfig {
             retry_initial: setup.retry_initial,
             ..sagas::DispatcherConfig::default()
         },
     );
-    let stopping = |stop: &projectors::Shutdown| {
-        let stop = stop.clone();
-        async move { stop.triggered().await }
-    };
-    vec![
-        tokio::spawn(runner.run(stopping(&stop))),
-        tokio::spawn(timers.run(stopping(&stop))),
-        tokio::spawn(dispatcher.run(stopping(&stop))),
-    ]
+    tasks.push(tokio::spawn(dispatcher.run(stopping(&stop))));
+    tasks
+}
+
+fn stopping(stop: &projectors::Shutdown) -> impl std::future::Future<Output = ()> + use<> {
+    let stop = stop.clone();
+    async move { stop.triggered().await }
+}
+
+fn run_saga<S: sagas::Saga + std::fmt::Debug>(
+    setup: &SagaSetup,
+    saga: Arc<S>,
+    stop: &projectors::Shutdown,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) {
+    let runner = sagas::SagaRunner::new(
+        setup.store.clone(),
+        saga.clone(),
+        sagas::RunnerConfig::default(),
+    );
+    let timers = sagas::TimerWorker::new(setup.store.pool().clone(), saga, setup.clock.clone());
+    tasks.push(tokio::spawn(runner.run(stopping(stop))));
+    tasks.push(tokio::spawn(timers.run(stopping(stop))));
 }

@@ -149,6 +149,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         area: Arc::new(city.operating_area.clone()),
         tariff: Arc::new(tariff),
         penalty_tariff: Arc::new(fees.penalty_amounts_kopecks),
+        fine_admin_fee_kopecks: fees.fine_admin_fee_kopecks,
+        kyc_webhook_secret: Arc::from(args.kyc_webhook_secret.as_bytes()),
         kyc: Arc::new(fixtures::kyc().context("loading the KYC rules fixture")?),
         fleet: Arc::new(fixtures::fleet().context("loading the fleet fixture")?),
         pricing: Arc::new(command_api::Pricing {
@@ -247,28 +249,49 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         Some(start_relay(&args, store.clone(), shutdown.clone()).await?)
     };
 
-    // The payment saga runs when there is a gateway to talk to.
+    // The sagas: fine matching always; payments with a gateway; KYC with a provider.
     let saga_stop = projectors::Shutdown::new();
-    let saga_tasks = match gateway {
-        Some(gateway) => {
-            tracing::info!(gateway = ?gateway_url, "payments: holds at trip start, the payment saga");
-            crate::saga_host::start(
-                crate::saga_host::SagaSetup {
-                    store: store.clone(),
-                    clock: clock.clone(),
-                    sink: Arc::new(crate::saga_host::Sink::new(
-                        app.clone(),
-                        &document,
-                        keys.clone(),
-                        Some(gateway),
-                    )),
-                    retry_initial: std::time::Duration::from_millis(args.saga_retry_ms),
-                },
-                saga_stop.clone(),
+    let kyc_client = match &args.kyc_provider_url {
+        Some(url) => {
+            let public = args
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}"));
+            let callback = format!("{}/v1/webhooks/kyc", public.trim_end_matches('/'));
+            Some(
+                sagas::kyc::KycProviderClient::new(
+                    url,
+                    &callback,
+                    store.clone(),
+                    std::time::Duration::from_secs(10),
+                )
+                .with_context(|| format!("VELKA_KYC_PROVIDER_URL {url}"))?,
             )
         }
-        None => Vec::new(),
+        None => None,
     };
+    if let Some(gateway) = &gateway_url {
+        tracing::info!(gateway, "payments: holds at trip start, the payment saga");
+    }
+    let saga_tasks = crate::saga_host::start(
+        crate::saga_host::SagaSetup {
+            store: store.clone(),
+            clock: clock.clone(),
+            payments: gateway.is_some(),
+            kyc: kyc_client.as_ref().map(|_| sagas::kyc::KycSaga {
+                deadline: chrono::Duration::hours(i64::from(args.kyc_deadline_hours)),
+            }),
+            sink: Arc::new(crate::saga_host::Sink::new(
+                app.clone(),
+                &document,
+                keys.clone(),
+                gateway,
+                kyc_client,
+            )),
+            retry_initial: std::time::Duration::from_millis(args.saga_retry_ms),
+        },
+        saga_stop.clone(),
+    );
     // The sealer stops with the projectors too, so the events of the last commands are sealed.
     let sealer = start_sealer(&args, store.clone(), clock.clone(), shutdown.clone()).await?;
 

@@ -1,9 +1,10 @@
 //! `velka simulate …`: simulators of the outside systems Velka talks to, for tests and demos.
 //! Each prints where it listens as its first line and stops on Ctrl-C or SIGTERM.
 
-use crate::config::SimulateGatewayArgs;
+use crate::config::{SimulateGatewayArgs, SimulateKycArgs};
 use anyhow::Context;
 use fixtures::gateway::{GatewayConfig, GatewaySimulator};
+use fixtures::kyc_provider::{KycBehaviour, KycProviderConfig};
 
 /// `velka simulate gateway`: the payment gateway simulator (see `fixtures::gateway`).
 pub async fn gateway(args: SimulateGatewayArgs) -> anyhow::Result<()> {
@@ -21,6 +22,31 @@ pub async fn gateway(args: SimulateGatewayArgs) -> anyhow::Result<()> {
         .shutdown()
         .await
         .context("stopping the gateway simulator")?;
+    Ok(())
+}
+
+/// `velka simulate kyc`: the KYC provider simulator (see `fixtures::kyc_provider`).
+pub async fn kyc(args: SimulateKycArgs) -> anyhow::Result<()> {
+    let config = KycProviderConfig {
+        secret: args.secret,
+        seed: args.seed,
+        behaviour: KycBehaviour {
+            delay_ms: args.delay_ms,
+            ..KycBehaviour::default()
+        },
+    };
+    let running = fixtures::kyc_provider::start(args.addr, config)
+        .await
+        .context("starting the KYC provider simulator")?;
+    println!(
+        "velka: KYC provider simulator listening on {}",
+        running.url()
+    );
+    stop_requested().await;
+    running
+        .shutdown()
+        .await
+        .context("stopping the KYC provider simulator")?;
     Ok(())
 }
 

@@ -162,7 +162,8 @@ pub(crate) struct VerificationRecorded {
     verification: &'static str,
 }
 
-/// Support approves or rejects a customer's documents.
+/// Support (or the KYC saga, as a service, on the provider's verdict) approves or rejects a
+/// customer's documents.
 #[utoipa::path(
     post,
     path = "/v1/customers/{customer_id}/verification",
@@ -182,7 +183,8 @@ pub(crate) async fn decide_verification(
     headers: HeaderMap,
     body: JsonBody<VerificationBody>,
 ) -> Response {
-    if let Err(problem) = caller.require(&[Role::Support]) {
+    // The KYC saga decides as a service on the provider's verdict.
+    if let Err(problem) = caller.require(&[Role::Support, Role::Service]) {
         return problem.into_response();
     }
     let customer_id = match path_id(&raw_id, "customer-not-found", "customer") {

@@ -5,25 +5,37 @@
 //! repeated import is answered 200 with the first fine and appends nothing, a contradicting one
 //! is a 409, and of two concurrent imports exactly one lands: the other loses the claim, decides
 //! again against the winner's fine and becomes the repeat.
+//!
+//! Matching (`POST /v1/fines/{id}/match`, sent by the fine saga) reads one read model on purpose:
+//! `vehicle_possessions` finds the trip that had the car at the time of the offence. It waits for
+//! that read model to reach the fine first, and records the trip it found in `FineMatched`; the
+//! charge itself is decided on the trip's and the account's streams.
 
-use super::envelope_of;
+use super::{envelope_of, path_id};
 use crate::CommandContext;
-use crate::load::load;
-use crate::pipeline::{Decision, execute, write};
-use axum::extract::State;
+use crate::charges::account_write;
+use crate::load::{Streams, load};
+use crate::pipeline::{CommandError, Decision, execute, write};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::Decider;
-use domain::account::positive_amount;
+use domain::account::{Account, ChargeId, payer_of_trip, positive_amount};
 use domain::claims::Claim;
-use domain::fine::{Fine, FineCommand, FineContext, FineDetails, ResolutionNumber};
+use domain::customer::Customer;
+use domain::fine::{
+    Fine, FineCommand, FineContext, FineDetails, FineStatus, MatchFine, ResolutionNumber,
+};
 use domain::geo::GeoPoint;
-use domain::ids::FineId;
+use domain::ids::{CustomerId, FineId, TripId};
+use domain::money::Kopecks;
+use domain::trip::Trip;
 use domain::value::Plate;
-use event_store::Claims;
+use domain::{Decider, Rejection};
+use event_store::{Claims, LogPosition};
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Role};
+use http_edge::{Caller, JsonBody, Problem, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -162,4 +174,228 @@ pub(crate) async fn import(
         })
     })
     .await
+}
+
+/// The read model that says who had which car when, by its projector's name.
+const POSSESSIONS: &str = "vehicle_possessions";
+/// How long matching waits for that read model to reach the fine before answering 503.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The matched fine.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FineMatchResult {
+    fine_id: FineId,
+    /// `matched` (charged to the trip's payer) or `assigned_to_fleet` (no trip had the car).
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trip_id: Option<TripId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_id: Option<CustomerId>,
+    /// The account charged, `customer:<uuid>` or `company:<uuid>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<String>,
+    /// The fine's and the admin fee's charges.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    charge_ids: Vec<ChargeId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_fee_kopecks: Option<Kopecks>,
+}
+
+/// Matches an open fine to the trip that had the car when the offence happened: the fine and
+/// the admin fee are charged to the trip's payer and the driver is notified, in one append; no
+/// trip had the car, the fine is assigned to the fleet for review. The trip is found in the
+/// `vehicle_possessions` read model, after waiting (at most 5 s, then 503: try again) until that
+/// read model has caught up with the fine, so a lagging projection never reads as "no trip".
+#[utoipa::path(
+    post,
+    path = "/v1/fines/{fine_id}/match",
+    operation_id = "match_fine",
+    tag = "fines",
+    params(("fine_id" = Uuid, Path, description = "The fine"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses(
+        (status = 200, description = "Matched and charged, or assigned to the fleet", body = FineMatchResult),
+        CommandProblems,
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn match_fine(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    if let Err(problem) = caller.require(&[Role::Service, Role::Support]) {
+        return problem.into_response();
+    }
+    let fine_id = match path_id(&raw_id, "fine-not-found", "fine") {
+        Ok(id) => FineId(id),
+        Err(problem) => return problem.into_response(),
+    };
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    // Outside the pipeline, so that a 503 is not remembered under the idempotency key.
+    if let Err(problem) = possessions_caught_up(&context, fine_id).await {
+        return problem.into_response();
+    }
+    let fine_charge_id = ChargeId(Uuid::now_v7());
+    let fee_charge_id = ChargeId(Uuid::now_v7());
+    let context = &context;
+    execute(context, envelope, || async move {
+        let fine_stream = fine_id.stream_id();
+        let fine = load::<Fine>(&context.store, &fine_stream).await?;
+        let Some(details) = fine.state.received.clone() else {
+            return Err(Rejection::FineNotFound { fine_id }.into());
+        };
+        let now = context.clock.now();
+        let Some(trip_id) = holder_at(context, &details.plate, details.occurred_at).await? else {
+            let events = Fine::decide(
+                &fine.state,
+                &FineCommand::AssignToFleet {
+                    reason: format!(
+                        "no trip had the car with plate {} at {}",
+                        details.plate,
+                        details.occurred_at.to_rfc3339()
+                    ),
+                },
+                &FineContext { fine_id, now },
+            )?;
+            return Ok(Decision {
+                writes: vec![write(fine_stream, fine.expected(), &events, now)?],
+                claims: Claims::default(),
+                status: StatusCode::OK,
+                body: json!(FineMatchResult {
+                    fine_id,
+                    status: FineStatus::AssignedToFleet.as_str(),
+                    trip_id: None,
+                    customer_id: None,
+                    account_id: None,
+                    charge_ids: Vec::new(),
+                    admin_fee_kopecks: None,
+                }),
+            });
+        };
+        let trip_stream = trip_id.stream_id();
+        let trip = load::<Trip>(&context.store, &trip_stream).await?;
+        let (account_id, customer_id) = match (payer_of_trip(&trip.state), &trip.state.started) {
+            (Some(account_id), Some(start)) => (account_id, start.customer_id),
+            _ => return Err(Rejection::TripNotFound { trip_id }.into()),
+        };
+        let customer_stream = customer_id.stream_id();
+        let streams = Streams::read(
+            &context.store,
+            &[customer_stream.clone(), account_id.stream_id()],
+        )
+        .await?;
+        let customer = streams.fold::<Customer>(&customer_stream)?;
+        let account = streams.fold::<Account>(&account_id.stream_id())?;
+        let decision = domain::fine::match_fine(MatchFine {
+            fine_id,
+            fine: &fine.state,
+            trip_id,
+            trip: &trip.state,
+            account_id,
+            account: &account.state,
+            customer: &customer.state,
+            fine_charge_id,
+            fee_charge_id,
+            admin_fee_kopecks: context.fine_admin_fee_kopecks,
+            now,
+        })?;
+        Ok(Decision {
+            writes: vec![
+                write(fine_stream, fine.expected(), &decision.fine, now)?,
+                account_write(account_id, &account, &decision.account, now)?,
+                write(
+                    customer_stream,
+                    customer.expected(),
+                    &decision.customer,
+                    now,
+                )?,
+            ],
+            claims: Claims::default(),
+            status: StatusCode::OK,
+            body: json!(FineMatchResult {
+                fine_id,
+                status: FineStatus::Matched.as_str(),
+                trip_id: Some(trip_id),
+                customer_id: Some(customer_id),
+                account_id: Some(account_id.to_string()),
+                charge_ids: vec![fine_charge_id, fee_charge_id],
+                admin_fee_kopecks: Some(context.fine_admin_fee_kopecks),
+            }),
+        })
+    })
+    .await
+}
+
+/// Waits until the possessions read model has applied the fine's `FineReceived` (and so every
+/// trip event committed before the fine was), at most [`CATCH_UP_WAIT`]. A fine that does not
+/// exist needs no wait: the decision answers 404.
+async fn possessions_caught_up(context: &CommandContext, fine_id: FineId) -> Result<(), Problem> {
+    let events = context
+        .store
+        .read_stream(&fine_id.stream_id(), 0)
+        .await
+        .map_err(|error| Problem::unavailable(&error))?;
+    let Some(received) = events.first() else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+    loop {
+        let checkpoint: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id::text::bigint, position FROM projector_checkpoints
+             WHERE name = $1",
+        )
+        .bind(POSSESSIONS)
+        .fetch_optional(context.store.pool())
+        .await
+        .map_err(|error| Problem::unavailable(&error))?;
+        let reached = checkpoint.is_some_and(|(transaction_id, position)| {
+            LogPosition {
+                transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+                position,
+            } >= received.log_position
+        });
+        if reached {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "read-model-behind",
+                "Who had the car is not known yet",
+                format!(
+                    "the {POSSESSIONS} read model has not yet reached fine {fine_id}; try again shortly"
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// The trip that had the car with `plate` at `at`, from the possessions read model.
+async fn holder_at(
+    context: &CommandContext,
+    plate: &Plate,
+    at: DateTime<Utc>,
+) -> Result<Option<TripId>, CommandError> {
+    let trip_id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT p.trip_id
+         FROM vehicle_plates v
+         JOIN vehicle_possessions p ON p.vehicle_id = v.vehicle_id
+         WHERE v.plate = $1 AND p.during @> $2::timestamptz
+         ORDER BY lower(p.during) DESC
+         LIMIT 1",
+    )
+    .bind(plate.as_str())
+    .bind(at)
+    .fetch_optional(context.store.pool())
+    .await
+    .map_err(|error| CommandError::Store(error.into()))?;
+    Ok(trip_id.map(TripId))
 }

@@ -8,6 +8,7 @@ mod companies;
 mod customers;
 mod fines;
 mod fleet;
+mod kyc;
 mod penalties;
 mod quotes;
 mod reservations;
@@ -60,6 +61,9 @@ pub(crate) fn router() -> OpenApiRouter<CommandContext> {
         .routes(routes!(accounts::record_payment))
         .routes(routes!(penalties::issue))
         .routes(routes!(fines::import))
+        .routes(routes!(fines::match_fine))
+        .routes(routes!(kyc::record_kyc_check))
+        .routes(routes!(kyc::request_manual_review))
         .routes(routes!(customers::submit_documents))
         .routes(routes!(customers::block))
         .routes(routes!(customers::unblock))

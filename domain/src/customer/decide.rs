@@ -2,7 +2,7 @@
 
 use super::{
     CustomerCommand, CustomerContext, CustomerEvent, CustomerProfile, CustomerState, KycDocuments,
-    VerificationDecision, VerificationStatus,
+    KycOutcome, Notice, VerificationDecision, VerificationStatus,
 };
 use crate::ids::{CompanyId, CustomerId};
 use crate::rejection::{FieldError, Rejection};
@@ -155,7 +155,89 @@ pub(super) fn decide(
         CustomerCommand::LeaveCompany { company_id } => {
             leave_company(state, customer_id, *company_id, now)
         }
+        CustomerCommand::RecordKycCheck {
+            check_id,
+            reference,
+            outcome,
+            reason,
+        } => {
+            registered()?;
+            let check_id = check_id.trim();
+            if check_id.is_empty() || check_id.chars().count() > 200 {
+                return Err(FieldError::new("check_id", "must be 1 to 200 characters").into());
+            }
+            // The provider calls back at least once: the second time is not news.
+            if state.kyc_checks.contains(check_id) {
+                return Ok(Vec::new());
+            }
+            let reason = match reason.as_deref().map(str::trim) {
+                Some(reason) if reason.chars().count() > MAX_NOTE_CHARS => {
+                    return Err(FieldError::new(
+                        "reason",
+                        format!("must be at most {MAX_NOTE_CHARS} characters"),
+                    )
+                    .into());
+                }
+                Some("") | None => None,
+                Some(reason) => Some(reason.to_owned()),
+            };
+            // A rejection must be explained to the customer.
+            if *outcome == KycOutcome::Rejected && reason.is_none() {
+                return Err(
+                    FieldError::new("reason", "is required when the outcome is rejected").into(),
+                );
+            }
+            Ok(vec![CustomerEvent::KycCheckCompleted {
+                customer_id,
+                check_id: check_id.to_owned(),
+                reference: reference.clone(),
+                outcome: *outcome,
+                reason,
+                completed_at: now,
+            }])
+        }
+        CustomerCommand::RequestManualReview { reason } => {
+            registered()?;
+            let reason = self::note(reason).map_err(|e| FieldError::new("reason", e.message))?;
+            if reason.is_empty() {
+                return Err(FieldError::new("reason", "must say why a person must look").into());
+            }
+            if state.verification != VerificationStatus::Pending {
+                return Err(Rejection::VerificationUnchanged {
+                    customer_id,
+                    status: state.verification.as_str().to_owned(),
+                });
+            }
+            if state.manual_review.is_some() {
+                return Err(Rejection::VerificationUnchanged {
+                    customer_id,
+                    status: "manual_review".to_owned(),
+                });
+            }
+            Ok(vec![CustomerEvent::KycManualReviewRequested {
+                customer_id,
+                reason,
+                requested_at: now,
+            }])
+        }
     }
+}
+
+/// Tells a registered customer something (a notice recorded on their stream).
+pub fn notify(
+    state: &CustomerState,
+    customer_id: CustomerId,
+    notice: Notice,
+    now: DateTime<Utc>,
+) -> Result<Vec<CustomerEvent>, Rejection> {
+    if !state.is_registered() {
+        return Err(Rejection::CustomerNotFound { customer_id });
+    }
+    Ok(vec![CustomerEvent::CustomerNotified {
+        customer_id,
+        notice,
+        notified_at: now,
+    }])
 }
 
 /// Dates that cannot be true of real documents: the future, or before the holder was born.

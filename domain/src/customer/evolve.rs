@@ -8,9 +8,13 @@ pub(super) fn evolve(mut state: CustomerState, event: &CustomerEvent) -> Custome
             state.profile = Some(profile.clone());
             state.verification = VerificationStatus::Pending;
         }
-        CustomerEvent::CustomerVerified { .. } => state.verification = VerificationStatus::Verified,
+        CustomerEvent::CustomerVerified { .. } => {
+            state.verification = VerificationStatus::Verified;
+            state.manual_review = None;
+        }
         CustomerEvent::CustomerVerificationRejected { .. } => {
             state.verification = VerificationStatus::Rejected;
+            state.manual_review = None;
         }
         CustomerEvent::CustomerBlocked { reason, .. } => {
             state.blocks.insert(*reason);
@@ -25,7 +29,15 @@ pub(super) fn evolve(mut state: CustomerState, event: &CustomerEvent) -> Custome
             }
             state.documents = Some(documents.clone());
             state.verification = VerificationStatus::Pending;
+            state.manual_review = None;
         }
+        CustomerEvent::KycCheckCompleted { check_id, .. } => {
+            state.kyc_checks.insert(check_id.clone());
+        }
+        CustomerEvent::KycManualReviewRequested { reason, .. } => {
+            state.manual_review = Some(reason.clone());
+        }
+        CustomerEvent::CustomerNotified { .. } => {}
         CustomerEvent::CustomerJoinedCompany { company_id, .. } => {
             state.company_id = Some(*company_id);
         }

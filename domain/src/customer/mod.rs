@@ -7,15 +7,17 @@ mod evolve;
 #[cfg(test)]
 mod tests;
 
+use crate::account::AccountId;
 use crate::decider::{Decider, DomainEvent};
-use crate::ids::{CompanyId, CustomerId};
+use crate::ids::{CompanyId, CustomerId, FineId, TripId};
+use crate::money::Kopecks;
 use crate::rejection::Rejection;
 use crate::value::{Email, Licence, PersonName, Phone};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-pub use decide::{join_company, leave_company};
+pub use decide::{join_company, leave_company, notify};
 pub use documents::{KycDocuments, KycPolicy, LicenceCategories, Passport};
 
 /// The customer decider.
@@ -38,6 +40,12 @@ pub struct CustomerState {
     /// billing routes the charge of a trip to this company instead of the customer's own card:
     /// read it from the customer's state folded when the trip ends.
     pub company_id: Option<CompanyId>,
+    /// Why the documents await a person's review (the KYC provider asked for it, or did not
+    /// answer in time), while they do: cleared by a decision or new documents.
+    pub manual_review: Option<String>,
+    /// The KYC provider's checks whose results are recorded, so a repeated callback records
+    /// nothing.
+    pub kyc_checks: BTreeSet<String>,
 }
 
 impl CustomerState {
@@ -128,6 +136,47 @@ pub enum VerificationDecision {
     },
 }
 
+/// The KYC provider's verdict on a set of documents.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum KycOutcome {
+    /// The documents are genuine and match the person.
+    Verified,
+    /// They are not.
+    Rejected,
+    /// The provider cannot tell: a person must look.
+    ManualReview,
+}
+
+impl KycOutcome {
+    /// The outcome as a word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Rejected => "rejected",
+            Self::ManualReview => "manual_review",
+        }
+    }
+}
+
+/// What a customer is told. Recorded on their stream, so support sees it in the customer 360.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum Notice {
+    /// A traffic fine was matched to one of their trips and charged with its admin fee.
+    FineCharged {
+        fine_id: FineId,
+        trip_id: TripId,
+        resolution_number: String,
+        occurred_at: DateTime<Utc>,
+        amount_kopecks: Kopecks,
+        admin_fee_kopecks: Kopecks,
+        /// Who was charged (the company, for an employee's trip).
+        account_id: AccountId,
+    },
+}
+
 /// What can be asked of a customer.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "command")]
@@ -161,6 +210,22 @@ pub enum CustomerCommand {
     LeaveCompany {
         /// Which company.
         company_id: CompanyId,
+    },
+    /// Record the KYC provider's result of a check (its callback). A check already recorded
+    /// records nothing.
+    RecordKycCheck {
+        /// The provider's id of the check.
+        check_id: String,
+        /// What Velka sent the check with (`<customer id>:<submission id>`).
+        reference: String,
+        outcome: KycOutcome,
+        /// The provider's reason, if it gave one.
+        reason: Option<String>,
+    },
+    /// Put the documents in front of a person (the provider asked for it, or did not answer).
+    RequestManualReview {
+        /// Why, for support.
+        reason: String,
     },
 }
 
@@ -221,6 +286,32 @@ pub enum CustomerEvent {
         customer_id: CustomerId,
         company_id: CompanyId,
         left_at: DateTime<Utc>,
+    },
+    /// The KYC provider's result of a check of the customer's documents arrived. Not yet a
+    /// decision: the KYC saga turns it into one.
+    KycCheckCompleted {
+        customer_id: CustomerId,
+        check_id: String,
+        /// `<customer id>:<submission id>`: the submission (event id of `KycDocumentsSubmitted`)
+        /// the check was for, so a late result of an older submission is recognised.
+        reference: String,
+        outcome: KycOutcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        completed_at: DateTime<Utc>,
+    },
+    /// The documents await a person's review.
+    KycManualReviewRequested {
+        customer_id: CustomerId,
+        reason: String,
+        requested_at: DateTime<Utc>,
+    },
+    /// The customer was told something (see [`Notice`]).
+    CustomerNotified {
+        customer_id: CustomerId,
+        #[serde(flatten)]
+        notice: Notice,
+        notified_at: DateTime<Utc>,
     },
 }
 

@@ -727,3 +727,157 @@ fn leave_a_company_the_customer_is_not_in_is_rejected() {
     );
     assert_yaml_snapshot!(scenario);
 }
+
+// The KYC provider's checks and manual review.
+
+const SUBMISSION: &str =
+    "00000000-0000-0000-0000-000000000101:00000000-0000-0000-0000-0000000005b1";
+
+fn submitted() -> CustomerEvent {
+    CustomerEvent::KycDocumentsSubmitted {
+        customer_id: IVAN,
+        documents: documents(),
+        submitted_at: at("2026-11-24T10:00:00Z"),
+    }
+}
+
+fn record_check(check_id: &str, outcome: KycOutcome, reason: Option<&str>) -> CustomerCommand {
+    CustomerCommand::RecordKycCheck {
+        check_id: check_id.to_owned(),
+        reference: SUBMISSION.to_owned(),
+        outcome,
+        reason: reason.map(str::to_owned),
+    }
+}
+
+fn check_completed(check_id: &str) -> CustomerEvent {
+    CustomerEvent::KycCheckCompleted {
+        customer_id: IVAN,
+        check_id: check_id.to_owned(),
+        reference: SUBMISSION.to_owned(),
+        outcome: KycOutcome::Verified,
+        reason: None,
+        completed_at: at("2026-11-24T10:05:00Z"),
+    }
+}
+
+fn manual_review(reason: &str) -> CustomerCommand {
+    CustomerCommand::RequestManualReview {
+        reason: reason.to_owned(),
+    }
+}
+
+#[test]
+fn a_providers_result_is_recorded_without_deciding_anything() {
+    let scenario = Customer::given([registered(IVAN), submitted()])
+        .when(
+            record_check("chk_1", KycOutcome::Verified, None),
+            ivan_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [CustomerEvent::KycCheckCompleted {
+            outcome: KycOutcome::Verified,
+            ..
+        }]
+    ));
+    let after = Customer::fold(scenario.given.iter().chain(scenario.events()));
+    assert_eq!(
+        after.verification,
+        VerificationStatus::Pending,
+        "the saga decides, not the callback"
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn the_same_check_recorded_again_records_nothing() {
+    let scenario = Customer::given([registered(IVAN), submitted(), check_completed("chk_1")])
+        .when(
+            record_check("chk_1", KycOutcome::Verified, None),
+            ivan_now(),
+        )
+        .then();
+    assert!(scenario.events().is_empty());
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_rejection_by_the_provider_without_a_reason_is_refused() {
+    let scenario = Customer::given([registered(IVAN), submitted()])
+        .when(
+            record_check("chk_1", KycOutcome::Rejected, Some("  ")),
+            ivan_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "reason"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_check_for_an_unregistered_customer_is_refused() {
+    let scenario = Customer::given([])
+        .when(
+            record_check("chk_1", KycOutcome::Verified, None),
+            ivan_now(),
+        )
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::CustomerNotFound { customer_id: IVAN }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn manual_review_puts_pending_documents_in_front_of_support_until_a_decision() {
+    let scenario = Customer::given([registered(IVAN), submitted()])
+        .when(
+            manual_review("the KYC provider did not answer within 24 hours"),
+            ivan_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [CustomerEvent::KycManualReviewRequested { .. }]
+    ));
+    let after = Customer::fold(scenario.given.iter().chain(scenario.events()));
+    assert_eq!(
+        after.manual_review.as_deref(),
+        Some("the KYC provider did not answer within 24 hours")
+    );
+    let decided = Customer::evolve(after, &verified(IVAN));
+    assert_eq!(decided.manual_review, None, "a decision ends the review");
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn manual_review_of_a_decided_customer_is_rejected_as_unchanged() {
+    let scenario = Customer::given(verified_customer(IVAN))
+        .when(manual_review("photo unclear"), ivan_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::VerificationUnchanged {
+            customer_id: IVAN,
+            status: "verified".to_owned()
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn manual_review_without_a_reason_is_rejected() {
+    let scenario = Customer::given([registered(IVAN), submitted()])
+        .when(manual_review(" "), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "reason"
+    ));
+    assert_yaml_snapshot!(scenario);
+}

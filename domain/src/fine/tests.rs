@@ -206,3 +206,189 @@ fn a_received_fine_round_trips_through_the_store_encoding_and_claims_its_resolut
         [crate::claims::Claim::FineResolution(RESOLUTION.to_owned())]
     );
 }
+
+// Matching a fine to the trip that had the car, or assigning it to the fleet.
+
+use crate::account::{AccountEvent, AccountState, ChargeReason};
+use crate::customer::Customer;
+use crate::trip::Trip;
+
+const FINE_CHARGE: ChargeId = ChargeId(Uuid::from_u128(0x801));
+const FEE_CHARGE: ChargeId = ChargeId(Uuid::from_u128(0x802));
+
+/// Ivan had the Kia from 21:00 to 22:00 on the 20th: the camera caught it at 21:15.
+fn ivans_trip() -> TripState {
+    let started = trip_started("2026-11-20T21:00:00Z");
+    let ended = trip_ended(
+        std::slice::from_ref(&started),
+        "2026-11-20T22:00:00Z",
+        START_ODOMETER_M + 9_000,
+    );
+    Trip::fold(&[started, ended])
+}
+
+fn matching<'a>(
+    fine: &'a FineState,
+    trip: &'a TripState,
+    account: &'a AccountState,
+    customer: &'a CustomerState,
+) -> MatchFine<'a> {
+    MatchFine {
+        fine_id: FINE_1,
+        fine,
+        trip_id: TRIP_1,
+        trip,
+        account_id: AccountId::Customer(IVAN),
+        account,
+        customer,
+        fine_charge_id: FINE_CHARGE,
+        fee_charge_id: FEE_CHARGE,
+        admin_fee_kopecks: Kopecks(30_000),
+        now: at(NOW),
+    }
+}
+
+#[test]
+fn a_fine_during_a_trip_is_charged_to_its_payer_with_the_admin_fee_and_the_driver_is_told() {
+    let fine = Fine::fold(&[received(speeding())]);
+    let trip = ivans_trip();
+    let account = AccountState::default();
+    let customer = Customer::fold(&[registered(IVAN)]);
+    let decision = match_fine(matching(&fine, &trip, &account, &customer)).unwrap();
+    assert!(matches!(
+        decision.fine.as_slice(),
+        [FineEvent::FineMatched {
+            trip_id: TRIP_1,
+            customer_id: IVAN,
+            ..
+        }]
+    ));
+    let charged: Vec<(ChargeReason, Kopecks)> = decision
+        .account
+        .iter()
+        .map(|event| match event {
+            AccountEvent::ChargeAdded {
+                reason,
+                amount_kopecks,
+                ..
+            } => (*reason, *amount_kopecks),
+            other => panic!("not a charge: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        charged,
+        [
+            (ChargeReason::Fine, Kopecks(50_000)),
+            (ChargeReason::FineAdminFee, Kopecks(30_000))
+        ]
+    );
+    assert!(matches!(
+        decision.customer.as_slice(),
+        [CustomerEvent::CustomerNotified {
+            customer_id: IVAN,
+            ..
+        }]
+    ));
+    assert_eq!(
+        Fine::fold([received(speeding())].iter().chain(&decision.fine)).status,
+        FineStatus::Matched
+    );
+    assert_yaml_snapshot!(decision);
+}
+
+#[test]
+fn a_trip_that_ended_before_the_offence_is_not_matched() {
+    let mut late = speeding();
+    late.occurred_at = at("2026-11-20T23:00:00Z");
+    let fine = Fine::fold(&[received(late)]);
+    let trip = ivans_trip();
+    let account = AccountState::default();
+    let customer = Customer::fold(&[registered(IVAN)]);
+    let refused = match_fine(matching(&fine, &trip, &account, &customer)).unwrap_err();
+    assert!(matches!(
+        refused,
+        Rejection::InvalidField(FieldError { ref field, .. }) if field == "trip_id"
+    ));
+}
+
+#[test]
+fn a_fine_matched_once_is_not_matched_again() {
+    let fine = Fine::fold(&[received(speeding())]);
+    let trip = ivans_trip();
+    let account = AccountState::default();
+    let customer = Customer::fold(&[registered(IVAN)]);
+    let first = match_fine(matching(&fine, &trip, &account, &customer)).unwrap();
+    let matched = Fine::fold([received(speeding())].iter().chain(&first.fine));
+    let again = match_fine(matching(&matched, &trip, &account, &customer)).unwrap_err();
+    assert_eq!(
+        again,
+        Rejection::FineNotOpen {
+            fine_id: FINE_1,
+            status: "matched".to_owned()
+        }
+    );
+}
+
+#[test]
+fn a_fine_no_trip_had_is_assigned_to_the_fleet_for_review() {
+    let scenario = Fine::given([received(speeding())])
+        .when(
+            FineCommand::AssignToFleet {
+                reason: "no trip had the car with plate А123ВС777 at 2026-11-20T21:15:00Z"
+                    .to_owned(),
+            },
+            fine_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [FineEvent::FineAssignedToFleet { .. }]
+    ));
+    assert_eq!(
+        Fine::fold(scenario.given.iter().chain(scenario.events())).status,
+        FineStatus::AssignedToFleet
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_fine_assigned_to_the_fleet_is_not_assigned_again() {
+    let assigned = FineEvent::FineAssignedToFleet {
+        fine_id: FINE_1,
+        reason: "no trip".to_owned(),
+        assigned_at: at(NOW),
+    };
+    let scenario = Fine::given([received(speeding()), assigned])
+        .when(
+            FineCommand::AssignToFleet {
+                reason: "no trip".to_owned(),
+            },
+            fine_now(),
+        )
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::FineNotOpen {
+            fine_id: FINE_1,
+            status: "assigned_to_fleet".to_owned()
+        }
+    );
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_fine_never_received_cannot_be_assigned() {
+    let scenario = Fine::given([])
+        .when(
+            FineCommand::AssignToFleet {
+                reason: "no trip".to_owned(),
+            },
+            fine_now(),
+        )
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::FineNotFound { fine_id: FINE_1 }
+    );
+    assert_yaml_snapshot!(scenario);
+}

@@ -60,6 +60,9 @@ pub(crate) struct Profile {
 pub(crate) struct Verification {
     status: String,
     rejection_reason: Option<String>,
+    /// Why the pending documents await a person's review (the KYC provider asked for it, or did
+    /// not answer in time), while they do.
+    manual_review_reason: Option<String>,
 }
 
 /// One of the customer's trips.
@@ -104,6 +107,7 @@ struct CustomerRow {
     licence_number: String,
     verification: String,
     rejection_reason: Option<String>,
+    manual_review_reason: Option<String>,
     blocks: Vec<String>,
     company_id: Option<Uuid>,
     registered_at: DateTime<Utc>,
@@ -129,7 +133,7 @@ pub(crate) async fn customer_360(
     let pool = &context.pool;
     let row: Option<CustomerRow> = sqlx::query_as(
         "SELECT name, phone, email, birth_date, licence_number, verification, rejection_reason,
-                blocks, company_id, registered_at
+                manual_review_reason, blocks, company_id, registered_at
          FROM customers_view WHERE customer_id = $1",
     )
     .bind(customer_id)
@@ -199,6 +203,7 @@ pub(crate) async fn customer_360(
         verification: Verification {
             status: row.verification,
             rejection_reason: row.rejection_reason,
+            manual_review_reason: row.manual_review_reason,
         },
         blocks: row.blocks,
         company_id: row.company_id,
