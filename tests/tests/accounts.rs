@@ -78,7 +78,7 @@ async fn support_refunds_part_of_a_charge_waives_the_rest_and_the_account_shows_
     assert_eq!(
         seen_by_support["totals"],
         json!({"charged_kopecks": 500_000, "refunded_kopecks": 100_000,
-               "waived_kopecks": 400_000, "open_kopecks": 0})
+               "waived_kopecks": 400_000, "paid_kopecks": 0, "open_kopecks": 0})
     );
     let charge = &seen_by_support["charges"][0];
     assert_eq!(charge["refunds"][0]["refund_id"], refund.body["refund_id"]);

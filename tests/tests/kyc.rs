@@ -152,7 +152,7 @@ async fn the_providers_signed_answer_is_recorded_once_and_a_forged_one_is_refuse
         SECRET,
     )
     .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
     assert_eq!(bad.body["field"], "reference");
 }
 
