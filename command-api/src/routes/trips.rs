@@ -185,8 +185,18 @@ pub(crate) async fn start(
             write(trip_stream.clone(), trip.expected(), &decision.trip, now)?,
             write(vehicle_stream, vehicle.expected(), &decision.vehicle, now)?,
         ];
+        // Money is held on the card of a customer who pays for their own trips; a declined
+        // card refuses the start. (A company's employees are invoiced to the company.)
+        let self_paid = decision.trip.iter().any(|event| {
+            matches!(event, TripEvent::TripStarted { start, .. } if start.company_id.is_none())
+        });
+        let holds = context.payments.as_ref().filter(|_| self_paid);
+        // The account is read only when something goes on it: paid waiting or a hold.
         let account_id = AccountId::Customer(customer_id);
-        let account = load_account(&context.store, account_id).await?;
+        let account = match reservation.is_some() || holds.is_some() {
+            true => Some(load_account(&context.store, account_id).await?),
+            false => None,
+        };
         let mut account_events = Vec::new();
         if let Some((reservation_id, loaded)) = &reservation {
             writes.push(write(
@@ -196,7 +206,7 @@ pub(crate) async fn start(
                 now,
             )?);
             // Waiting past the free minutes is charged to the customer with the conversion.
-            if let Some(converted) = decision.reservation.first() {
+            if let (Some(converted), Some(account)) = (decision.reservation.first(), &account) {
                 let account_context = AccountContext { account_id, now };
                 if let Some(charge) = paid_waiting_charge(
                     &account.state,
@@ -208,12 +218,7 @@ pub(crate) async fn start(
                 }
             }
         }
-        // Money is held on the card of a customer who pays for their own trips; a declined
-        // card refuses the start. (A company's employees are invoiced to the company.)
-        let self_paid = decision.trip.iter().any(|event| {
-            matches!(event, TripEvent::TripStarted { start, .. } if start.company_id.is_none())
-        });
-        if let (Some(payments), true) = (&context.payments, self_paid) {
+        if let (Some(payments), Some(account)) = (holds, &account) {
             let payment_id = payments
                 .holds
                 .hold(hold_key, customer_id, trip_id, payments.hold_kopecks)
@@ -244,8 +249,8 @@ pub(crate) async fn start(
             )?;
             account_events.extend(record);
         }
-        if !account_events.is_empty() {
-            writes.push(account_write(account_id, &account, &account_events, now)?);
+        if let (false, Some(account)) = (account_events.is_empty(), &account) {
+            writes.push(account_write(account_id, account, &account_events, now)?);
         }
         Ok(Decision {
             writes,
