@@ -1,10 +1,13 @@
 //! The generated city and the traffic simulator against the real binary: `velka seed` loads cars
 //! and verified customers through the command API (and a rerun changes nothing), and
-//! `velka simulate` drives a few seconds of app traffic that the server answers without a 5xx.
+//! `velka simulate` drives a few seconds of app traffic that the server answers without a 5xx,
+//! on the server's clock or on a simulated one it moves, with card failures injected into the
+//! payment gateway simulator at a set rate.
 
 #![allow(clippy::unwrap_used)]
 
 use event_store::testing::scalar;
+use http_edge::Role;
 use std::process::Output;
 use std::time::Duration;
 use tests::{App, SECRET, eventually, velka_binary};
@@ -150,4 +153,117 @@ async fn simulate_gateway_still_parses_and_simulate_refuses_a_bad_duration() {
         .unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--webhook-url"));
+}
+
+/// The server's manual clock, read over the API.
+async fn server_now(app: &App) -> chrono::DateTime<chrono::Utc> {
+    let service = app.token(Role::Service, "city-test");
+    let reading = app.get("/v1/admin/clock", Some(&service)).await.unwrap();
+    assert_eq!(reading.status, 200, "{}", reading.body);
+    reading.body["now"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn simulate_moves_a_simulated_clock_and_injects_card_failures_at_the_set_rate() {
+    let gateway = fixtures::gateway::start(
+        "127.0.0.1:0".parse().unwrap(),
+        fixtures::gateway::GatewayConfig::default(),
+    )
+    .await
+    .unwrap();
+    let gateway_url = gateway.url();
+    let app = App::spawn_with(&[("VELKA_GATEWAY_URL", &gateway_url)])
+        .await
+        .unwrap();
+    client(
+        &app,
+        &["seed", "--cars", "10", "--customers", "5", "--seed", "3"],
+    )
+    .await;
+
+    // Every card operation refused: no trip can start, and the report names the refusals.
+    let before = server_now(&app).await;
+    let simulated = client(
+        &app,
+        &[
+            "simulate",
+            "--rate",
+            "60",
+            "--duration",
+            "3s",
+            "--users",
+            "5",
+            "--seed",
+            "3",
+            "--clock",
+            "simulated",
+            "--speed",
+            "120",
+            "--gateway-url",
+            &gateway_url,
+            "--payment-failure-percent",
+            "100",
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&simulated.stdout);
+    let started = count(
+        &app,
+        "SELECT count(*) FROM events WHERE event_type = 'TripStarted'",
+    )
+    .await;
+    assert_eq!(started, 0, "no hold succeeds, so no trip starts:\n{stdout}");
+    assert!(
+        stdout.contains("payment-declined") || stdout.contains("payment-unavailable"),
+        "the refused starts are counted by type:\n{stdout}"
+    );
+    let holds = gateway.ledger()["payments"].as_array().map_or(0, Vec::len);
+    let keys = gateway.ledger()["keys"].as_array().map_or(0, Vec::len);
+    assert!(
+        holds + keys > 0,
+        "the starts reached the gateway: {}",
+        gateway.ledger()
+    );
+
+    // The simulated clock moved about 120 s per real second (at least two ticks of 3 s).
+    let moved = (server_now(&app).await - before).num_seconds();
+    assert!(moved >= 240, "the server's clock moved {moved} s");
+
+    // The faults are cleared at the end: the next run's cards work again.
+    let faults: serde_json::Value = reqwest::get(format!("{gateway_url}/control/faults"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for rate in ["decline_rate", "error_5xx_rate", "timeout_rate"] {
+        assert_eq!(
+            faults[rate].as_f64().unwrap_or(0.0),
+            0.0,
+            "{rate} after the run: {faults}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn simulate_refuses_card_failures_without_a_gateway_to_inject_them_into() {
+    let app = App::spawn().await.unwrap();
+    let binary = velka_binary().unwrap();
+    let output = tokio::process::Command::new(&binary)
+        .args([
+            "simulate",
+            "--duration",
+            "1s",
+            "--payment-failure-percent",
+            "5",
+        ])
+        .args(["--url", &app.base])
+        .env("VELKA_JWT_SECRET", SECRET)
+        .env_remove("VELKA_GATEWAY_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--gateway-url"), "{stderr}");
 }

@@ -206,6 +206,31 @@ pub struct TrafficArgs {
     /// Requests in flight at most; a tick finding them all busy is counted as dropped.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
+    /// `real`: the server keeps its own time. `simulated`: the server runs with
+    /// `--clock manual` and the simulator moves it forward `--speed` seconds every real second,
+    /// so trips, parking stops and reservations last simulated minutes.
+    #[arg(long, value_enum, default_value_t = SimulatedClock::Real)]
+    pub clock: SimulatedClock,
+    /// Simulated seconds per real second with `--clock simulated`.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub speed: u32,
+    /// The payment gateway simulator the server uses (`velka simulate gateway`, or the one
+    /// `serve --demo` starts); needed with `--payment-failure-percent`.
+    #[arg(long, env = "VELKA_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+    /// Share of card operations the gateway refuses, in percent: half declined, half answered
+    /// 5xx (which the payment saga retries with the same key). Restored to 0 at the end.
+    #[arg(long, default_value_t = 0.0)]
+    pub payment_failure_percent: f64,
+}
+
+/// Whose time a simulation runs on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SimulatedClock {
+    /// The server's own clock.
+    Real,
+    /// The server's manual clock, moved by the simulator.
+    Simulated,
 }
 
 /// `30s`, `2m`, `1h`, `500ms` or a number of seconds.

@@ -1,5 +1,11 @@
 //! `velka simulate --rate R --duration D`: realistic app traffic against a running server, over
-//! HTTP, in real time, and a report of what the server did with it.
+//! HTTP, and a report of what the server did with it.
+//!
+//! Time is the server's own (`--clock real`) or simulated (`--clock simulated --speed N`: the
+//! server runs `--clock manual` and the simulator moves it N seconds every real second, so a
+//! trip of a few dozen steps lasts simulated minutes and is priced as such). With
+//! `--payment-failure-percent P` the payment gateway simulator refuses P% of card operations
+//! (half declined, half 5xx) for the length of the run, through its `/control/faults`.
 //!
 //! The users are customers of the seeded city (`fixtures::population`, loaded through
 //! `seed::load`, so a city seeded with the same seed is reused and nothing is registered twice).
@@ -20,6 +26,7 @@
 //! type, and one line `result: bench=simulate …` for scripts.
 
 use crate::client::{Api, Reply};
+use anyhow::Context;
 use domain::geo::GeoPoint;
 use domain::zone::OperatingArea;
 use fixtures::population::{Population, Rng};
@@ -999,6 +1006,141 @@ pub async fn run(
             std::future::pending::<()>().await;
         }
     };
-    drive(api, options, interrupted).await?;
-    Ok(())
+    let faults = PaymentFaults::inject(&args).await?;
+    let clock = match args.clock {
+        crate::config::SimulatedClock::Real => None,
+        crate::config::SimulatedClock::Simulated => {
+            Some(SimulatedTime::start(&api, args.speed).await?)
+        }
+    };
+    let driven = drive(api, options, interrupted).await;
+    if let Some(clock) = clock {
+        clock.stop();
+    }
+    if let Some(faults) = faults {
+        faults.restore().await;
+    }
+    driven.map(|_| ())
+}
+
+/// Failures injected into the payment gateway simulator for the length of a run.
+struct PaymentFaults {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl PaymentFaults {
+    /// Sets the gateway's fault rates from `--payment-failure-percent`; `None` when it is 0.
+    async fn inject(args: &crate::config::TrafficArgs) -> anyhow::Result<Option<Self>> {
+        let percent = args.payment_failure_percent;
+        anyhow::ensure!(
+            percent.is_finite() && (0.0..=100.0).contains(&percent),
+            "--payment-failure-percent must be between 0 and 100"
+        );
+        if percent == 0.0 {
+            return Ok(None);
+        }
+        let Some(base) = &args.gateway_url else {
+            anyhow::bail!(
+                "--payment-failure-percent needs the gateway simulator's address: \
+                 --gateway-url or VELKA_GATEWAY_URL"
+            );
+        };
+        let url = format!("{}/control/faults", base.trim_end_matches('/'));
+        let rate = percent / 100.0;
+        let http = reqwest::Client::new();
+        let answer = http
+            .post(&url)
+            .json(&json!({
+                "decline_rate": rate / 2.0,
+                "error_5xx_rate": rate / 2.0,
+                "seed": args.seed,
+            }))
+            .send()
+            .await
+            .with_context(|| format!("setting the gateway's faults at {url}"))?;
+        anyhow::ensure!(
+            answer.status().is_success(),
+            "the gateway at {url} refused the faults: {}",
+            answer.status()
+        );
+        eprintln!(
+            "velka simulate: the gateway refuses {percent}% of card operations \
+             (half declined, half 5xx) until the end of the run"
+        );
+        Ok(Some(Self { http, url }))
+    }
+
+    /// Puts the gateway back to no faults; a failure is only reported.
+    async fn restore(self) {
+        let restored = self.http.post(&self.url).json(&json!({})).send().await;
+        if !restored.is_ok_and(|answer| answer.status().is_success()) {
+            eprintln!(
+                "velka simulate: could not clear the gateway's faults at {}",
+                self.url
+            );
+        }
+    }
+}
+
+/// The server's manual clock, moved forward `speed` seconds every real second.
+struct SimulatedTime {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimulatedTime {
+    /// Checks the server's clock is manual, then starts moving it.
+    async fn start(api: &Api, speed: u32) -> anyhow::Result<Self> {
+        let token = api.token(Role::Service, "traffic-simulator-clock")?;
+        let reading = api
+            .send(Method::GET, "/v1/admin/clock", Some(&token), None, None)
+            .await
+            .context("reading the server's clock")?;
+        anyhow::ensure!(
+            reading.status.is_success(),
+            "reading the server's clock answered {}: {}",
+            reading.status,
+            reading.body
+        );
+        anyhow::ensure!(
+            reading.body["manual"] == json!(true),
+            "--clock simulated needs a server started with `--clock manual` (VELKA_CLOCK=manual)"
+        );
+        eprintln!(
+            "velka simulate: simulated clock from {}, {speed} s per real second",
+            reading.body["now"]
+        );
+        let api = api.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let body = json!({ "advance_seconds": speed });
+                match api
+                    .send(
+                        Method::POST,
+                        "/v1/admin/clock",
+                        Some(&token),
+                        None,
+                        Some(&body),
+                    )
+                    .await
+                {
+                    Ok(reply) if reply.status.is_success() => {}
+                    Ok(reply) => eprintln!(
+                        "velka simulate: moving the clock answered {}: {}",
+                        reply.status, reply.body
+                    ),
+                    Err(error) => eprintln!("velka simulate: moving the clock failed: {error}"),
+                }
+            }
+        });
+        Ok(Self { task })
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
 }
