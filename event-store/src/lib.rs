@@ -19,6 +19,7 @@ mod log;
 mod model;
 pub mod retry;
 mod subscription;
+mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -49,6 +50,8 @@ pub struct EventStore {
     appended: Arc<watch::Sender<u64>>,
     /// Streams already read, so a load reads only what was appended since (see `cache`).
     cache: Arc<cache::StreamCache>,
+    /// The live end of the log, read once and shared by every subscription (see `tail`).
+    tail: Arc<tail::Tail>,
 }
 
 impl EventStore {
@@ -65,6 +68,7 @@ impl EventStore {
             pool,
             appended: Arc::new(appended),
             cache: Arc::new(cache::StreamCache::new(events)),
+            tail: Arc::new(tail::Tail::new()),
         }
     }
 

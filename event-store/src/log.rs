@@ -19,8 +19,8 @@ use crate::EventStore;
 use crate::error::StoreError;
 use crate::model::{LogPosition, Metadata, RecordedEvent};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -28,6 +28,28 @@ use uuid::Uuid;
 const COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, stream_id,
     stream_version, event_id, event_type, schema_version, data, correlation_id, causation_id,
     actor, command_id, occurred_at, recorded_at";
+
+/// Up to this many streams are read with one index range scan each (see `read_streams`).
+const MAX_STREAM_BRANCHES: usize = 16;
+
+/// `SELECT … UNION ALL …`, one branch per stream, binding `$2k+1` (stream id) and `$2k+2` (the
+/// version after which to read). The text depends only on `streams`, so each count is
+/// prepared once per connection.
+fn streams_query(streams: usize) -> String {
+    let branches: Vec<String> = (0..streams)
+        .map(|k| {
+            format!(
+                "(SELECT {COLUMNS} FROM events WHERE stream_id = ${} AND stream_version > ${})",
+                2 * k + 1,
+                2 * k + 2
+            )
+        })
+        .collect();
+    format!(
+        "{} ORDER BY stream_id, stream_version",
+        branches.join(" UNION ALL ")
+    )
+}
 
 pub(crate) fn decode_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get("position")?;
@@ -110,16 +132,28 @@ impl EventStore {
                     })
             })
             .collect();
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM events
-             JOIN unnest($1::text[], $2::bigint[]) AS wanted(wanted_stream, wanted_after)
-               ON stream_id = wanted_stream AND stream_version > wanted_after
-             ORDER BY stream_id, stream_version"
-        ))
-        .bind(&ids)
-        .bind(&afters)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = if (1..=MAX_STREAM_BRANCHES).contains(&ids.len()) {
+            // One index range scan per stream, whatever the planner thinks of the table's
+            // size: a join against `unnest` is planned as a hash join over a sequential scan of
+            // the whole log while the log is small or its statistics are stale.
+            let sql = streams_query(ids.len());
+            let mut query = sqlx::query(&sql);
+            for (id, after) in ids.iter().zip(&afters) {
+                query = query.bind(*id).bind(*after);
+            }
+            query.fetch_all(&self.pool).await?
+        } else {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM events
+                 JOIN unnest($1::text[], $2::bigint[]) AS wanted(wanted_stream, wanted_after)
+                   ON stream_id = wanted_stream AND stream_version > wanted_after
+                 ORDER BY stream_id, stream_version"
+            ))
+            .bind(&ids)
+            .bind(&afters)
+            .fetch_all(&self.pool)
+            .await?
+        };
         // Per stream in version order (the database's order between streams follows its
         // collation, so streams are matched by id, not by position).
         let mut fresh: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
@@ -166,58 +200,22 @@ impl EventStore {
         after: LogPosition,
         limit: u32,
     ) -> Result<LogPage, StoreError> {
-        // One statement, one snapshot: the batch below the horizon, and whether anything visible
-        // sits at or above it. The LEFT JOIN yields one all-NULL row when the batch is empty.
-        let rows = sqlx::query(&format!(
-            "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
-             flag AS (SELECT EXISTS (SELECT 1 FROM events, horizon
-                                     WHERE transaction_id >= horizon.xmin) AS held_back),
-             batch AS (SELECT {COLUMNS}, events.transaction_id AS order_transaction_id
-                       FROM events, horizon
-                       WHERE (events.transaction_id, events.position) > ($1::text::xid8, $2)
-                         AND events.transaction_id < horizon.xmin
-                       ORDER BY events.transaction_id, events.position
-                       LIMIT $3)
-             SELECT batch.*, flag.held_back FROM flag LEFT JOIN batch ON true
-             ORDER BY batch.order_transaction_id, batch.position"
-        ))
-        .bind(after.transaction_id.to_string())
-        .bind(after.position)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let held_back = match rows.first() {
-            Some(row) => row.try_get::<bool, _>("held_back")?,
-            None => false,
-        };
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.try_get::<Option<i64>, _>("position")?.is_some() {
-                events.push(decode_row(row)?);
-            }
-        }
-        Ok(LogPage { events, held_back })
+        read_page(&self.pool, after, limit).await
     }
 
     /// The delivery position of the last event committed so far (`START` when the log is empty),
     /// ignoring transactions still in flight. A reader that reached it is caught up.
     pub async fn head(&self) -> Result<LogPosition, StoreError> {
-        let row = sqlx::query(
-            "SELECT transaction_id::text::bigint AS transaction_id, position FROM events
-             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY transaction_id DESC, position DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            None => Ok(LogPosition::START),
-            Some(row) => {
-                let transaction_id: i64 = row.try_get("transaction_id")?;
-                Ok(LogPosition {
-                    transaction_id: u64::try_from(transaction_id).unwrap_or(0),
-                    position: row.try_get("position")?,
-                })
-            }
+        read_head(&self.pool).await
+    }
+
+    /// The head as the shared tail last read it, when it is current (a few milliseconds old at
+    /// most); otherwise [`head`](Self::head). For gauges, where a query per batch would cost
+    /// more than the answer is worth.
+    pub async fn recent_head(&self) -> Result<LogPosition, StoreError> {
+        match self.tail.head() {
+            Some(head) => Ok(head),
+            None => self.head().await,
         }
     }
 
@@ -226,5 +224,74 @@ impl EventStore {
         Ok(sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(&self.pool)
             .await?)
+    }
+}
+
+/// See [`EventStore::read_log_page`].
+pub(crate) async fn read_page(
+    pool: &PgPool,
+    after: LogPosition,
+    limit: u32,
+) -> Result<LogPage, StoreError> {
+    // One statement, one snapshot: the batch below the horizon, and whether anything visible
+    // sits at or above it. The LEFT JOIN yields one all-NULL row when the batch is empty.
+    // Both parts are index range scans on `(transaction_id, position)`, whatever the size of
+    // the log: the horizon is written inline (a stable function of the statement's
+    // snapshot, so usable as an index bound), not joined from a CTE, and "anything at or
+    // above it" is asked as "is the newest visible transaction id at or above it".
+    let rows = sqlx::query(&format!(
+        "WITH flag AS (SELECT coalesce(
+                           (SELECT transaction_id FROM events
+                            ORDER BY transaction_id DESC LIMIT 1)
+                           >= pg_snapshot_xmin(pg_current_snapshot()),
+                           false) AS held_back),
+         batch AS (SELECT {COLUMNS}, events.transaction_id AS order_transaction_id
+                   FROM events
+                   WHERE (events.transaction_id, events.position) > ($1::text::xid8, $2)
+                     AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                   ORDER BY events.transaction_id, events.position
+                   LIMIT $3)
+         SELECT batch.*, flag.held_back FROM flag LEFT JOIN batch ON true
+         ORDER BY batch.order_transaction_id, batch.position"
+    ))
+    .bind(after.transaction_id.to_string())
+    .bind(after.position)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    let held_back = match rows.first() {
+        Some(row) => row.try_get::<bool, _>("held_back")?,
+        None => false,
+    };
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<i64>, _>("position")?.is_some() {
+            events.push(decode_row(row)?);
+        }
+    }
+    Ok(LogPage { events, held_back })
+}
+
+/// See [`EventStore::head`].
+pub(crate) async fn read_head(pool: &PgPool) -> Result<LogPosition, StoreError> {
+    let row = sqlx::query(
+        // `events.`-qualified: a bare `transaction_id` in ORDER BY would name the bigint
+        // output column and sort the whole log instead of reading the index backwards.
+        "SELECT events.transaction_id::text::bigint AS transaction_id, events.position
+         FROM events
+         WHERE events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        None => Ok(LogPosition::START),
+        Some(row) => {
+            let transaction_id: i64 = row.try_get("transaction_id")?;
+            Ok(LogPosition {
+                transaction_id: u64::try_from(transaction_id).unwrap_or(0),
+                position: row.try_get("position")?,
+            })
+        }
     }
 }

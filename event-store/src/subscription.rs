@@ -1,12 +1,16 @@
 //! Following the log: catch up from a checkpoint, then keep up with live appends.
 //!
-//! Appends made through any [`EventStore`] clone in this process wake subscribers at once; appends
-//! from other processes are picked up by polling every `idle_poll`. Either way the events come
-//! from [`EventStore::read_log`], so the wake-up is only a hint and can never cause a skip.
+//! A subscription at or past the start of the process's shared [`tail`](crate::tail) takes its
+//! batches from memory; one further behind (a projector catching up, a rebuild) reads the
+//! database page by page until it gets there. Appends made through any [`EventStore`] clone in
+//! this process wake the tail, and so the subscriptions, at once; appends from other processes
+//! are picked up by polling. Either way every event comes from [`EventStore::read_log`]'s
+//! gap-free order, so a wake-up is only a hint and can never cause a skip.
 
 use crate::EventStore;
 use crate::error::StoreError;
 use crate::model::{LogPosition, RecordedEvent};
+use crate::tail::Served;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -21,20 +25,26 @@ pub struct Subscription {
     after: LogPosition,
     batch_size: u32,
     idle_poll: Duration,
+    /// Local appends.
     wake: watch::Receiver<u64>,
-    /// Whether the last read found committed events held back by an in-flight transaction.
+    /// The shared tail moved.
+    tail_moved: watch::Receiver<u64>,
+    /// Whether the last read of the database found committed events held back by an in-flight
+    /// transaction.
     held_back: bool,
 }
 
 impl EventStore {
     /// Follows the log from just after `after`.
     pub fn subscribe(&self, after: LogPosition) -> Subscription {
+        self.tail.start(&self.pool, self.appended.subscribe());
         Subscription {
             store: self.clone(),
             after,
             batch_size: 500,
             idle_poll: Duration::from_millis(50),
             wake: self.appended.subscribe(),
+            tail_moved: self.tail.watch(),
             held_back: false,
         }
     }
@@ -78,6 +88,11 @@ impl Subscription {
                         tokio::time::sleep(pause).await;
                     }
                 }
+                changed = self.tail_moved.changed() => {
+                    if changed.is_err() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
                 () = tokio::time::sleep(pause) => {}
             }
         }
@@ -85,15 +100,28 @@ impl Subscription {
 
     /// The next events if any are ready now, without waiting.
     pub async fn poll_batch(&mut self) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
-        // Mark the wake-up signal seen *before* reading, so an append that lands during the
-        // read wakes the next wait instead of being missed.
+        // Mark the wake-up signals seen *before* reading, so an append (or a move of the tail)
+        // that lands during the read wakes the next wait instead of being missed.
         self.wake.borrow_and_update();
-        let page = self
-            .store
-            .read_log_page(self.after, self.batch_size)
-            .await?;
-        self.held_back = page.held_back;
-        let batch = page.events;
+        self.tail_moved.borrow_and_update();
+        let batch = match self.store.tail.serve(self.after, self.batch_size) {
+            Served::Events(batch) => {
+                self.held_back = false;
+                batch
+            }
+            Served::CaughtUp => {
+                self.held_back = false;
+                return Ok(None);
+            }
+            Served::Unavailable => {
+                let page = self
+                    .store
+                    .read_log_page(self.after, self.batch_size)
+                    .await?;
+                self.held_back = page.held_back;
+                page.events
+            }
+        };
         match batch.last() {
             Some(last) => {
                 self.after = last.log_position;

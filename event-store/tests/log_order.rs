@@ -371,3 +371,91 @@ async fn an_append_held_back_by_a_foreign_transaction_is_delivered_when_it_ends(
         .unwrap();
     assert_eq!(batch[0].event_type, "A");
 }
+
+/// Subscriptions started after the shared tail: one far behind reads the database until it
+/// reaches the tail, one at the head is served from memory; both see every event once, in order,
+/// including appends made while they follow.
+#[tokio::test]
+async fn subscriptions_behind_and_at_the_tail_see_the_same_log() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    for n in 1..=30u64 {
+        store
+            .append(&request(vec![write(
+                &format!("trip-{}", n % 3),
+                ExpectedVersion::Any,
+                vec![event("Old", n)],
+            )]))
+            .await
+            .unwrap();
+    }
+    // The head once all 30 are delivered (a transaction elsewhere in the cluster may hold the
+    // horizon back for a moment).
+    let old = read_exactly(&store, 30).await;
+    let head = old[29].log_position;
+    // The first subscription starts the tail at the head; the second starts behind it.
+    let mut at_head = store
+        .subscribe(head)
+        .with_batch_size(4)
+        .with_idle_poll(Duration::from_secs(60));
+    let mut behind = store
+        .subscribe(LogPosition::START)
+        .with_batch_size(4)
+        .with_idle_poll(Duration::from_secs(60));
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for n in 31..=60u64 {
+                store
+                    .append(&request(vec![write(
+                        &format!("trip-{}", n % 3),
+                        ExpectedVersion::Any,
+                        vec![event("New", n)],
+                    )]))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut from_head = Vec::new();
+    let mut from_start = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while from_head.len() < 30 {
+            from_head.extend(at_head.next_batch().await.unwrap());
+        }
+        while from_start.len() < 60 {
+            from_start.extend(behind.next_batch().await.unwrap());
+        }
+    })
+    .await
+    .expect("both subscriptions caught up within 30 s");
+    writer.await.unwrap();
+    let all = read_exactly(&store, 60).await;
+    assert_eq!(
+        from_start.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        all.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        "from the start: the whole log in delivery order"
+    );
+    assert_eq!(
+        from_head.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        all[30..].iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        "from the head: exactly what came after it"
+    );
+    assert!(from_head.iter().all(|e| e.event_type == "New"));
+}
+
+/// The whole log once it holds `count` deliverable events (waits up to 10 s).
+async fn read_exactly(store: &EventStore, count: usize) -> Vec<RecordedEvent> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let all = store.read_log(LogPosition::START, 1_000).await.unwrap();
+            if all.len() >= count {
+                assert_eq!(all.len(), count);
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the appends became deliverable within 10 s")
+}

@@ -272,7 +272,7 @@ impl ProjectorRunner {
     /// only logged: lag is a gauge, not a reason to stop projecting.
     async fn record_lag(&self, caught_up_at: &mut Instant) {
         let name = self.projector.name();
-        match self.store.head().await {
+        match self.store.recent_head().await {
             Ok(head) => {
                 let lag = lag_between(self.status.position(), head);
                 if lag.caught_up() {

@@ -399,7 +399,7 @@ impl Relay {
 
     /// How far behind the log the relay is after a batch. A failure to measure is only logged.
     async fn record_lag(&self) {
-        match self.store.head().await {
+        match self.store.recent_head().await {
             Ok(head) => {
                 let lag = status::lag_between(self.status.position(), head);
                 self.status.update(|s| s.lag_events = lag);
