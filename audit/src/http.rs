@@ -1,6 +1,8 @@
-//! `GET /v1/audit/events`: the whole log for auditors (and support), filtered and paged, each
-//! event with its metadata, position and chain hash. Every query is itself recorded as an
-//! `AuditQueryPerformed` event on `audit-log` before the answer goes out.
+//! The auditors' HTTP routes. `GET /v1/audit/events`: the whole log for auditors (and support),
+//! filtered and paged, each event with its metadata, position and chain hash. Every query is
+//! itself recorded as an `AuditQueryPerformed` event on `audit-log` before the answer goes out.
+//! `GET /v1/audit/money`: the money reconciliation ([`crate::money`]), recorded as
+//! `AuditMoneyReconciled`.
 
 use crate::history::{self, AuditEvent, Filters};
 use crate::record::{self, AUDIT_LOG_STREAM, QUERY_PERFORMED};
@@ -34,6 +36,8 @@ pub struct AuditContext {
     pub keys: TokenKeys,
     /// Stamps the recorded actions.
     pub clock: Arc<dyn Clock>,
+    /// The payment gateway whose ledger the money reconciliation compares with, if any.
+    pub gateway_url: Option<String>,
 }
 
 impl FromRef<AuditContext> for TokenKeys {
@@ -55,6 +59,7 @@ pub fn router(context: AuditContext) -> (Router, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi;
     utoipa_axum::router::OpenApiRouter::with_openapi(AuditDoc::openapi())
         .routes(utoipa_axum::routes!(audit_events))
+        .routes(utoipa_axum::routes!(audit_money))
         .with_state(context)
         .split_for_parts()
 }
@@ -151,6 +156,42 @@ pub(crate) async fn audit_events(
         events: page.events,
         next,
     }))
+}
+
+/// Every account recomputed from its events and compared with the read models and the payment
+/// gateway's ledger (auditor). Recorded as an `AuditMoneyReconciled` event.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/money",
+    operation_id = "audit_money",
+    tag = "audit",
+    responses(
+        (status = 200, description = "The reconciliation: every difference with the events behind it", body = crate::money::Reconciliation),
+        http_edge::openapi::QueryProblems,
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn audit_money(
+    State(context): State<AuditContext>,
+    caller: Caller,
+) -> Result<Json<crate::money::Reconciliation>, Problem> {
+    caller.require(&[Role::Auditor])?;
+    crate::money::run(
+        &context.store,
+        &context.pool,
+        context.gateway_url.as_deref(),
+        &caller.actor(),
+        context.clock.now(),
+    )
+    .await
+    .map(Json)
+    .map_err(|error| match &error {
+        crate::money::MoneyError::Gateway { .. }
+        | crate::money::MoneyError::Database(
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+        ) => Problem::unavailable(&error),
+        _ => Problem::internal(&error),
+    })
 }
 
 fn internal(error: crate::AuditError) -> Problem {

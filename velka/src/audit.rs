@@ -1,6 +1,7 @@
-//! `velka audit verify` and `velka audit export`: progress on stderr, the result on stdout.
+//! `velka audit verify`, `velka audit export` and `velka audit money`: progress on stderr, the
+//! result on stdout.
 
-use crate::config::{AuditExportArgs, AuditVerifyArgs, Global};
+use crate::config::{AuditExportArgs, AuditMoneyArgs, AuditVerifyArgs, Global};
 use anyhow::Context;
 use audit::verify::{ExpectedHead, Verdict, VerifyOptions};
 use event_store::EventStore;
@@ -150,4 +151,95 @@ pub async fn export(global: &Global, args: AuditExportArgs) -> anyhow::Result<()
         summary.sha256
     );
     Ok(())
+}
+
+/// `velka audit money`: the reconciliation, one difference a paragraph, then the result line;
+/// fails (exit 1) when there are differences.
+pub async fn money(global: &Global, args: AuditMoneyArgs) -> anyhow::Result<()> {
+    let by = args
+        .by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|by| !by.trim().is_empty())
+        .map_or_else(|| "unknown".to_owned(), |by| by.trim().to_owned());
+    let actor = format!("auditor:{by}");
+    let pool = crate::serve::connect(global, 2).await?;
+    let store = EventStore::new(pool.clone());
+    let started = Instant::now();
+    eprintln!(
+        "velka: reconciling accounts: events, read models{}",
+        if args.gateway_url.is_some() {
+            " and the gateway's ledger"
+        } else {
+            " (no --gateway-url: the gateway is not compared)"
+        }
+    );
+    let found = audit::money::run(
+        &store,
+        &pool,
+        args.gateway_url.as_deref(),
+        &actor,
+        chrono::Utc::now(),
+    )
+    .await
+    .context("reconciling money")?;
+    pool.close().await;
+    if args.json {
+        println!("{}", serde_json::to_string(&found)?);
+    }
+    for difference in &found.differences {
+        let value = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        println!(
+            "difference: account {} field {}: events {}, read model {}, gateway {}",
+            difference.account,
+            difference.field,
+            value(difference.events),
+            value(difference.read_model),
+            value(difference.gateway)
+        );
+        for event in &difference.explained_by {
+            let mut line = format!(
+                "  event position {} (version {}) {} {}",
+                event.position, event.stream_version, event.event_type, event.event_id
+            );
+            if let Some(amount) = event.amount_kopecks {
+                line.push_str(&format!(" amount {amount}"));
+            }
+            if let Some(charge) = event.charge_id {
+                line.push_str(&format!(" charge {charge}"));
+            }
+            if let Some(payment) = &event.payment_id {
+                line.push_str(&format!(" payment {payment}"));
+            }
+            println!("{line}");
+        }
+        for payment in &difference.gateway_payments {
+            println!(
+                "  gateway payment {} ({}, key {}): gateway {}, events {}",
+                payment.payment_id,
+                payment.status,
+                payment.key.as_deref().unwrap_or("unknown"),
+                payment.gateway_kopecks,
+                payment.events_kopecks
+            );
+        }
+    }
+    for lag in &found.lagging {
+        eprintln!(
+            "velka: {} read model at version {} of {} (compared at its own version)",
+            lag.account, lag.read_model_version, lag.stream_version
+        );
+    }
+    eprintln!(
+        "velka: reconciled {} accounts ({} events) in {:.1}s",
+        found.accounts,
+        found.events,
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", found.result_line());
+    if found.differences.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{} money differences", found.differences.len())
+    }
 }

@@ -76,7 +76,8 @@ pub enum Command {
     /// Drive realistic app traffic against a running server (`velka simulate --rate 50
     /// --duration 30s`), or run a simulator of an outside system (`velka simulate gateway`).
     Simulate(SimulateArgs),
-    /// Check and read the log as an auditor: verify the hash chain, export a time range.
+    /// Check and read the log as an auditor: verify the hash chain, export a time range,
+    /// reconcile money.
     #[command(subcommand)]
     Audit(AuditCommand),
 }
@@ -89,6 +90,26 @@ pub enum AuditCommand {
     /// Write the events recorded in [--from, --to) as JSON Lines, one event a line with its
     /// position and chain hash; recorded as an `AuditExportPerformed` event.
     Export(AuditExportArgs),
+    /// Recompute every account from its events alone and compare with the read models and the
+    /// payment gateway's ledger: each difference with its account, field, the three values and
+    /// the events behind it; the last line is `result: audit=money accounts=N differences=M`,
+    /// and the exit code is 1 when there are differences. Recorded as `AuditMoneyReconciled`.
+    Money(AuditMoneyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditMoneyArgs {
+    /// The payment gateway whose ledger (`GET /control/ledger`) is the third witness; without
+    /// it, only the events and the read models are compared.
+    #[arg(long, env = "VELKA_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+    /// Who reconciles, as recorded in `AuditMoneyReconciled` (`auditor:<by>`); defaults to the
+    /// login name (`USER`).
+    #[arg(long, env = "VELKA_AUDITOR")]
+    pub by: Option<String>,
+    /// Print the whole reconciliation as one JSON document before the result line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
