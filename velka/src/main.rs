@@ -76,6 +76,10 @@ async fn main() -> std::process::ExitCode {
             audit::export(&cli.global, args).await
         }
         Command::Audit(config::AuditCommand::Money(args)) => audit::money(&cli.global, args).await,
+        Command::Audit(config::AuditCommand::State(args)) => audit::state(&cli.global, args).await,
+        Command::Audit(config::AuditCommand::RebuildAsOf(args)) => {
+            audit::rebuild_as_of(&cli.global, args).await
+        }
         Command::Simulate(config::SimulateArgs {
             command: Some(config::SimulateCommand::Kyc(args)),
             ..
