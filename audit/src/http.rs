@@ -1,12 +1,15 @@
-//! `GET /v1/audit/events`: the whole log for auditors (and support), filtered and paged, each
-//! event with its metadata, position and chain hash. Every query is itself recorded as an
-//! `AuditQueryPerformed` event on `audit-log` before the answer goes out.
+//! The auditors' HTTP routes. `GET /v1/audit/events`: the whole log for auditors (and support),
+//! filtered and paged, each event with its metadata, position and chain hash. Every query is
+//! itself recorded as an `AuditQueryPerformed` event on `audit-log` before the answer goes out.
+//! `GET /v1/audit/money`: the money reconciliation ([`crate::money`]), recorded as
+//! `AuditMoneyReconciled`. `GET /v1/audit/streams/{stream_id}/state?as_of=T`: an aggregate's
+//! state as of T ([`crate::as_of`]), recorded as `AuditStateQueried`.
 
 use crate::history::{self, AuditEvent, Filters};
 use crate::record::{self, AUDIT_LOG_STREAM, QUERY_PERFORMED};
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use event_store::clock::Clock;
@@ -34,6 +37,8 @@ pub struct AuditContext {
     pub keys: TokenKeys,
     /// Stamps the recorded actions.
     pub clock: Arc<dyn Clock>,
+    /// The payment gateway whose ledger the money reconciliation compares with, if any.
+    pub gateway_url: Option<String>,
 }
 
 impl FromRef<AuditContext> for TokenKeys {
@@ -55,6 +60,8 @@ pub fn router(context: AuditContext) -> (Router, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi;
     utoipa_axum::router::OpenApiRouter::with_openapi(AuditDoc::openapi())
         .routes(utoipa_axum::routes!(audit_events))
+        .routes(utoipa_axum::routes!(audit_money))
+        .routes(utoipa_axum::routes!(audit_stream_state))
         .with_state(context)
         .split_for_parts()
 }
@@ -151,6 +158,129 @@ pub(crate) async fn audit_events(
         events: page.events,
         next,
     }))
+}
+
+/// Every account recomputed from its events and compared with the read models and the payment
+/// gateway's ledger (auditor). Recorded as an `AuditMoneyReconciled` event.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/money",
+    operation_id = "audit_money",
+    tag = "audit",
+    responses(
+        (status = 200, description = "The reconciliation: every difference with the events behind it", body = crate::money::Reconciliation),
+        http_edge::openapi::QueryProblems,
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn audit_money(
+    State(context): State<AuditContext>,
+    caller: Caller,
+) -> Result<Json<crate::money::Reconciliation>, Problem> {
+    caller.require(&[Role::Auditor])?;
+    crate::money::run(
+        &context.store,
+        &context.pool,
+        context.gateway_url.as_deref(),
+        &caller.actor(),
+        context.clock.now(),
+    )
+    .await
+    .map(Json)
+    .map_err(|error| match &error {
+        crate::money::MoneyError::Gateway { .. }
+        | crate::money::MoneyError::Database(
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+        ) => Problem::unavailable(&error),
+        _ => Problem::internal(&error),
+    })
+}
+
+/// The state of an aggregate (customer, vehicle, trip, account, …) as of a time: its events
+/// recorded at or before `as_of`, folded with the domain's own rules (auditor). Recorded as an
+/// `AuditStateQueried` event.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/streams/{stream_id}/state",
+    operation_id = "audit_stream_state",
+    tag = "audit",
+    params(
+        ("stream_id" = String, Path, description = "The aggregate's stream, for example `trip-<uuid>`"),
+        ("as_of" = DateTime<Utc>, Query, description = "The time (RFC 3339): events recorded at or before it are included"),
+    ),
+    responses(
+        (status = 200, description = "The state as of the time", body = crate::as_of::StateAsOf),
+        http_edge::openapi::QueryProblems,
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn audit_stream_state(
+    State(context): State<AuditContext>,
+    caller: Caller,
+    Path(stream_id): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<crate::as_of::StateAsOf>, Problem> {
+    use crate::as_of::{AsOfError, STATE_QUERIED};
+    caller.require(&[Role::Auditor])?;
+    let Query(pairs) = query.map_err(|rejection| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-query",
+            "The query string cannot be read",
+            rejection.body_text(),
+        )
+    })?;
+    if let Some((name, _)) = pairs.iter().find(|(name, _)| name != "as_of") {
+        return Err(Problem::invalid_field(
+            name.clone(),
+            "unknown parameter; the only one is as_of",
+        ));
+    }
+    let as_of = match pairs.iter().find(|(name, _)| name == "as_of") {
+        None => return Err(Problem::invalid_field("as_of", "is required (RFC 3339)")),
+        Some((_, value)) => DateTime::parse_from_rfc3339(value.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                Problem::invalid_field(
+                    "as_of",
+                    format!("must be an RFC 3339 time such as 2026-11-26T10:00:00Z, not {value:?}"),
+                )
+            })?,
+    };
+    let state = crate::as_of::load(&context.pool, &stream_id, as_of)
+        .await
+        .map_err(|error| match &error {
+            AsOfError::UnknownCategory { .. } => {
+                Problem::invalid_field("stream_id", error.to_string())
+            }
+            AsOfError::NoStream(_) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "No such stream",
+                error.to_string(),
+            ),
+            AsOfError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => Problem::unavailable(&error),
+            _ => Problem::internal(&error),
+        })?;
+    record::append(
+        &context.store,
+        AUDIT_LOG_STREAM,
+        STATE_QUERIED,
+        json!({
+            "by": caller.actor(),
+            "stream_id": stream_id,
+            "as_of": as_of,
+            "version": state.version,
+            "last_position": state.last_position,
+        }),
+        &caller.actor(),
+        context.clock.now(),
+    )
+    .await
+    .map_err(|error| Problem::unavailable(&error))?;
+    Ok(Json(state))
 }
 
 fn internal(error: crate::AuditError) -> Problem {

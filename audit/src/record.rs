@@ -2,9 +2,11 @@
 //!
 //! - `audit-chain`: `ChainHeadSealed` — the sealer's periodic statement of the chain's head,
 //!   also published on NATS, so an outside party can later hold the log to it.
-//! - `audit-log`: `AuditQueryPerformed` (a history query over the API) and
-//!   `AuditExportPerformed` (a `velka audit export`), so what auditors looked at is itself part
-//!   of the record.
+//! - `audit-log`: `AuditQueryPerformed` (a history query over the API),
+//!   `AuditExportPerformed` (a `velka audit export`), `AuditMoneyReconciled` (a money
+//!   reconciliation), `AuditStateQueried` (an aggregate's state as of a time) and
+//!   `AuditReadModelsRebuiltAsOf` (read models rebuilt as of a time), so what auditors looked
+//!   at is itself part of the record.
 //!
 //! Only the audit crate writes these streams, rarely (one head a minute, one event per
 //! auditor action), so they are appended without a version check.
@@ -44,6 +46,9 @@ pub const QUERY_PERFORMED: &str = "AuditQueryPerformed";
 /// `AuditExportPerformed`: who exported which time range, how many events, and the digest of
 /// what was written.
 pub const EXPORT_PERFORMED: &str = "AuditExportPerformed";
+
+/// `AuditReadModelsRebuiltAsOf`: who rebuilt the read models as of which time into which schema.
+pub const READ_MODELS_REBUILT_AS_OF: &str = "AuditReadModelsRebuiltAsOf";
 
 /// Appends one event of `event_type` with `data` to `stream_id`, by `actor`, at `now`.
 pub async fn append(

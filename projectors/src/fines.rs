@@ -74,7 +74,7 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
             // Version-guarded: a replay changes nothing.
             sqlx::query(
                 "UPDATE fines_view SET status = $2, trip_id = $3, customer_id = $4,
-                     account_id = $5, updated_at = $6, stream_version = $7
+                     account_id = $5, updated_at = $6, decided_at = $6, stream_version = $7
                  WHERE fine_id = $1 AND stream_version < $7",
             )
             .bind(fine_id.0)
@@ -93,7 +93,8 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
             ..
         } => {
             sqlx::query(
-                "UPDATE fines_view SET status = $2, updated_at = $3, stream_version = $4
+                "UPDATE fines_view SET status = $2, updated_at = $3, decided_at = $3,
+                     stream_version = $4
                  WHERE fine_id = $1 AND stream_version < $4",
             )
             .bind(fine_id.0)

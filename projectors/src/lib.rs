@@ -8,6 +8,7 @@
 //! - A [`ProjectorRunner`] follows the log from the projector's checkpoint and commits each
 //!   batch's rows and the new checkpoint in one transaction: exactly-once effects, no skips, a
 //!   bounded retry on failure, and a [`ProjectorStatus`] that says where it is and what failed.
+//! - [`as_of`] builds every read model as of a time into a schema of its own, for auditors.
 //! - [`start`] runs the standard read models and returns [`Projections`], which answers
 //!   "caught up?" for readiness and waits for the runners to stop after [`Shutdown::trigger`].
 //!
@@ -17,6 +18,7 @@
 //! take every time they store from the events, so a rebuild writes the same rows.
 
 mod accounts;
+pub mod as_of;
 mod checkpoint;
 mod customers;
 pub mod demand;

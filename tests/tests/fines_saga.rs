@@ -154,6 +154,21 @@ async fn a_fine_during_a_trip_is_charged_to_its_payer_with_the_admin_fee_once() 
     .await
     .unwrap();
     assert_eq!(shown["trip_id"], driven.trip_id.as_str());
+    // Bitemporal: the offence happened during the trip, Velka learned of it two days later and
+    // decided it then.
+    let time = |field: &str| -> DateTime<Utc> {
+        shown[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} missing: {shown}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(time("occurred_at"), started_at + Duration::minutes(10));
+    assert!(
+        time("received_at") - time("occurred_at") >= Duration::days(2),
+        "{shown}"
+    );
+    assert!(time("decided_at") >= time("received_at"), "{shown}");
     let view = app
         .get(
             &format!("/v1/support/customers/{}", driven.customer_id),

@@ -83,6 +83,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/fleet/status"),
     // Auditors.
     ("GET", "/v1/audit/events"),
+    ("GET", "/v1/audit/money"),
+    ("GET", "/v1/audit/streams/{stream_id}/state"),
 ];
 
 fn documented(document: &Value) -> BTreeSet<(String, String)> {

@@ -1,6 +1,9 @@
-//! `velka audit verify` and `velka audit export`: progress on stderr, the result on stdout.
+//! `velka audit verify`, `export`, `money`, `state` and `rebuild-as-of`: progress on stderr, the
+//! result on stdout.
 
-use crate::config::{AuditExportArgs, AuditVerifyArgs, Global};
+use crate::config::{
+    AuditExportArgs, AuditMoneyArgs, AuditRebuildAsOfArgs, AuditStateArgs, AuditVerifyArgs, Global,
+};
 use anyhow::Context;
 use audit::verify::{ExpectedHead, Verdict, VerifyOptions};
 use event_store::EventStore;
@@ -148,6 +151,196 @@ pub async fn export(global: &Global, args: AuditExportArgs) -> anyhow::Result<()
         summary.sealed,
         summary.events as f64 / seconds.max(1e-3),
         summary.sha256
+    );
+    Ok(())
+}
+
+/// `velka audit money`: the reconciliation, one difference a paragraph, then the result line;
+/// fails (exit 1) when there are differences.
+pub async fn money(global: &Global, args: AuditMoneyArgs) -> anyhow::Result<()> {
+    let actor = auditor(args.by.as_deref());
+    let pool = crate::serve::connect(global, 2).await?;
+    let store = EventStore::new(pool.clone());
+    let started = Instant::now();
+    eprintln!(
+        "velka: reconciling accounts: events, read models{}",
+        if args.gateway_url.is_some() {
+            " and the gateway's ledger"
+        } else {
+            " (no --gateway-url: the gateway is not compared)"
+        }
+    );
+    let found = audit::money::run(
+        &store,
+        &pool,
+        args.gateway_url.as_deref(),
+        &actor,
+        chrono::Utc::now(),
+    )
+    .await
+    .context("reconciling money")?;
+    pool.close().await;
+    if args.json {
+        println!("{}", serde_json::to_string(&found)?);
+    }
+    for difference in &found.differences {
+        let value = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        println!(
+            "difference: account {} field {}: events {}, read model {}, gateway {}",
+            difference.account,
+            difference.field,
+            value(difference.events),
+            value(difference.read_model),
+            value(difference.gateway)
+        );
+        for event in &difference.explained_by {
+            let mut line = format!(
+                "  event position {} (version {}) {} {}",
+                event.position, event.stream_version, event.event_type, event.event_id
+            );
+            if let Some(amount) = event.amount_kopecks {
+                line.push_str(&format!(" amount {amount}"));
+            }
+            if let Some(charge) = event.charge_id {
+                line.push_str(&format!(" charge {charge}"));
+            }
+            if let Some(payment) = &event.payment_id {
+                line.push_str(&format!(" payment {payment}"));
+            }
+            println!("{line}");
+        }
+        for payment in &difference.gateway_payments {
+            println!(
+                "  gateway payment {} ({}, key {}): gateway {}, events {}",
+                payment.payment_id,
+                payment.status,
+                payment.key.as_deref().unwrap_or("unknown"),
+                payment.gateway_kopecks,
+                payment.events_kopecks
+            );
+        }
+    }
+    for lag in &found.lagging {
+        eprintln!(
+            "velka: {} read model at version {} of {} (compared at its own version)",
+            lag.account, lag.read_model_version, lag.stream_version
+        );
+    }
+    eprintln!(
+        "velka: reconciled {} accounts ({} events) in {:.1}s",
+        found.accounts,
+        found.events,
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", found.result_line());
+    if found.differences.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{} money differences", found.differences.len())
+    }
+}
+
+/// `auditor:<by>`, `by` defaulting to the login name.
+fn auditor(by: Option<&str>) -> String {
+    let by = by
+        .map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|by| !by.trim().is_empty())
+        .map_or_else(|| "unknown".to_owned(), |by| by.trim().to_owned());
+    format!("auditor:{by}")
+}
+
+/// `velka audit state STREAM --as-of T`: the state as JSON on stdout.
+pub async fn state(global: &Global, args: AuditStateArgs) -> anyhow::Result<()> {
+    let actor = auditor(args.by.as_deref());
+    let pool = crate::serve::connect(global, 2).await?;
+    let store = EventStore::new(pool.clone());
+    let state = audit::as_of::load(&pool, &args.stream, args.as_of)
+        .await
+        .with_context(|| format!("folding {} as of {}", args.stream, args.as_of))?;
+    audit::record::append(
+        &store,
+        audit::record::AUDIT_LOG_STREAM,
+        audit::as_of::STATE_QUERIED,
+        json!({
+            "by": actor,
+            "stream_id": args.stream,
+            "as_of": args.as_of,
+            "version": state.version,
+            "last_position": state.last_position,
+        }),
+        &actor,
+        chrono::Utc::now(),
+    )
+    .await
+    .context("recording the query")?;
+    pool.close().await;
+    println!("{}", serde_json::to_string_pretty(&state)?);
+    Ok(())
+}
+
+/// `velka audit rebuild-as-of --at T [--schema NAME]`.
+pub async fn rebuild_as_of(global: &Global, args: AuditRebuildAsOfArgs) -> anyhow::Result<()> {
+    let actor = auditor(args.by.as_deref());
+    let schema = args
+        .schema
+        .clone()
+        .unwrap_or_else(|| projectors::as_of::default_schema(args.at));
+    let pool = crate::serve::connect(global, 2).await?;
+    let store = EventStore::new(pool.clone());
+    let started = Instant::now();
+    let mut last_line = Instant::now();
+    let report = projectors::as_of::rebuild_as_of(
+        &store,
+        &projectors::read_models(),
+        args.at,
+        &schema,
+        args.batch,
+        |progress| {
+            if last_line.elapsed() >= PROGRESS_EVERY {
+                last_line = Instant::now();
+                eprintln!(
+                    "velka: rebuilding as of {}: position {} of {}, {} applications",
+                    args.at, progress.position, progress.head, progress.applied
+                );
+            }
+        },
+    )
+    .await
+    .with_context(|| format!("rebuilding the read models as of {} into {schema}", args.at))?;
+    audit::record::append(
+        &store,
+        audit::record::AUDIT_LOG_STREAM,
+        audit::record::READ_MODELS_REBUILT_AS_OF,
+        json!({
+            "by": actor,
+            "at": args.at,
+            "schema": report.schema,
+            "events": report.events,
+            "rows": report.rows.iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+        }),
+        &actor,
+        chrono::Utc::now(),
+    )
+    .await
+    .context("recording the rebuild")?;
+    pool.close().await;
+    eprintln!(
+        "velka: rebuilt {} tables from {} events recorded by {} in {:.1}s",
+        report.rows.len(),
+        report.events,
+        args.at,
+        started.elapsed().as_secs_f64()
+    );
+    for (table, rows) in &report.rows {
+        println!("{schema}.{table}: {rows} rows");
+    }
+    println!(
+        "query it with: psql \"$DATABASE_URL\" -c 'SET search_path TO {schema}; SELECT * FROM trips_view' (drop it with DROP SCHEMA {schema} CASCADE)"
+    );
+    println!(
+        "result: audit=rebuild-as-of schema={schema} events={}",
+        report.events
     );
     Ok(())
 }

@@ -76,7 +76,8 @@ pub enum Command {
     /// Drive realistic app traffic against a running server (`velka simulate --rate 50
     /// --duration 30s`), or run a simulator of an outside system (`velka simulate gateway`).
     Simulate(SimulateArgs),
-    /// Check and read the log as an auditor: verify the hash chain, export a time range.
+    /// Check and read the log as an auditor: verify the hash chain, export a time range,
+    /// reconcile money.
     #[command(subcommand)]
     Audit(AuditCommand),
 }
@@ -89,6 +90,63 @@ pub enum AuditCommand {
     /// Write the events recorded in [--from, --to) as JSON Lines, one event a line with its
     /// position and chain hash; recorded as an `AuditExportPerformed` event.
     Export(AuditExportArgs),
+    /// Recompute every account from its events alone and compare with the read models and the
+    /// payment gateway's ledger: each difference with its account, field, the three values and
+    /// the events behind it; the last line is `result: audit=money accounts=N differences=M`,
+    /// and the exit code is 1 when there are differences. Recorded as `AuditMoneyReconciled`.
+    Money(AuditMoneyArgs),
+    /// Print an aggregate's state as of a time (JSON): its stream's events recorded at or
+    /// before `--as-of`, folded with the domain's rules. Recorded as `AuditStateQueried`.
+    State(AuditStateArgs),
+    /// Rebuild every read model as of a time into a schema of its own for inspection: the
+    /// projectors run over the events recorded at or before `--at`. Recorded as
+    /// `AuditReadModelsRebuiltAsOf`.
+    RebuildAsOf(AuditRebuildAsOfArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditStateArgs {
+    /// The aggregate's stream: `customer-<uuid>`, `vehicle-<uuid>`, `trip-<uuid>`,
+    /// `account-<uuid>`, …
+    pub stream: String,
+    /// The time (RFC 3339).
+    #[arg(long)]
+    pub as_of: chrono::DateTime<chrono::Utc>,
+    /// Who asks, as recorded (`auditor:<by>`); defaults to the login name (`USER`).
+    #[arg(long, env = "VELKA_AUDITOR")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditRebuildAsOfArgs {
+    /// The time (RFC 3339).
+    #[arg(long)]
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The schema to build in (lower-case letters, digits, `_`); default `asof_<yyyymmddhhmmss>`.
+    /// An existing schema of that name is replaced.
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Events per transaction.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// Who rebuilds, as recorded (`auditor:<by>`); defaults to the login name (`USER`).
+    #[arg(long, env = "VELKA_AUDITOR")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditMoneyArgs {
+    /// The payment gateway whose ledger (`GET /control/ledger`) is the third witness; without
+    /// it, only the events and the read models are compared.
+    #[arg(long, env = "VELKA_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+    /// Who reconciles, as recorded in `AuditMoneyReconciled` (`auditor:<by>`); defaults to the
+    /// login name (`USER`).
+    #[arg(long, env = "VELKA_AUDITOR")]
+    pub by: Option<String>,
+    /// Print the whole reconciliation as one JSON document before the result line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

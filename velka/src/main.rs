@@ -2,7 +2,7 @@
 //! query API, projectors — on one address; `velka migrate` prepares the database; `velka token`
 //! prints a bearer token for trying the API; `velka seed` loads a generated city into a running
 //! server; `velka simulate` drives app traffic against one, and `velka simulate gateway` runs the
-//! payment gateway simulator; `velka audit` verifies the hash chain and exports the log.
+//! payment gateway simulator; `velka audit` verifies the hash chain, exports the log and reconciles money.
 
 mod audit;
 mod bench;
@@ -74,6 +74,11 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Audit(config::AuditCommand::Export(args)) => {
             audit::export(&cli.global, args).await
+        }
+        Command::Audit(config::AuditCommand::Money(args)) => audit::money(&cli.global, args).await,
+        Command::Audit(config::AuditCommand::State(args)) => audit::state(&cli.global, args).await,
+        Command::Audit(config::AuditCommand::RebuildAsOf(args)) => {
+            audit::rebuild_as_of(&cli.global, args).await
         }
         Command::Simulate(config::SimulateArgs {
             command: Some(config::SimulateCommand::Kyc(args)),

@@ -202,6 +202,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
+        gateway_url: gateway_url.clone(),
     });
     let document = crate::ops::document(vec![commands_doc, queries_doc, audits_doc, ops_doc]);
     let app = commands
