@@ -145,7 +145,7 @@ impl EventStore {
                 }
             }
         }
-        Ok(out)
+        self.decoded(out).await
     }
 
     /// Up to `limit` committed events after `after`, in delivery order. Never returns an event
@@ -196,6 +196,7 @@ impl EventStore {
                 events.push(decode_row(row)?);
             }
         }
+        let events = self.decoded(events).await?;
         Ok(LogPage { events, held_back })
     }
 
