@@ -174,15 +174,22 @@ async fn erasing_a_customer_shreds_their_personal_data_and_keeps_trips_money_and
     assert_eq!(before["profile"]["name"], NAME);
     assert_eq!(before["profile"]["erased"], false);
 
-    // Erasing needs support and a reason.
     let path_erase = format!("/v1/customers/{customer}/erase");
+    // Erasing needs support and a reason: a blank one is refused as every invalid field is
+    // (422 problem+json naming it), a missing one as every unreadable body (400).
+    let missing = app
+        .post(&path_erase, Some(&support), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{}", missing.body);
+    assert_eq!(missing.body["field"], "reason", "{}", missing.body);
     let no_reason = app
         .post(&path_erase, Some(&support), &json!({"reason": "  "}))
         .await
         .unwrap();
     assert_eq!(
         no_reason.status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "{}",
         no_reason.body
     );
