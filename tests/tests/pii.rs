@@ -200,15 +200,32 @@ async fn erasing_a_customer_shreds_their_personal_data_and_keeps_trips_money_and
         .await
         .unwrap();
     assert_eq!(by_customer.status, StatusCode::FORBIDDEN);
+    let request = json!({"reason": "the customer's written request, ticket 4711"});
+    let keyed = [("Idempotency-Key", "erase-4711")];
     let erased = app
-        .post(
+        .send(
+            reqwest::Method::POST,
             &path_erase,
             Some(&support),
-            &json!({"reason": "the customer's written request, ticket 4711"}),
+            &keyed,
+            Some(&request),
         )
         .await
         .unwrap();
     assert_eq!(erased.status, StatusCode::OK, "{}", erased.body);
+    let retried = app
+        .send(
+            reqwest::Method::POST,
+            &path_erase,
+            Some(&support),
+            &keyed,
+            Some(&request),
+        )
+        .await
+        .unwrap();
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    assert_eq!(retried.body, erased.body);
+    assert_eq!(retried.headers["idempotent-replayed"], "true");
     let again = app
         .post(&path_erase, Some(&support), &json!({"reason": "again"}))
         .await

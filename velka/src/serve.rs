@@ -106,6 +106,7 @@ pub async fn erase_customer(
         reason: args.reason.clone(),
         actor: format!("operator:{by}"),
         correlation_id: uuid::Uuid::now_v7(),
+        idempotency: None,
     };
     let erased = command_api::pii::erase::erase(&store, &SystemClock, &kyc, &erasure)
         .await

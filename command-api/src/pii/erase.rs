@@ -16,7 +16,9 @@ use domain::claims::Claim;
 use domain::customer::{Customer, CustomerCommand, CustomerContext, CustomerEvent, KycPolicy};
 use domain::ids::CustomerId;
 use event_store::clock::Clock;
-use event_store::{AppendError, AppendRequest, Claims, EventStore, Metadata, StoreError};
+use event_store::{
+    AppendError, AppendRequest, Claims, CommandResult, EventStore, Metadata, StoreError,
+};
 use uuid::Uuid;
 
 /// How many times a lost race (someone appended to the customer meanwhile) is decided again.
@@ -33,6 +35,9 @@ pub struct Erasure {
     pub actor: String,
     /// Groups the erasure with the request that caused it.
     pub correlation_id: Uuid,
+    /// The caller's idempotency scope, key and request digest, if they sent a key: the answer
+    /// (`{customer_id, erased_at}`) is recorded under it in the same append.
+    pub idempotency: Option<(String, String, String)>,
 }
 
 /// What an erasure recorded.
@@ -131,7 +136,16 @@ pub async fn erase(
                 holder: None,
                 release: release.iter().map(Claim::key).collect(),
             },
-            result: None,
+            result: erasure
+                .idempotency
+                .as_ref()
+                .map(|(scope, key, request_hash)| CommandResult {
+                    scope: scope.clone(),
+                    key: key.clone(),
+                    request_hash: request_hash.clone(),
+                    status: 200,
+                    body: answer(customer_id, now),
+                }),
         };
         let mut tx = store.pool().begin().await?;
         match store.append_in(&mut *tx, &request).await {
@@ -149,4 +163,9 @@ pub async fn erase(
         }
     }
     Err(EraseError::Conflict)
+}
+
+/// The answer to an erasure: `{customer_id, erased_at}`.
+pub fn answer(customer_id: CustomerId, erased_at: DateTime<Utc>) -> serde_json::Value {
+    serde_json::json!({ "customer_id": customer_id, "erased_at": erased_at })
 }

@@ -551,7 +551,9 @@ pub(crate) struct EraseBody {
     reason: String,
 }
 
-/// The customer's personal data is erased.
+/// The customer's personal data is erased (the shape `pii::erase::answer` writes, which is
+/// also recorded under an idempotency key).
+#[allow(dead_code)]
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CustomerErasedBody {
     customer_id: CustomerId,
@@ -567,7 +569,7 @@ pub(crate) struct CustomerErasedBody {
     operation_id = "erase_customer",
     tag = "customers",
     request_body = EraseBody,
-    params(("customer_id" = Uuid, Path, description = "The customer")),
+    params(("customer_id" = Uuid, Path, description = "The customer"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
     responses((status = 200, description = "Erased", body = CustomerErasedBody), CommandProblems),
     security(("bearer" = [])),
 )]
@@ -575,9 +577,12 @@ pub(crate) async fn erase(
     State(context): State<CommandContext>,
     caller: Caller,
     Path(raw_id): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: JsonBody<EraseBody>,
 ) -> Response {
+    use crate::pii::erase::EraseError;
     if let Err(problem) = caller.require(&[Role::Support]) {
         return problem.into_response();
     }
@@ -585,21 +590,33 @@ pub(crate) async fn erase(
         Ok(id) => id,
         Err(problem) => return problem.into_response(),
     };
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    if let Some(key) = &envelope.key {
+        match context.store.find_result(&envelope.scope, key).await {
+            Ok(Some(stored)) => {
+                return crate::pipeline::replay(&envelope, stored)
+                    .unwrap_or_else(IntoResponse::into_response);
+            }
+            Ok(None) => {}
+            Err(error) => return Problem::unavailable(&error).into_response(),
+        }
+    }
     if body.value.reason.trim().is_empty() {
         return Problem::invalid_field("reason", "must say why the data is erased").into_response();
     }
-    let correlation_id = headers
-        .get(&crate::pipeline::CORRELATION_ID)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Uuid::parse_str(v.trim()).ok())
-        .unwrap_or_else(Uuid::now_v7);
     let erasure = crate::pii::erase::Erasure {
         customer_id,
         reason: body.value.reason.clone(),
-        actor: caller.actor(),
-        correlation_id,
+        actor: envelope.actor.clone(),
+        correlation_id: envelope.correlation_id,
+        idempotency: envelope
+            .key
+            .clone()
+            .map(|key| (envelope.scope.clone(), key, envelope.request_hash.clone())),
     };
-    use crate::pii::erase::EraseError;
     match crate::pii::erase::erase(
         &context.store,
         context.clock.as_ref(),
@@ -610,10 +627,7 @@ pub(crate) async fn erase(
     {
         Ok(erased) => (
             StatusCode::OK,
-            axum::Json(json!(CustomerErasedBody {
-                customer_id,
-                erased_at: erased.erased_at,
-            })),
+            axum::Json(crate::pii::erase::answer(customer_id, erased.erased_at)),
         )
             .into_response(),
         Err(EraseError::Rejected(rejection)) => {
