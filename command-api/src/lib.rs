@@ -17,6 +17,7 @@ mod demand;
 pub mod expiry;
 mod load;
 pub mod nats;
+pub mod pii;
 pub mod pipeline;
 pub mod rejection;
 mod routes;

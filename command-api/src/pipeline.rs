@@ -322,7 +322,10 @@ async fn reject(
 }
 
 /// The first answer for a key, or 422 if the key was used for a different request.
-fn replay(envelope: &Envelope, stored: event_store::StoredResult) -> Result<Response, Problem> {
+pub(crate) fn replay(
+    envelope: &Envelope,
+    stored: event_store::StoredResult,
+) -> Result<Response, Problem> {
     if stored.request_hash != envelope.request_hash {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,

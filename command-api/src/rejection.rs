@@ -30,6 +30,12 @@ pub fn problem(rejection: &Rejection) -> Problem {
         Rejection::CustomerNotFound { .. } => {
             (S::NOT_FOUND, "customer-not-found", "No such customer", None)
         }
+        Rejection::CustomerErased { .. } => (
+            S::CONFLICT,
+            "customer-erased",
+            "The customer's personal data was erased",
+            None,
+        ),
         Rejection::VerificationUnchanged { .. } => (
             S::CONFLICT,
             "verification-unchanged",

@@ -111,6 +111,15 @@ impl Claim {
         }
     }
 
+    /// The claims erasing a customer gives up: their phone and e-mail, read from their profile
+    /// before the key is destroyed, so the numbers are free again and no claim names them.
+    pub fn released_by_erasure(profile: &crate::customer::CustomerProfile) -> Vec<Claim> {
+        vec![
+            Claim::Phone(profile.phone.as_str().to_owned()),
+            Claim::Email(profile.email.as_str().to_owned()),
+        ]
+    }
+
     /// The claims a company event takes.
     pub fn acquired_by_company(event: &CompanyEvent) -> Vec<Claim> {
         match event {

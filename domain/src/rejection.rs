@@ -52,6 +52,10 @@ pub enum Rejection {
     /// No customer with this id has registered.
     #[error("customer {customer_id} does not exist")]
     CustomerNotFound { customer_id: CustomerId },
+    /// The customer's personal data was erased: nothing that needs it (documents, verification,
+    /// renting, erasing again) can be done for them any more.
+    #[error("customer {customer_id} was erased")]
+    CustomerErased { customer_id: CustomerId },
     /// Support asked for the verification state the customer is already in.
     #[error("customer {customer_id} verification is already {status}")]
     VerificationUnchanged {

@@ -95,6 +95,9 @@ fn customer_may_rent(
     else {
         return Err(Rejection::CustomerNotFound { customer_id });
     };
+    if customer.erased_at.is_some() {
+        return Err(Rejection::CustomerErased { customer_id });
+    }
     if customer.verification != VerificationStatus::Verified {
         return Err(Rejection::CustomerNotVerified { customer_id });
     }

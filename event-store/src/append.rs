@@ -52,6 +52,35 @@ impl EventStore {
         executor: impl sqlx::PgExecutor<'e>,
         request: &AppendRequest,
     ) -> Result<AppendOutcome, AppendError> {
+        let encoded = match &self.codec {
+            Some(codec) => codec.encode(request).await?,
+            None => None,
+        };
+        match encoded {
+            None => self.append_encoded(executor, request).await,
+            Some(encoded) => match self.append_encoded(executor, &encoded).await {
+                // Report the claim under the key the caller asked for.
+                Err(AppendError::ClaimHeld { claim }) => {
+                    let asked = encoded
+                        .claims
+                        .acquire
+                        .iter()
+                        .position(|key| *key == claim)
+                        .and_then(|index| request.claims.acquire.get(index))
+                        .cloned()
+                        .unwrap_or(claim);
+                    Err(AppendError::ClaimHeld { claim: asked })
+                }
+                other => other,
+            },
+        }
+    }
+
+    async fn append_encoded<'e>(
+        &self,
+        executor: impl sqlx::PgExecutor<'e>,
+        request: &AppendRequest,
+    ) -> Result<AppendOutcome, AppendError> {
         let started = Instant::now();
         let mut streams = Vec::with_capacity(request.writes.len());
         let mut expected = Vec::with_capacity(request.writes.len());

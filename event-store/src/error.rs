@@ -34,4 +34,7 @@ pub enum StoreError {
     /// A stored value is not what the schema promises.
     #[error("corrupt row at position {position}: {reason}")]
     Corrupt { position: i64, reason: String },
+    /// The event codec (see `codec`) could not encode or decode.
+    #[error("event codec: {0}")]
+    Codec(String),
 }

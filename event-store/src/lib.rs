@@ -12,6 +12,7 @@
 mod append;
 mod cache;
 pub mod clock;
+pub mod codec;
 pub mod database;
 mod error;
 mod idempotency;
@@ -25,6 +26,7 @@ pub mod testing;
 
 pub use append::AppendOutcome;
 pub use cache::DEFAULT_CAPACITY as DEFAULT_STREAM_CACHE_EVENTS;
+pub use codec::EventCodec;
 pub use error::{AppendError, StoreError};
 pub use idempotency::StoredResult;
 pub use log::LogPage;
@@ -50,8 +52,11 @@ pub struct EventStore {
     appended: Arc<watch::Sender<u64>>,
     /// Streams already read, so a load reads only what was appended since (see `cache`).
     cache: Arc<cache::StreamCache>,
-    /// The live end of the log, read once and shared by every subscription (see `tail`).
+    /// The live end of the log, read once and shared by every subscription (see `tail`). It
+    /// holds events as stored; each subscription decodes them with its own store's codec.
     tail: Arc<tail::Tail>,
+    /// Transforms data on append and read (personal data encryption), if installed.
+    codec: Option<Arc<dyn EventCodec>>,
 }
 
 impl EventStore {
@@ -69,7 +74,26 @@ impl EventStore {
             appended: Arc::new(appended),
             cache: Arc::new(cache::StreamCache::new(events)),
             tail: Arc::new(tail::Tail::new()),
+            codec: None,
         }
+    }
+
+    /// This store with `codec` applied to every append and every event read (see `codec`).
+    /// Clones made afterwards share it; a store without one reads the data as stored.
+    pub fn with_codec(mut self, codec: Arc<dyn EventCodec>) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Decodes events just read, if a codec is installed.
+    pub(crate) async fn decoded(
+        &self,
+        mut events: Vec<RecordedEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if let Some(codec) = &self.codec {
+            codec.decode(&mut events).await?;
+        }
+        Ok(events)
     }
 
     /// The connection pool, for crates that keep their own tables in the same database.

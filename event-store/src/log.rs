@@ -179,7 +179,7 @@ impl EventStore {
                 }
             }
         }
-        Ok(out)
+        self.decoded(out).await
     }
 
     /// Up to `limit` committed events after `after`, in delivery order. Never returns an event
@@ -200,7 +200,9 @@ impl EventStore {
         after: LogPosition,
         limit: u32,
     ) -> Result<LogPage, StoreError> {
-        read_page(&self.pool, after, limit).await
+        let mut page = read_page(&self.pool, after, limit).await?;
+        page.events = self.decoded(page.events).await?;
+        Ok(page)
     }
 
     /// The delivery position of the last event committed so far (`START` when the log is empty),

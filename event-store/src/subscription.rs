@@ -107,7 +107,8 @@ impl Subscription {
         let batch = match self.store.tail.serve(self.after, self.batch_size) {
             Served::Events(batch) => {
                 self.held_back = false;
-                batch
+                // The tail holds events as stored; decode them as this store reads.
+                self.store.decoded(batch).await?
             }
             Served::CaughtUp => {
                 self.held_back = false;

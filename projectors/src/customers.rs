@@ -1,6 +1,10 @@
 //! `customers_view`: one row per customer for the support console — profile, KYC verification
 //! (and why the documents await manual review, while they do), active blocks and company — searchable by phone, e-mail and licence number as the domain
 //! normalised them.
+//!
+//! Personal data reaches it decrypted (the store's codec) while the customer's key exists; an
+//! erased customer (`CustomerErased`, or on a replay after it, events the codec marks as erased)
+//! keeps their row with the personal columns NULL and `erased_at` set.
 
 use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
 use crate::view::{Guarded, View};
@@ -39,6 +43,8 @@ impl Projector for CustomersProjector {
 async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     let version = to_bigint("stream version", event.stream_version)?;
     let customer_event: CustomerEvent = decode_event(event)?;
+    // Placeholders of erased personal data are not data.
+    let erased = event_store::codec::is_erased(event);
     let (customer_id, written) = match &customer_event {
         CustomerEvent::CustomerRegistered {
             profile,
@@ -52,11 +58,11 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
                  ON CONFLICT (customer_id) DO NOTHING",
             )
             .bind(profile.customer_id.0)
-            .bind(profile.name.as_str())
-            .bind(profile.phone.as_str())
-            .bind(profile.email.as_str())
-            .bind(profile.birth_date)
-            .bind(profile.licence.number.as_str())
+            .bind((!erased).then(|| profile.name.as_str()))
+            .bind((!erased).then(|| profile.phone.as_str()))
+            .bind((!erased).then(|| profile.email.as_str()))
+            .bind((!erased).then_some(profile.birth_date))
+            .bind((!erased).then(|| profile.licence.number.as_str()))
             .bind(VerificationStatus::Pending.as_str())
             .bind(registered_at)
             .bind(version)
@@ -145,8 +151,8 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
                  WHERE customer_id = $1 AND stream_version < $5",
             )
             .bind(customer_id.0)
-            .bind(documents.licence.number.as_str())
-            .bind(documents.birth_date)
+            .bind((!erased).then(|| documents.licence.number.as_str()))
+            .bind((!erased).then_some(documents.birth_date))
             .bind(submitted_at)
             .bind(version)
             .execute(&mut *conn)
@@ -201,6 +207,23 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
             .await?;
             (*customer_id, written)
         }
+        CustomerEvent::CustomerErased {
+            customer_id,
+            erased_at,
+            ..
+        } => {
+            let written = update(
+                conn,
+                "name = NULL, phone = NULL, email = NULL, birth_date = NULL,
+                 licence_number = NULL, erased_at = $4",
+                *customer_id,
+                *erased_at,
+                version,
+                Some(Param::Time(*erased_at)),
+            )
+            .await?;
+            (*customer_id, written)
+        }
         // Facts the row does not show (the provider's raw answer, a notice): only the version
         // moves on.
         CustomerEvent::KycCheckCompleted {
@@ -240,6 +263,7 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
 enum Param {
     Text(String),
     Uuid(uuid::Uuid),
+    Time(chrono::DateTime<chrono::Utc>),
 }
 
 /// A version-guarded update of one customer's row: `set` plus the time and version; returns the
@@ -260,6 +284,7 @@ async fn update(
     let query = match param {
         Some(Param::Text(text)) => query.bind(text),
         Some(Param::Uuid(id)) => query.bind(id),
+        Some(Param::Time(at)) => query.bind(at),
         None => query,
     };
     Ok(query.execute(&mut *conn).await?.rows_affected())

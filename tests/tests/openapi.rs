@@ -50,6 +50,7 @@ const ROUTES: &[(&str, &str)] = &[
     // People and fleet.
     ("POST", "/v1/customers/{customer_id}/documents"),
     ("POST", "/v1/customers/{customer_id}/blocks"),
+    ("POST", "/v1/customers/{customer_id}/erase"),
     ("POST", "/v1/customers/{customer_id}/blocks/{reason}/lift"),
     ("POST", "/v1/companies"),
     ("POST", "/v1/companies/{company_id}/employees"),

@@ -28,6 +28,8 @@ use event_store::{
 use http_edge::Role;
 use serde_json::json;
 use sqlx::PgPool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -233,16 +235,46 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
     // Rebuild every read model at once.
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for projector in projectors::read_models() {
+    // Per read model, how far its copy has read into the log (positions), for a progress line.
+    let reached: Arc<Vec<AtomicI64>> = Arc::new(
+        projectors::read_models()
+            .iter()
+            .map(|_| AtomicI64::new(0))
+            .collect(),
+    );
+    for (index, projector) in projectors::read_models().into_iter().enumerate() {
         let store = store.clone();
         let batch_size = args.batch_size;
+        let reached = reached.clone();
         tasks.push(tokio::spawn(async move {
             let t0 = Instant::now();
-            let report =
-                projectors::rebuild::rebuild(&store, projector, batch_size, |_| {}).await?;
+            let report = projectors::rebuild::rebuild(&store, projector, batch_size, |p| {
+                reached[index].store(p.position, Ordering::Relaxed);
+            })
+            .await?;
             anyhow::Ok((report, t0.elapsed()))
         }));
     }
+    let progress = {
+        let reached = reached.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let slowest = reached
+                    .iter()
+                    .map(|r| r.load(Ordering::Relaxed))
+                    .min()
+                    .unwrap_or(0);
+                eprintln!(
+                    "velka bench: rebuilding {} read models, the slowest at position {slowest} of {events} ({:.0} s)",
+                    reached.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        })
+    };
     let mut slowest = Duration::ZERO;
     for task in tasks {
         let (report, took) = task.await.context("a rebuild panicked")??;
@@ -255,6 +287,7 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
             report.events_applied as f64 / took.as_secs_f64()
         );
     }
+    progress.abort();
     let rebuild_s = started.elapsed().as_secs_f64();
     let rate = events as f64 / rebuild_s;
     let models = projectors::read_models().len();

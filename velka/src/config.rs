@@ -12,6 +12,11 @@ pub const DEVELOPMENT_SECRET: &str = "velka-development-secret-change-me";
 
 /// The KYC callback secret used when `VELKA_KYC_WEBHOOK_SECRET` is not set; `velka simulate kyc`
 /// signs with the same one by default, so the two work together on a laptop.
+/// The personal data secret when `VELKA_PII_SECRET` is unset: public, so for development only
+/// (a warning says so). Customer keys are wrapped and phone/e-mail claims hashed with keys
+/// derived from it, so it must never change for a database once set.
+pub const DEVELOPMENT_PII_SECRET: &str = "velka-development-pii-secret";
+
 pub const DEVELOPMENT_KYC_SECRET: &str = "velka-development-kyc-secret";
 
 #[derive(Debug, Parser)]
@@ -42,6 +47,11 @@ pub struct Global {
     /// Shared secret for HS256 bearer tokens.
     #[arg(long, env = "VELKA_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
+
+    /// Server secret for personal data: wraps each customer's key and keys the hashes that
+    /// stand for phones and e-mails in uniqueness claims. Must stay the same for the database.
+    #[arg(long, env = "VELKA_PII_SECRET", hide_env_values = true, global = true)]
+    pub pii_secret: Option<String>,
 }
 
 impl Global {
@@ -53,6 +63,25 @@ impl Global {
             }
             _ => (TokenKeys::from_secret(DEVELOPMENT_SECRET.as_bytes()), true),
         }
+    }
+
+    /// The personal data codec over `pool` (see `command_api::pii`), warning when it uses the
+    /// development secret.
+    pub fn pii_codec(&self, pool: &sqlx::PgPool) -> command_api::pii::PiiCodec {
+        let secret = match &self.pii_secret {
+            Some(secret) if !secret.is_empty() => secret.as_str(),
+            _ => {
+                tracing::warn!(
+                    "VELKA_PII_SECRET is not set: personal data keys are protected by the public \
+                     development secret"
+                );
+                DEVELOPMENT_PII_SECRET
+            }
+        };
+        command_api::pii::PiiCodec::new(
+            pool.clone(),
+            command_api::pii::PiiSecret::new(secret.as_bytes()),
+        )
     }
 }
 
@@ -80,6 +109,29 @@ pub enum Command {
     /// reconcile money.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Act on a customer as an operator: erase their personal data.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Erase a customer's personal data (152-FZ, GDPR): destroy their key, so their name,
+    /// phone, e-mail and documents never decrypt again, and record `CustomerErased` with who
+    /// and why. Trips, money and the audit chain stay intact.
+    Erase(CustomerEraseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CustomerEraseArgs {
+    /// The customer's id.
+    pub id: uuid::Uuid,
+    /// Why (the customer's request, a regulator's order): recorded for the auditors.
+    #[arg(long)]
+    pub reason: String,
+    /// Who erases (recorded as `operator:<by>`); defaults to $USER.
+    #[arg(long)]
+    pub by: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

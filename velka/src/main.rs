@@ -2,7 +2,8 @@
 //! query API, projectors — on one address; `velka migrate` prepares the database; `velka token`
 //! prints a bearer token for trying the API; `velka seed` loads a generated city into a running
 //! server; `velka simulate` drives app traffic against one, and `velka simulate gateway` runs the
-//! payment gateway simulator; `velka audit` verifies the hash chain, exports the log and reconciles money.
+//! payment gateway simulator; `velka audit` verifies the hash chain, exports the log, reconciles
+//! money and shows state as of a time; `velka customer erase` erases a customer's personal data.
 
 mod audit;
 mod bench;
@@ -79,6 +80,9 @@ async fn main() -> std::process::ExitCode {
         Command::Audit(config::AuditCommand::State(args)) => audit::state(&cli.global, args).await,
         Command::Audit(config::AuditCommand::RebuildAsOf(args)) => {
             audit::rebuild_as_of(&cli.global, args).await
+        }
+        Command::Customer(config::CustomerCommand::Erase(args)) => {
+            serve::erase_customer(&cli.global, args).await
         }
         Command::Simulate(config::SimulateArgs {
             command: Some(config::SimulateCommand::Kyc(args)),

@@ -50,7 +50,8 @@ pub async fn rebuild(global: &Global, args: crate::config::RebuildArgs) -> anyho
         );
     };
     let pool = connect(global, 4).await?;
-    let store = EventStore::new(pool.clone());
+    // Read models get personal data decrypted while its key exists, as `serve` gives it them.
+    let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
     let started = std::time::Instant::now();
     let mut last_line = std::time::Instant::now();
     let report = projectors::rebuild::rebuild(&store, projector, args.batch_size, |progress| {
@@ -83,13 +84,55 @@ pub async fn rebuild(global: &Global, args: crate::config::RebuildArgs) -> anyho
     Ok(())
 }
 
+/// `velka customer erase ID --reason TEXT`: the same erasure as `POST /v1/customers/{id}/erase`,
+/// from the command line against the database.
+pub async fn erase_customer(
+    global: &Global,
+    args: crate::config::CustomerEraseArgs,
+) -> anyhow::Result<()> {
+    let by = match args.by.clone().or_else(|| std::env::var("USER").ok()) {
+        Some(by) if !by.trim().is_empty() => by.trim().to_owned(),
+        _ => anyhow::bail!("say who erases: --by NAME"),
+    };
+    anyhow::ensure!(
+        !args.reason.trim().is_empty(),
+        "--reason must say why the data is erased"
+    );
+    let pool = connect(global, 2).await?;
+    let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
+    let kyc = fixtures::kyc().context("loading the KYC rules fixture")?;
+    let erasure = command_api::pii::erase::Erasure {
+        customer_id: domain::ids::CustomerId(args.id),
+        reason: args.reason.clone(),
+        actor: format!("operator:{by}"),
+        correlation_id: uuid::Uuid::now_v7(),
+        idempotency: None,
+    };
+    let erased = command_api::pii::erase::erase(&store, &SystemClock, &kyc, &erasure)
+        .await
+        .with_context(|| format!("erasing customer {}", args.id))?;
+    pool.close().await;
+    println!(
+        "velka: erased customer {} at {} (position {}); their key is destroyed",
+        args.id,
+        erased.erased_at.to_rfc3339(),
+        erased.position.unwrap_or_default()
+    );
+    Ok(())
+}
+
 /// `velka serve`.
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
     let pool = connect(global, args.db_connections).await?;
-    let store = EventStore::with_stream_cache(pool.clone(), args.stream_cache_events);
+    // Everything that reads events for their meaning (commands, projectors, queries, sagas) sees
+    // personal data decrypted while the customer's key exists; what carries events outside
+    // (the NATS relay) or hashes them as stored (the audit chain) reads them as stored.
+    let store = EventStore::with_stream_cache(pool.clone(), args.stream_cache_events)
+        .with_codec(Arc::new(global.pii_codec(&pool)));
+    let raw_store = EventStore::new(pool.clone());
     let (keys, development_secret) = global.token_keys();
     if development_secret {
         tracing::warn!(
@@ -199,7 +242,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     });
     let (audits, audits_doc) = audit::http::router(audit::http::AuditContext {
         pool: pool.clone(),
-        store: store.clone(),
+        store: raw_store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
         gateway_url: gateway_url.clone(),
@@ -247,7 +290,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let relay = if args.no_nats || args.no_nats_relay {
         None
     } else {
-        Some(start_relay(&args, store.clone(), shutdown.clone()).await?)
+        Some(start_relay(&args, raw_store.clone(), shutdown.clone()).await?)
     };
 
     // The sagas: fine matching always; payments with a gateway; KYC with a provider.
@@ -294,7 +337,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         saga_stop.clone(),
     );
     // The sealer stops with the projectors too, so the events of the last commands are sealed.
-    let sealer = start_sealer(&args, store.clone(), clock.clone(), shutdown.clone()).await?;
+    let sealer = start_sealer(&args, raw_store, clock.clone(), shutdown.clone()).await?;
 
     if args.demo {
         let keys = keys.clone();

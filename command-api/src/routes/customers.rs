@@ -540,3 +540,106 @@ pub(crate) async fn unblock(
     })
     .await
 }
+
+/// `POST /v1/customers/{id}/erase` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EraseBody {
+    /// Why the personal data is erased (the customer's request, a regulator's order): recorded
+    /// for the auditors. Required.
+    #[schema(example = "the customer's request of 2026-11-20, ticket 4711")]
+    reason: String,
+}
+
+/// The customer's personal data is erased (the shape `pii::erase::answer` writes, which is
+/// also recorded under an idempotency key).
+#[allow(dead_code)]
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CustomerErasedBody {
+    customer_id: CustomerId,
+    erased_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Support erases a customer's personal data (152-FZ, GDPR): their key is destroyed, so the
+/// personal fields of their events no longer decrypt; `CustomerErased` records who and why.
+/// Trips, charges and payments stay. Erasing twice is refused (409 `customer-erased`).
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{customer_id}/erase",
+    operation_id = "erase_customer",
+    tag = "customers",
+    request_body = EraseBody,
+    params(("customer_id" = Uuid, Path, description = "The customer"), ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry: the same key gets the first answer and appends nothing")),
+    responses((status = 200, description = "Erased", body = CustomerErasedBody), CommandProblems),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn erase(
+    State(context): State<CommandContext>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<EraseBody>,
+) -> Response {
+    use crate::pii::erase::EraseError;
+    if let Err(problem) = caller.require(&[Role::Support]) {
+        return problem.into_response();
+    }
+    let customer_id = match customer_in_path(&raw_id) {
+        Ok(id) => id,
+        Err(problem) => return problem.into_response(),
+    };
+    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
+        Ok(envelope) => envelope,
+        Err(problem) => return problem.into_response(),
+    };
+    if let Some(key) = &envelope.key {
+        match context.store.find_result(&envelope.scope, key).await {
+            Ok(Some(stored)) => {
+                return crate::pipeline::replay(&envelope, stored)
+                    .unwrap_or_else(IntoResponse::into_response);
+            }
+            Ok(None) => {}
+            Err(error) => return Problem::unavailable(&error).into_response(),
+        }
+    }
+    if body.value.reason.trim().is_empty() {
+        return Problem::invalid_field("reason", "must say why the data is erased").into_response();
+    }
+    let erasure = crate::pii::erase::Erasure {
+        customer_id,
+        reason: body.value.reason.clone(),
+        actor: envelope.actor.clone(),
+        correlation_id: envelope.correlation_id,
+        idempotency: envelope
+            .key
+            .clone()
+            .map(|key| (envelope.scope.clone(), key, envelope.request_hash.clone())),
+    };
+    match crate::pii::erase::erase(
+        &context.store,
+        context.clock.as_ref(),
+        &context.kyc,
+        &erasure,
+    )
+    .await
+    {
+        Ok(erased) => (
+            StatusCode::OK,
+            axum::Json(crate::pii::erase::answer(customer_id, erased.erased_at)),
+        )
+            .into_response(),
+        Err(EraseError::Rejected(rejection)) => {
+            crate::rejection::problem(&rejection).into_response()
+        }
+        Err(EraseError::Conflict) => Problem::new(
+            StatusCode::CONFLICT,
+            "concurrency-conflict",
+            "Too many concurrent changes",
+            "the customer kept changing while the erasure was decided; retry",
+        )
+        .into_response(),
+        Err(EraseError::Failed(error)) => Problem::unavailable(&error).into_response(),
+    }
+}

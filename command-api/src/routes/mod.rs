@@ -67,6 +67,7 @@ pub(crate) fn router() -> OpenApiRouter<CommandContext> {
         .routes(routes!(customers::submit_documents))
         .routes(routes!(customers::block))
         .routes(routes!(customers::unblock))
+        .routes(routes!(customers::erase))
         .routes(routes!(companies::register))
         .routes(routes!(companies::add_employee))
         .routes(routes!(companies::remove_employee))

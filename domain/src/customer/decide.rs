@@ -36,6 +36,15 @@ pub(super) fn decide(
             .as_ref()
             .ok_or(Rejection::CustomerNotFound { customer_id })
     };
+    // What needs the personal data (documents, a decision on them, erasing) is refused once it
+    // is erased; blocks, notices and the provider's late answers still concern the customer.
+    let not_erased = || -> Result<&CustomerProfile, Rejection> {
+        let profile = registered()?;
+        match state.erased_at {
+            Some(_) => Err(Rejection::CustomerErased { customer_id }),
+            None => Ok(profile),
+        }
+    };
     match command {
         CustomerCommand::Register(profile) => {
             if state.is_registered() {
@@ -59,7 +68,7 @@ pub(super) fn decide(
             }])
         }
         CustomerCommand::DecideVerification(VerificationDecision::Approved) => {
-            let profile = registered()?;
+            let profile = not_erased()?;
             if state.verification == VerificationStatus::Verified {
                 return Err(Rejection::VerificationUnchanged {
                     customer_id,
@@ -84,7 +93,7 @@ pub(super) fn decide(
             }])
         }
         CustomerCommand::DecideVerification(VerificationDecision::Rejected { reason }) => {
-            registered()?;
+            not_erased()?;
             let reason = reason.trim();
             if reason.is_empty() {
                 return Err(
@@ -134,7 +143,7 @@ pub(super) fn decide(
             }])
         }
         CustomerCommand::SubmitDocuments(documents) => {
-            registered()?;
+            not_erased()?;
             check_document_dates(documents, now.date_naive())?;
             if !documents.licence_categories.includes_cars() {
                 return Err(FieldError::new(
@@ -194,6 +203,19 @@ pub(super) fn decide(
                 outcome: *outcome,
                 reason,
                 completed_at: now,
+            }])
+        }
+        CustomerCommand::Erase { reason, by } => {
+            not_erased()?;
+            let reason = self::note(reason).map_err(|e| FieldError::new("reason", e.message))?;
+            if reason.is_empty() {
+                return Err(FieldError::new("reason", "must say why the data is erased").into());
+            }
+            Ok(vec![CustomerEvent::CustomerErased {
+                customer_id,
+                reason,
+                erased_by: by.clone(),
+                erased_at: now,
             }])
         }
         CustomerCommand::RequestManualReview { reason } => {

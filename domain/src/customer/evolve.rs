@@ -38,6 +38,9 @@ pub(super) fn evolve(mut state: CustomerState, event: &CustomerEvent) -> Custome
             state.manual_review = Some(reason.clone());
         }
         CustomerEvent::CustomerNotified { .. } => {}
+        CustomerEvent::CustomerErased { erased_at, .. } => {
+            state.erased_at = Some(*erased_at);
+        }
         CustomerEvent::CustomerJoinedCompany { company_id, .. } => {
             state.company_id = Some(*company_id);
         }

@@ -46,6 +46,10 @@ pub struct CustomerState {
     /// The KYC provider's checks whose results are recorded, so a repeated callback records
     /// nothing.
     pub kyc_checks: BTreeSet<String>,
+    /// When the customer's personal data was erased (152-FZ / GDPR), if it was. The events that
+    /// carried it stay in the log, unreadable: the profile and documents folded from them hold
+    /// placeholders and must not be used.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl CustomerState {
@@ -227,6 +231,14 @@ pub enum CustomerCommand {
         /// Why, for support.
         reason: String,
     },
+    /// Erase the customer's personal data (152-FZ / GDPR): the edge destroys their key in the
+    /// same transaction that records [`CustomerEvent::CustomerErased`].
+    Erase {
+        /// Why, for the auditors: the customer's request, a regulator's order.
+        reason: String,
+        /// Who erased (the support agent's actor).
+        by: String,
+    },
 }
 
 /// What happened to a customer.
@@ -305,6 +317,16 @@ pub enum CustomerEvent {
         customer_id: CustomerId,
         reason: String,
         requested_at: DateTime<Utc>,
+    },
+    /// The customer's personal data was erased: their key is destroyed, so the personal fields of
+    /// their earlier events no longer decrypt. Carries no personal data itself.
+    CustomerErased {
+        customer_id: CustomerId,
+        /// Why, as support gave it.
+        reason: String,
+        /// Who erased.
+        erased_by: String,
+        erased_at: DateTime<Utc>,
     },
     /// The customer was told something (see [`Notice`]).
     CustomerNotified {

@@ -881,3 +881,67 @@ fn manual_review_without_a_reason_is_rejected() {
     ));
     assert_yaml_snapshot!(scenario);
 }
+
+// Erasure (152-FZ / GDPR).
+
+fn erase(reason: &str) -> CustomerCommand {
+    CustomerCommand::Erase {
+        reason: reason.to_owned(),
+        by: "support:olga".to_owned(),
+    }
+}
+
+#[test]
+fn erase_records_who_and_why_and_no_personal_data() {
+    let scenario = Customer::given(verified_customer(IVAN))
+        .when(
+            erase("the customer asked, letter of 2026-11-20"),
+            ivan_now(),
+        )
+        .then();
+    assert!(matches!(
+        scenario.events(),
+        [CustomerEvent::CustomerErased { reason, erased_by, .. }]
+            if reason == "the customer asked, letter of 2026-11-20" && erased_by == "support:olga"
+    ));
+    let after = Customer::fold(scenario.given.iter().chain(scenario.events()));
+    assert_eq!(after.erased_at, Some(at(NOW)));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn erase_without_a_reason_is_rejected() {
+    let scenario = Customer::given([registered(IVAN)])
+        .when(erase("  "), ivan_now())
+        .then();
+    assert!(matches!(
+        scenario.rejection(),
+        Rejection::InvalidField(FieldError { field, .. }) if field == "reason"
+    ));
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn an_erased_customer_cannot_be_erased_again_nor_submit_documents() {
+    let erased = CustomerEvent::CustomerErased {
+        customer_id: IVAN,
+        reason: "the customer asked".to_owned(),
+        erased_by: "support:olga".to_owned(),
+        erased_at: at(VERIFIED_AT),
+    };
+    let again = Customer::given([registered(IVAN), erased.clone()])
+        .when(erase("again"), ivan_now())
+        .then();
+    assert_eq!(
+        again.rejection(),
+        &Rejection::CustomerErased { customer_id: IVAN }
+    );
+    let documents = Customer::given([registered(IVAN), erased])
+        .when(CustomerCommand::SubmitDocuments(documents()), ivan_now())
+        .then();
+    assert_eq!(
+        documents.rejection(),
+        &Rejection::CustomerErased { customer_id: IVAN }
+    );
+    assert_yaml_snapshot!(again);
+}

@@ -44,15 +44,20 @@ pub(crate) struct Customer360 {
     timeline: Vec<TimelineEntry>,
 }
 
-/// Who the customer is.
+/// Who the customer is. Once their personal data is erased (152-FZ, GDPR) the personal fields
+/// are null and `erased` is true.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Profile {
-    name: String,
-    phone: String,
-    email: String,
-    birth_date: NaiveDate,
-    licence_number: String,
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    birth_date: Option<NaiveDate>,
+    licence_number: Option<String>,
     registered_at: DateTime<Utc>,
+    /// Whether the personal data was erased.
+    erased: bool,
+    /// When, if it was.
+    erased_at: Option<DateTime<Utc>>,
 }
 
 /// Where the customer stands with KYC.
@@ -100,11 +105,12 @@ pub(crate) struct TimelineEntry {
 
 #[derive(Debug, sqlx::FromRow)]
 struct CustomerRow {
-    name: String,
-    phone: String,
-    email: String,
-    birth_date: NaiveDate,
-    licence_number: String,
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    birth_date: Option<NaiveDate>,
+    licence_number: Option<String>,
+    erased_at: Option<DateTime<Utc>>,
     verification: String,
     rejection_reason: Option<String>,
     manual_review_reason: Option<String>,
@@ -133,7 +139,7 @@ pub(crate) async fn customer_360(
     let pool = &context.pool;
     let row: Option<CustomerRow> = sqlx::query_as(
         "SELECT name, phone, email, birth_date, licence_number, verification, rejection_reason,
-                manual_review_reason, blocks, company_id, registered_at
+                manual_review_reason, blocks, company_id, registered_at, erased_at
          FROM customers_view WHERE customer_id = $1",
     )
     .bind(customer_id)
@@ -199,6 +205,8 @@ pub(crate) async fn customer_360(
             birth_date: row.birth_date,
             licence_number: row.licence_number,
             registered_at: row.registered_at,
+            erased: row.erased_at.is_some(),
+            erased_at: row.erased_at,
         },
         verification: Verification {
             status: row.verification,
