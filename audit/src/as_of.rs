@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use domain::Decider;
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
 
 /// `AuditStateQueried`: who asked for which stream's state as of when.
 pub const STATE_QUERIED: &str = "AuditStateQueried";
@@ -37,6 +36,9 @@ pub enum AsOfError {
     /// A query failed.
     #[error("reading the stream failed: {0}")]
     Database(#[from] sqlx::Error),
+    /// The store could not read the stream.
+    #[error("reading the stream failed: {0}")]
+    Store(#[from] event_store::StoreError),
 }
 
 /// One stored event, as the fold needs it.
@@ -153,9 +155,10 @@ pub fn state_as_of(
     })
 }
 
-/// Reads `stream_id` and folds it as of `as_of`.
+/// Reads `stream_id` through `store` (so personal data reads as the store decodes it: in clear
+/// while the customer's key exists, erased after) and folds it as of `as_of`.
 pub async fn load(
-    pool: &sqlx::PgPool,
+    store: &event_store::EventStore,
     stream_id: &str,
     as_of: DateTime<Utc>,
 ) -> Result<StateAsOf, AsOfError> {
@@ -166,30 +169,21 @@ pub async fn load(
             category: category.to_owned(),
         });
     }
-    let rows = sqlx::query(
-        "SELECT position, stream_version, event_type, schema_version, data, recorded_at
-         FROM events WHERE stream_id = $1 ORDER BY stream_version",
-    )
-    .bind(stream_id)
-    .fetch_all(pool)
-    .await?;
-    if rows.is_empty() {
+    let recorded = store.read_stream(stream_id, 0).await?;
+    if recorded.is_empty() {
         return Err(AsOfError::NoStream(stream_id.to_owned()));
     }
-    let events = rows
+    let events: Vec<StoredEvent> = recorded
         .into_iter()
-        .map(|row| {
-            let schema_version: i32 = row.try_get("schema_version")?;
-            Ok(StoredEvent {
-                position: row.try_get("position")?,
-                stream_version: row.try_get("stream_version")?,
-                event_type: row.try_get("event_type")?,
-                schema_version: u32::try_from(schema_version).unwrap_or(0),
-                data: row.try_get("data")?,
-                recorded_at: row.try_get("recorded_at")?,
-            })
+        .map(|event| StoredEvent {
+            position: event.position,
+            stream_version: i64::try_from(event.stream_version).unwrap_or(i64::MAX),
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            data: event.data,
+            recorded_at: event.recorded_at,
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect();
     state_as_of(stream_id, &events, as_of)
 }
 

@@ -31,8 +31,11 @@ const MAX_LIMIT: u32 = 1_000;
 pub struct AuditContext {
     /// The database (events and the chain).
     pub pool: sqlx::PgPool,
-    /// The store, to record auditor actions.
+    /// The store as stored, to record auditor actions.
     pub store: EventStore,
+    /// The store that reads events for their meaning (personal data decoded while a customer's
+    /// key exists), for an aggregate's state as of a time.
+    pub reader: EventStore,
     /// Checks bearer tokens.
     pub keys: TokenKeys,
     /// Stamps the recorded actions.
@@ -247,7 +250,7 @@ pub(crate) async fn audit_stream_state(
                 )
             })?,
     };
-    let state = crate::as_of::load(&context.pool, &stream_id, as_of)
+    let state = crate::as_of::load(&context.reader, &stream_id, as_of)
         .await
         .map_err(|error| match &error {
             AsOfError::UnknownCategory { .. } => {

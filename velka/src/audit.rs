@@ -9,6 +9,7 @@ use audit::verify::{ExpectedHead, Verdict, VerifyOptions};
 use event_store::EventStore;
 use serde_json::json;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The sealer's checkpoint name, as `velka serve` runs it.
@@ -160,7 +161,8 @@ pub async fn export(global: &Global, args: AuditExportArgs) -> anyhow::Result<()
 pub async fn money(global: &Global, args: AuditMoneyArgs) -> anyhow::Result<()> {
     let actor = auditor(args.by.as_deref());
     let pool = crate::serve::connect(global, 2).await?;
-    let store = EventStore::new(pool.clone());
+    // Projectors read events for their meaning: personal data decoded (or erased), as live.
+    let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
     let started = Instant::now();
     eprintln!(
         "velka: reconciling accounts: events, read models{}",
@@ -254,8 +256,9 @@ fn auditor(by: Option<&str>) -> String {
 pub async fn state(global: &Global, args: AuditStateArgs) -> anyhow::Result<()> {
     let actor = auditor(args.by.as_deref());
     let pool = crate::serve::connect(global, 2).await?;
-    let store = EventStore::new(pool.clone());
-    let state = audit::as_of::load(&pool, &args.stream, args.as_of)
+    // Decoding, so a customer's personal data reads in clear while its key exists.
+    let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
+    let state = audit::as_of::load(&store, &args.stream, args.as_of)
         .await
         .with_context(|| format!("folding {} as of {}", args.stream, args.as_of))?;
     audit::record::append(
@@ -287,7 +290,8 @@ pub async fn rebuild_as_of(global: &Global, args: AuditRebuildAsOfArgs) -> anyho
         .clone()
         .unwrap_or_else(|| projectors::as_of::default_schema(args.at));
     let pool = crate::serve::connect(global, 2).await?;
-    let store = EventStore::new(pool.clone());
+    // Projectors read events for their meaning: personal data decoded (or erased), as live.
+    let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
     let started = Instant::now();
     let mut last_line = Instant::now();
     let report = projectors::as_of::rebuild_as_of(

@@ -130,9 +130,11 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     // Everything that reads events for their meaning (commands, projectors, queries, sagas) sees
     // personal data decrypted while the customer's key exists; what carries events outside
     // (the NATS relay) or hashes them as stored (the audit chain) reads them as stored.
-    let store = EventStore::with_stream_cache(pool.clone(), args.stream_cache_events)
+    // One store (one log tail, one stream cache, both holding events as stored), seen two ways.
+    let raw_store = EventStore::with_stream_cache(pool.clone(), args.stream_cache_events);
+    let store = raw_store
+        .clone()
         .with_codec(Arc::new(global.pii_codec(&pool)));
-    let raw_store = EventStore::new(pool.clone());
     let (keys, development_secret) = global.token_keys();
     if development_secret {
         tracing::warn!(
@@ -243,6 +245,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let (audits, audits_doc) = audit::http::router(audit::http::AuditContext {
         pool: pool.clone(),
         store: raw_store.clone(),
+        reader: store.clone(),
         keys: keys.clone(),
         clock: clock.clone(),
         gateway_url: gateway_url.clone(),
