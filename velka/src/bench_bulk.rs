@@ -156,7 +156,9 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
     let url = server.url.clone();
     drop(server);
     let pool = event_store::database::connect(&url, 12).await?;
-    let store = EventStore::new(pool.clone());
+    // The projectors read as `serve` gives them events: personal data decoded. The copies'
+    // customers have no key (their ids are new), so they read as erased customers do.
+    let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
     sqlx::query("CREATE TABLE bench_template AS SELECT * FROM events ORDER BY position")
         .execute(&pool)
         .await?;
