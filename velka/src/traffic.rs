@@ -1047,13 +1047,20 @@ impl PaymentFaults {
             );
         };
         let url = format!("{}/control/faults", base.trim_end_matches('/'));
-        let rate = percent / 100.0;
+        // The simulator draws a 5xx first, then a decline among the requests that got through:
+        // half of `rate` as 5xx, and the other half as a share of what is left.
+        let half = percent / 200.0;
+        let decline_rate = if half < 1.0 {
+            (half / (1.0 - half)).min(1.0)
+        } else {
+            1.0
+        };
         let http = reqwest::Client::new();
         let answer = http
             .post(&url)
             .json(&json!({
-                "decline_rate": rate / 2.0,
-                "error_5xx_rate": rate / 2.0,
+                "decline_rate": decline_rate,
+                "error_5xx_rate": half,
                 "seed": args.seed,
             }))
             .send()
