@@ -1,9 +1,9 @@
 //! `velka bench replay` and `velka bench history`: benchmarks over a large, bulk-loaded log.
 //!
 //! Both load events straight into the `events` table with `INSERT … SELECT` over
-//! `generate_series` on the scratch database `<name>_bench` (the event-store's secondary
-//! indexes are dropped during the load and rebuilt after it, exactly as the migration defines
-//! them, which is how a bulk load is done), then measure:
+//! `generate_series` on the scratch database `<name>_bench` (every secondary index of `events`,
+//! the audit's included, is dropped during the load and rebuilt after it exactly as the catalog
+//! defined it, which is how a bulk load is done), then measure:
 //!
 //! - `replay`: the log is a template of real events — customers registered and verified, cars
 //!   added, trips started, parked, resumed and ended with telemetry and charges — produced by a
@@ -33,26 +33,35 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// The event-store's secondary indexes, as its migration creates them.
-const INDEXES: [(&str, &str); 3] = [
-    (
-        "ALTER TABLE events DROP CONSTRAINT events_event_id_key",
-        "ALTER TABLE events ADD CONSTRAINT events_event_id_key UNIQUE (event_id)",
-    ),
-    (
-        "ALTER TABLE events DROP CONSTRAINT events_stream_version_key",
-        "ALTER TABLE events ADD CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)",
-    ),
-    (
-        "DROP INDEX events_log_order_idx",
-        "CREATE INDEX events_log_order_idx ON events (transaction_id, position)",
-    ),
-];
+/// Every secondary index and unique constraint of `events` as the catalog defines it now (so the
+/// migrations' own definitions, audit indexes included), with the statements that drop and
+/// recreate it. The primary key stays.
+async fn secondary_indexes(
+    connection: &mut sqlx::PgConnection,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT format('ALTER TABLE events DROP CONSTRAINT %I', c.conname),
+                format('ALTER TABLE events ADD CONSTRAINT %I %s', c.conname,
+                       pg_get_constraintdef(c.oid))
+         FROM pg_constraint c
+         WHERE c.conrelid = 'events'::regclass AND c.contype = 'u'
+         UNION ALL
+         SELECT format('DROP INDEX %I', i.relname), pg_get_indexdef(i.oid)
+         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+         WHERE x.indrelid = 'events'::regclass AND NOT x.indisprimary
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+    )
+    .fetch_all(&mut *connection)
+    .await
+    .context("reading the event indexes from the catalog")?;
+    Ok(rows)
+}
 
 /// Runs `load` (a list of statements, each run on its own with `$1`/`$2` bound to a chunk's
-/// first and last number) over `0..total` in chunks, with the secondary indexes dropped, then
-/// rebuilds them and analyses the table; prints progress on stderr. Returns the seconds taken.
-async fn bulk_load(
+/// first and last number) over `0..total` in chunks, with every secondary index of `events`
+/// dropped, then rebuilds them and analyses the table; prints progress on stderr. Returns the
+/// seconds taken.
+pub(crate) async fn bulk_load(
     pool: &PgPool,
     from: i64,
     to: i64,
@@ -67,7 +76,8 @@ async fn bulk_load(
     sqlx::query("SET maintenance_work_mem = '512MB'")
         .execute(&mut *connection)
         .await?;
-    for (drop, _) in INDEXES {
+    let indexes = secondary_indexes(&mut connection).await?;
+    for (drop, _) in &indexes {
         sqlx::query(drop).execute(&mut *connection).await?;
     }
     let mut first = from;
@@ -93,9 +103,16 @@ async fn bulk_load(
             );
         }
     }
-    eprintln!("velka bench: rebuilding the event indexes");
-    for (_, create) in INDEXES {
-        sqlx::query(create).execute(&mut *connection).await?;
+    eprintln!(
+        "velka bench: rebuilding the {} event indexes ({:.0} s)",
+        indexes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (_, create) in &indexes {
+        sqlx::query(create)
+            .execute(&mut *connection)
+            .await
+            .with_context(|| format!("recreating an event index: {create}"))?;
     }
     sqlx::query("ANALYZE events")
         .execute(&mut *connection)

@@ -410,6 +410,9 @@ pub enum BenchCommand {
     Replay(BenchReplayArgs),
     /// Append and stream-load latency with a small and a large bulk-loaded history.
     History(BenchHistoryArgs),
+    /// `audit verify`'s rate over a bulk-loaded, sealed log, against a raw COPY of the same
+    /// columns in the same run.
+    Verify(BenchVerifyArgs),
 }
 
 /// A duration in whole seconds: `30`, `30s`, `2m`.
@@ -484,6 +487,22 @@ pub struct BenchHistoryArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BenchVerifyArgs {
+    /// Sealed events to verify.
+    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(100..=1_000_000_000))]
+    pub events: u64,
+    /// Verify's `--parallel` values to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 4], value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub parallel: Vec<u32>,
+    /// Verify's `--chunk`: entries per query.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+    pub chunk: i64,
+    /// Runs of verify at each `--parallel` (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+}
+
+#[derive(Debug, Args)]
 pub struct BenchLagArgs {
     /// Commands per second, all workers together.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -549,6 +568,12 @@ pub struct ServeArgs {
     /// Largest number of database connections.
     #[arg(long, env = "VELKA_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
+
+    /// Most requests handled at once; beyond it a request is refused at once with
+    /// `503 overloaded` and `Retry-After: 1` instead of queueing (health and metrics are always
+    /// answered). Bounds memory and latency under more load than the database can serve.
+    #[arg(long, env = "VELKA_MAX_IN_FLIGHT", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_in_flight: u32,
 
     /// Events of recently loaded streams kept in memory, so a command reloading a stream reads
     /// only what was appended since (0 turns the cache off).

@@ -5,12 +5,14 @@
 //! payment gateway simulator; `velka audit` verifies the hash chain, exports the log, reconciles
 //! money and shows state as of a time; `velka customer erase` erases a customer's personal data.
 
+mod admission;
 mod audit;
 mod bench;
 mod bench_bulk;
 mod bench_http;
 mod bench_lag;
 mod bench_load;
+mod bench_verify;
 mod client;
 mod config;
 mod demo;
@@ -53,6 +55,9 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Bench(config::BenchCommand::History(args)) => {
             bench_bulk::history(&cli.global, args).await
+        }
+        Command::Bench(config::BenchCommand::Verify(args)) => {
+            bench_verify::verify(&cli.global, args).await
         }
         Command::Projections(config::ProjectionsCommand::Rebuild(args)) => {
             serve::rebuild(&cli.global, args).await

@@ -258,6 +258,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         .merge(crate::ops::document_router(&document)?)
         .fallback(crate::ops::no_route)
         .method_not_allowed_fallback(crate::ops::wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            crate::admission::Admission::new(args.max_in_flight as usize),
+            crate::admission::admit,
+        ))
         .layer(axum::middleware::from_fn(crate::ops::observe));
 
     let listener = tokio::net::TcpListener::bind(args.addr)
