@@ -88,38 +88,81 @@ impl ChainEvent {
 
     /// The event's digest (see the module documentation for the encoding).
     pub fn digest(&self) -> Hash {
+        EventFields {
+            position: self.position,
+            stream_id: self.stream_id.as_bytes(),
+            stream_version: self.stream_version,
+            event_id: *self.event_id.as_bytes(),
+            event_type: self.event_type.as_bytes(),
+            schema_version: self.schema_version,
+            data: self.data.as_bytes(),
+            correlation_id: *self.correlation_id.as_bytes(),
+            causation_id: self.causation_id.map(|id| *id.as_bytes()),
+            actor: self.actor.as_bytes(),
+            command_id: self.command_id.map(|id| *id.as_bytes()),
+            occurred_at_micros: self.occurred_at.timestamp_micros(),
+            recorded_at_micros: self.recorded_at.timestamp_micros(),
+        }
+        .digest()
+    }
+}
+
+/// An event's covered fields borrowed from wherever they were read (verify parses them
+/// straight out of a binary `COPY` without allocating); the one place the encoding is written.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct EventFields<'a> {
+    pub position: i64,
+    pub stream_id: &'a [u8],
+    pub stream_version: i64,
+    pub event_id: [u8; 16],
+    pub event_type: &'a [u8],
+    pub schema_version: i32,
+    /// PostgreSQL's text of the `jsonb` value.
+    pub data: &'a [u8],
+    pub correlation_id: [u8; 16],
+    pub causation_id: Option<[u8; 16]>,
+    pub actor: &'a [u8],
+    pub command_id: Option<[u8; 16]>,
+    /// Microseconds since the Unix epoch.
+    pub occurred_at_micros: i64,
+    pub recorded_at_micros: i64,
+}
+
+impl EventFields<'_> {
+    /// The event's digest (see the module documentation for the encoding).
+    pub fn digest(&self) -> Hash {
         let mut hasher = Sha256::new();
         hasher.update(b"velka-event-v1");
-        text(&mut hasher, &self.stream_id);
+        text(&mut hasher, self.stream_id);
         hasher.update(self.stream_version.to_be_bytes());
         hasher.update(self.position.to_be_bytes());
-        hasher.update(self.event_id.as_bytes());
-        text(&mut hasher, &self.event_type);
+        hasher.update(self.event_id);
+        text(&mut hasher, self.event_type);
         hasher.update(self.schema_version.to_be_bytes());
-        text(&mut hasher, &self.data);
-        hasher.update(self.correlation_id.as_bytes());
+        text(&mut hasher, self.data);
+        hasher.update(self.correlation_id);
         optional_uuid(&mut hasher, self.causation_id);
-        text(&mut hasher, &self.actor);
+        text(&mut hasher, self.actor);
         optional_uuid(&mut hasher, self.command_id);
-        hasher.update(self.occurred_at.timestamp_micros().to_be_bytes());
-        hasher.update(self.recorded_at.timestamp_micros().to_be_bytes());
+        hasher.update(self.occurred_at_micros.to_be_bytes());
+        hasher.update(self.recorded_at_micros.to_be_bytes());
         hasher.finalize().into()
     }
 }
 
-fn text(hasher: &mut Sha256, value: &str) {
+fn text(hasher: &mut Sha256, value: &[u8]) {
     // Texts longer than 4 GiB cannot be stored in PostgreSQL (1 GB per field), so the length fits.
     let length = u32::try_from(value.len()).unwrap_or(u32::MAX);
     hasher.update(length.to_be_bytes());
-    hasher.update(value.as_bytes());
+    hasher.update(value);
 }
 
-fn optional_uuid(hasher: &mut Sha256, value: Option<Uuid>) {
+fn optional_uuid(hasher: &mut Sha256, value: Option<[u8; 16]>) {
     match value {
         None => hasher.update([0u8]),
         Some(id) => {
             hasher.update([1u8]);
-            hasher.update(id.as_bytes());
+            hasher.update(id);
         }
     }
 }

@@ -70,6 +70,29 @@ pub(crate) async fn save(
     }
 }
 
+/// Moves the checkpoint from `from` to `to` in one statement, if it is still at `from`; `false`
+/// when someone else moved it (another runner, a rebuild's switch).
+pub(crate) async fn advance(
+    pool: &PgPool,
+    name: &str,
+    from: LogPosition,
+    to: LogPosition,
+) -> Result<bool, ProjectionError> {
+    let updated = sqlx::query(
+        "UPDATE projector_checkpoints
+         SET transaction_id = $4::text::xid8, position = $5, updated_at = now()
+         WHERE name = $1 AND transaction_id = $2::text::xid8 AND position = $3",
+    )
+    .bind(name)
+    .bind(from.transaction_id.to_string())
+    .bind(from.position)
+    .bind(to.transaction_id.to_string())
+    .bind(to.position)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 fn decode(row: &sqlx::postgres::PgRow) -> Result<LogPosition, ProjectionError> {
     let transaction_id: i64 = row.try_get("transaction_id")?;
     Ok(LogPosition {

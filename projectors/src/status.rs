@@ -68,7 +68,9 @@ pub struct StatusSnapshot {
     pub name: &'static str,
     /// Where the runner is in its life.
     pub state: RunnerState,
-    /// The committed checkpoint: every event up to here is in the read model.
+    /// How far the runner is: every event up to here is in the read model. The stored
+    /// checkpoint may trail it, by batches that had nothing for the projector, for at most the
+    /// runner's `checkpoint_delay`.
     pub position: LogPosition,
     /// Events this runner applied and committed since it started (events of other categories,
     /// skipped, are not counted).

@@ -216,3 +216,58 @@ async fn two_runners_of_one_projector_never_apply_an_event_twice() {
     a.stopped().await;
     b.stopped().await;
 }
+
+#[tokio::test]
+async fn batches_with_nothing_for_the_projector_commit_nothing_and_the_checkpoint_follows() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    create_probe_table(db.pool()).await;
+    append_raw(&store, "probe-1", "Ok1").await;
+    let shutdown = Shutdown::new();
+    let running = Projections::spawn(
+        store.clone(),
+        vec![Arc::new(ProbeProjector)],
+        RunnerConfig {
+            checkpoint_delay: std::time::Duration::from_millis(200),
+            ..fast()
+        },
+        &shutdown,
+    );
+    running.wait_caught_up(&store, DEADLINE).await.unwrap();
+    let status = running.statuses()[0].clone();
+    let committed = status.snapshot().batches_committed;
+
+    // Events the probe does not read: the runner moves past them without a transaction.
+    for n in 0..20 {
+        append_raw(&store, "other-1", &format!("Other{n}")).await;
+    }
+    let head = store.head().await.unwrap();
+    let past = wait_for_status(&status, "past the other events", |s| s.position == head).await;
+    assert_eq!(past.batches_committed, committed, "{past:?}");
+    assert_eq!(past.events_applied, 1);
+
+    // The stored checkpoint follows within the delay, without another event to carry it.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while projectors::load_checkpoint(db.pool(), "probe").await.unwrap() != head {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the checkpoint never followed the runner past the skipped events"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(status.snapshot().batches_committed, committed);
+
+    // An event of its own after them is applied once, from there.
+    append_raw(&store, "probe-1", "Ok2").await;
+    running.wait_caught_up(&store, DEADLINE).await.unwrap();
+    assert_each_once(&probe_rows(db.pool()).await, &probe_positions(&store).await);
+    assert_eq!(status.snapshot().batches_committed, committed + 1);
+    assert_eq!(
+        projectors::load_checkpoint(db.pool(), "probe")
+            .await
+            .unwrap(),
+        store.head().await.unwrap()
+    );
+    shutdown.trigger();
+    running.stopped().await;
+}

@@ -111,10 +111,17 @@ impl Driver {
                     self.story.trip_id = None;
                 }
             }
+            Ok((status, _)) if status == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                // Refused at the door (or a dependency was down): nothing changed, so the same
+                // step is tried again next time, as a client honouring Retry-After would.
+            }
             _ => {
-                // Leave the story in a clean state: end the trip if one is open.
-                if let Some(trip) = self.story.trip_id.take() {
-                    let _ = client
+                // Leave the story in a clean state: end the trip if one is open. If that end is
+                // not answered either, the trip stays open and the next step ends it (else every
+                // later start would be refused: the customer still has a trip).
+                self.story.step = 0;
+                if let Some(trip) = self.story.trip_id.clone() {
+                    let ended = client
                         .send(
                             reqwest::Method::POST,
                             &format!("/v1/trips/{trip}/end"),
@@ -122,8 +129,14 @@ impl Driver {
                             Some(json!({})),
                         )
                         .await;
+                    match ended {
+                        // Ended now, or no longer open.
+                        Ok((status, _)) if status.is_success() || status.is_client_error() => {
+                            self.story.trip_id = None;
+                        }
+                        _ => self.story.step = 5,
+                    }
                 }
-                self.story.step = 0;
             }
         }
         Outcome { kind, status }

@@ -23,6 +23,7 @@ pub fn fast() -> RunnerConfig {
         idle_poll: Duration::from_millis(20),
         retry_initial: Duration::from_millis(10),
         retry_max: Duration::from_millis(100),
+        checkpoint_delay: Duration::from_millis(50),
     }
 }
 
