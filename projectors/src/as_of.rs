@@ -3,17 +3,19 @@
 //! [`rebuild_as_of`] creates a schema of its own (`asof_…`), an empty copy of every read model
 //! table in it (`LIKE public.… INCLUDING ALL`, as [`crate::rebuild`] does), and runs every
 //! projector over the events *recorded* at or before T, with `search_path` pointing at the copy
-//! (projectors name their tables without a schema, so their SQL is unchanged). The live read
+//! (projectors name their tables without a schema, so their SQL is unchanged), through the same
+//! page loop as a rebuild ([`crate::replay`]: the log read once, each projector in a
+//! transaction of its own). The live read
 //! models are never touched; the schema stays for the auditor to query and drop.
 //!
 //! Recorded time is what the system knew: an event appended after T about something earlier (a
 //! fine learned in December about November) is not in the copy.
 
 use crate::projector::{ProjectionError, Projector};
+use crate::replay::{ApplyError, LogPages, Target, apply_page};
 use chrono::{DateTime, Utc};
-use event_store::{EventStore, LogPosition, StoreError};
+use event_store::{EventStore, LogPosition, RecordedEvent, StoreError};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// How far the build has come, for a progress line.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -61,6 +63,23 @@ pub enum AsOfError {
     /// Reading the log failed.
     #[error("reading the event log failed: {0}")]
     Store(#[from] StoreError),
+}
+
+impl From<ApplyError> for AsOfError {
+    fn from(error: ApplyError) -> Self {
+        match error {
+            ApplyError::Apply {
+                name,
+                position,
+                source,
+            } => AsOfError::Apply {
+                name,
+                position,
+                source,
+            },
+            ApplyError::Database(error) => AsOfError::Database(error),
+        }
+    }
 }
 
 /// The default schema for T: `asof_<yyyymmddhhmmss>`.
@@ -121,47 +140,27 @@ pub async fn rebuild_as_of(
     tx.commit().await?;
 
     let head = store.head().await?;
-    let mut position = LogPosition::START;
+    let targets: Vec<Target> = projectors
+        .iter()
+        .map(|projector| Target {
+            projector: projector.clone(),
+            schema: schema.to_owned(),
+        })
+        .collect();
+    let mut pages = LogPages::new(store, LogPosition::START, batch_size).until(head);
     let (mut events, mut applied) = (0, 0);
-    while position < head {
-        let page = store.read_log_page(position, batch_size).await?;
-        let Some(last) = page.events.last() else {
-            if page.held_back {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-            break;
-        };
-        let last = last.log_position;
-        let mut tx = pool.begin().await?;
-        sqlx::query(&format!("SET LOCAL search_path TO {schema}, public"))
-            .execute(&mut *tx)
-            .await?;
-        for event in page
-            .events
+    while let Some(page) = pages.next().await? {
+        let known: Vec<&RecordedEvent> = page
             .iter()
             .filter(|e| e.recorded_at <= at && e.log_position <= head)
-        {
-            events += 1;
-            for projector in projectors {
-                if !projector.categories().contains(&event.category()) {
-                    continue;
-                }
-                projector
-                    .apply(&mut tx, event)
-                    .await
-                    .map_err(|source| AsOfError::Apply {
-                        name: projector.name(),
-                        position: event.position,
-                        source,
-                    })?;
-                applied += 1;
-            }
-        }
-        tx.commit().await?;
-        position = last;
+            .collect();
+        events += known.len() as u64;
+        applied += apply_page(pool, &targets, &known)
+            .await?
+            .iter()
+            .sum::<u64>();
         progress(&AsOfProgress {
-            position: position.position,
+            position: pages.position().position,
             head: head.position,
             applied,
         });

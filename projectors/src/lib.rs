@@ -26,6 +26,7 @@ mod fines;
 mod possessions;
 mod projector;
 pub mod rebuild;
+mod replay;
 mod reservations;
 mod runner;
 mod running;

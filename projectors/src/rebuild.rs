@@ -17,13 +17,20 @@
 //!
 //! A crash during the build leaves the live model untouched (the next rebuild starts over); the
 //! switch is one transaction, so it happens entirely or not at all.
+//!
+//! [`rebuild_all`] does this for several read models and reads the log once for all of them:
+//! each page goes to every projector's copy at once, each in its own transaction
+//! ([`crate::replay`]); then each projector catches up and switches on its own, as above.
 
 use crate::checkpoint;
 use crate::projector::{ProjectionError, Projector};
-use event_store::{EventStore, LogPosition, StoreError};
-use sqlx::{PgConnection, Row};
+use crate::replay::{ApplyError, LogPages, Target, apply, apply_page, use_schema};
+use event_store::{EventStore, LogPosition, RecordedEvent, StoreError};
+use sqlx::Row;
 use std::sync::Arc;
-use std::time::Duration;
+
+/// How many times the build goes after a head that moved on while it ran.
+const CHASE_ROUNDS: u32 = 3;
 
 /// How far a rebuild has come, for a progress line.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -76,83 +83,170 @@ pub enum RebuildError {
     Checkpoint(#[from] ProjectionError),
 }
 
+impl From<ApplyError> for RebuildError {
+    fn from(error: ApplyError) -> Self {
+        match error {
+            ApplyError::Apply {
+                name,
+                position,
+                source,
+            } => RebuildError::Apply {
+                name,
+                position,
+                source,
+            },
+            ApplyError::Database(error) => RebuildError::Database(error),
+        }
+    }
+}
+
 /// Rebuilds `projector`'s read model side by side and switches reads over atomically; calls
-/// `progress` after each batch of the build.
+/// `progress` after each batch of the build. [`rebuild_all`] with one projector.
 pub async fn rebuild(
     store: &EventStore,
     projector: Arc<dyn Projector>,
     batch_size: u32,
-    mut progress: impl FnMut(&RebuildProgress),
+    progress: impl FnMut(&RebuildProgress),
 ) -> Result<RebuildReport, RebuildError> {
     let name = projector.name();
-    let tables = projector.tables();
-    check_identifiers(name, tables)?;
-    let copy = format!("rebuild_{name}");
-    let retired = format!("retired_{name}");
+    rebuild_all(store, vec![projector], batch_size, progress)
+        .await?
+        .pop()
+        .ok_or_else(|| RebuildError::NotRebuildable {
+            name,
+            reason: "the rebuild reported nothing".to_owned(),
+        })
+}
+
+/// Rebuilds several read models side by side, reading the log once for all of them: each page
+/// is applied to every projector's copy at once (each in its own transaction). Then each
+/// projector catches up and switches over atomically on its own, as [`rebuild`] does, one after
+/// the other. Returns one report per projector, in the order given; `progress` is called after
+/// each page of the build, with the events applied by all projectors together.
+///
+/// If a switch fails, the projectors before it have switched and the ones from it on are
+/// unchanged (their copies are left, and replaced by the next rebuild).
+pub async fn rebuild_all(
+    store: &EventStore,
+    projectors: Vec<Arc<dyn Projector>>,
+    batch_size: u32,
+    mut progress: impl FnMut(&RebuildProgress),
+) -> Result<Vec<RebuildReport>, RebuildError> {
+    for (index, projector) in projectors.iter().enumerate() {
+        check_identifiers(projector.name(), projector.tables())?;
+        if projectors[..index]
+            .iter()
+            .any(|other| other.name() == projector.name())
+        {
+            return Err(RebuildError::NotRebuildable {
+                name: projector.name(),
+                reason: "it is named twice".to_owned(),
+            });
+        }
+    }
+    let targets: Vec<Target> = projectors
+        .into_iter()
+        .map(|projector| Target {
+            schema: format!("rebuild_{}", projector.name()),
+            projector,
+        })
+        .collect();
     let pool = store.pool();
 
     // 1. An empty copy of each table.
     let mut conn = pool.acquire().await?;
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {copy} CASCADE"))
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(&format!("CREATE SCHEMA {copy}"))
-        .execute(&mut *conn)
-        .await?;
-    for table in tables {
-        sqlx::query(&format!(
-            "CREATE TABLE {copy}.{table} (LIKE public.{table} INCLUDING ALL)"
-        ))
-        .execute(&mut *conn)
-        .await?;
+    for target in &targets {
+        let copy = &target.schema;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {copy} CASCADE"))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&format!("CREATE SCHEMA {copy}"))
+            .execute(&mut *conn)
+            .await?;
+        for table in target.projector.tables() {
+            sqlx::query(&format!(
+                "CREATE TABLE {copy}.{table} (LIKE public.{table} INCLUDING ALL)"
+            ))
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     drop(conn);
 
-    // 2. The whole log into the copy, batch by batch, while the live model keeps serving.
-    let head = store.head().await?;
-    let mut position = LogPosition::START;
-    let mut applied = 0;
-    loop {
-        let page = store.read_log_page(position, batch_size).await?;
-        let Some(last) = page.events.last() else {
-            if page.held_back {
-                // A transaction still in flight holds back later events: wait for it.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
+    // 2. The whole log into the copies, page by page, each page read once, while the live models
+    // keep serving.
+    // The build goes to the head as it was when it started, then chases the head while more
+    // than a batch was appended meanwhile (a few rounds at most: a log that grows faster than
+    // the build would be chased for ever); the switch applies the rest.
+    let mut head = store.head().await?;
+    let mut pages = LogPages::new(store, LogPosition::START, batch_size).until(head);
+    let mut applied = vec![0u64; targets.len()];
+    for round in 1.. {
+        while let Some(page) = pages.next().await? {
+            let events: Vec<&RecordedEvent> = page.iter().collect();
+            let counts = apply_page(pool, &targets, &events).await?;
+            for (total, count) in applied.iter_mut().zip(counts) {
+                *total += count;
             }
+            progress(&RebuildProgress {
+                position: pages.position().position,
+                head: head.position,
+                events_applied: applied.iter().sum(),
+            });
+        }
+        let now = store.head().await?;
+        if round >= CHASE_ROUNDS
+            || now.position - pages.position().position <= i64::from(batch_size)
+        {
             break;
-        };
-        let last = last.log_position;
-        let mut tx = pool.begin().await?;
-        use_copy(&mut tx, &copy).await?;
-        applied += apply(&mut tx, projector.as_ref(), &page.events).await?;
-        tx.commit().await?;
-        position = last;
-        progress(&RebuildProgress {
-            position: position.position,
-            head: head.position,
-            events_applied: applied,
+        }
+        head = now;
+        pages.set_until(head);
+    }
+    let built = pages.position();
+    drop(pages);
+
+    // 3. and 4. Each projector catches up and switches, then its old tables go.
+    let mut reports = Vec::with_capacity(targets.len());
+    for (target, applied) in targets.iter().zip(applied) {
+        let (position, applied_in_switch) = switch(store, target, built, batch_size).await?;
+        let rows = clean_up(pool, target).await?;
+        reports.push(RebuildReport {
+            name: target.projector.name(),
+            events_applied: applied + applied_in_switch,
+            applied_in_switch,
+            position,
+            rows,
         });
     }
+    Ok(reports)
+}
 
-    // 3. Catch up and switch, in one transaction.
-    let mut tx = pool.begin().await?;
+/// Catches `target`'s copy up from `built` to the head and moves it into `public`, in one
+/// transaction; returns the live checkpoint's new position and the events applied here.
+async fn switch(
+    store: &EventStore,
+    target: &Target,
+    built: LogPosition,
+    batch_size: u32,
+) -> Result<(LogPosition, u64), RebuildError> {
+    let name = target.projector.name();
+    let copy = &target.schema;
+    let retired = format!("retired_{name}");
+    let mut tx = store.pool().begin().await?;
     checkpoint::lock(&mut tx, name).await?;
-    use_copy(&mut tx, &copy).await?;
+    use_schema(&mut tx, copy).await?;
     let mut applied_in_switch = 0;
-    loop {
-        let page = store.read_log_page(position, batch_size).await?;
-        let Some(last) = page.events.last() else {
-            if page.held_back {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-            break;
-        };
-        let last = last.log_position;
-        applied_in_switch += apply(&mut tx, projector.as_ref(), &page.events).await?;
-        position = last;
+    // The lock gave this transaction an id, so it holds back whatever is appended from now on:
+    // catch up with what is readable, and leave the rest to the live runner, which carries on
+    // from the checkpoint set below.
+    let mut pages = LogPages::new(store, built, batch_size).without_waiting();
+    while let Some(page) = pages.next().await? {
+        let events: Vec<&RecordedEvent> = page.iter().collect();
+        applied_in_switch += apply(&mut tx, target.projector.as_ref(), &events).await?;
     }
+    let position = pages.position();
+    drop(pages);
     sqlx::query("SET LOCAL search_path TO public")
         .execute(&mut *tx)
         .await?;
@@ -162,7 +256,7 @@ pub async fn rebuild(
     sqlx::query(&format!("CREATE SCHEMA {retired}"))
         .execute(&mut *tx)
         .await?;
-    for table in tables {
+    for table in target.projector.tables() {
         sqlx::query(&format!("ALTER TABLE public.{table} SET SCHEMA {retired}"))
             .execute(&mut *tx)
             .await?;
@@ -183,63 +277,33 @@ pub async fn rebuild(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    Ok((position, applied_in_switch))
+}
 
-    // 4. The old tables and the empty schema go.
+/// Drops the retired tables and the emptied copy schema; returns the rows of each live table.
+async fn clean_up(
+    pool: &sqlx::PgPool,
+    target: &Target,
+) -> Result<Vec<(&'static str, i64)>, RebuildError> {
     let mut conn = pool.acquire().await?;
-    sqlx::query(&format!("DROP SCHEMA {retired} CASCADE"))
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(&format!("DROP SCHEMA {copy}"))
+    sqlx::query(&format!(
+        "DROP SCHEMA retired_{} CASCADE",
+        target.projector.name()
+    ))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&format!("DROP SCHEMA {}", target.schema))
         .execute(&mut *conn)
         .await?;
     let mut rows = Vec::new();
-    for table in tables {
+    for table in target.projector.tables() {
         let count: i64 = sqlx::query(&format!("SELECT count(*) AS n FROM public.{table}"))
             .fetch_one(&mut *conn)
             .await?
             .try_get("n")?;
         rows.push((*table, count));
     }
-    Ok(RebuildReport {
-        name,
-        events_applied: applied + applied_in_switch,
-        applied_in_switch,
-        position,
-        rows,
-    })
-}
-
-/// Points unqualified table names at the copy for the rest of the transaction.
-async fn use_copy(conn: &mut PgConnection, copy: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!("SET LOCAL search_path TO {copy}, public"))
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-/// Applies the events of the projector's categories; returns how many.
-async fn apply(
-    conn: &mut PgConnection,
-    projector: &dyn Projector,
-    events: &[event_store::RecordedEvent],
-) -> Result<u64, RebuildError> {
-    let categories = projector.categories();
-    let mut applied = 0;
-    for event in events {
-        if !categories.contains(&event.category()) {
-            continue;
-        }
-        projector
-            .apply(conn, event)
-            .await
-            .map_err(|source| RebuildError::Apply {
-                name: projector.name(),
-                position: event.log_position.position,
-                source,
-            })?;
-        applied += 1;
-    }
-    Ok(applied)
+    Ok(rows)
 }
 
 /// Names go into SQL text: only lower-case letters, digits and underscores.

@@ -31,7 +31,7 @@ async fn table_oid(app: &App, table: &str) -> i64 {
         .unwrap()
 }
 
-/// Runs `velka projections rebuild NAME` on the app's database.
+/// Runs `velka projections rebuild NAME` (or `--all`) on the app's database.
 async fn rebuild(app: &App, name: &str) -> std::process::Output {
     tokio::process::Command::new(velka_binary().unwrap())
         .args(["projections", "rebuild", name, "--batch-size", "7"])
@@ -160,6 +160,45 @@ async fn a_rebuilt_read_model_equals_the_live_one_and_queries_answer_throughout(
     .await
     .unwrap();
     assert!(answer.body["price"]["total_kopecks"].as_i64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn rebuilding_every_read_model_at_once_switches_each_and_keeps_its_rows() {
+    let app = App::spawn().await.unwrap();
+    for n in 1..=3 {
+        trip(&app, n).await;
+    }
+    projected(&app, 3).await;
+    let before_trips = rows(&app, "trips_view", "trip_id").await;
+    let before_charges = rows(&app, "account_charges_view", "charge_id").await;
+    let oid_before = table_oid(&app, "vehicles_view").await;
+
+    let output = rebuild(&app, "--all").await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("velka: rebuilt "))
+            .count(),
+        9,
+        "{stdout}"
+    );
+    assert!(stdout.contains("trips_view=3"), "{stdout}");
+    assert_ne!(table_oid(&app, "vehicles_view").await, oid_before);
+    assert_eq!(rows(&app, "trips_view", "trip_id").await, before_trips);
+    assert_eq!(
+        rows(&app, "account_charges_view", "charge_id").await,
+        before_charges
+    );
+
+    // The live projectors carry on in the new tables.
+    trip(&app, 4).await;
+    projected(&app, 4).await;
 }
 
 #[tokio::test]

@@ -289,7 +289,9 @@ pub async fn rebuild_as_of(global: &Global, args: AuditRebuildAsOfArgs) -> anyho
         .schema
         .clone()
         .unwrap_or_else(|| projectors::as_of::default_schema(args.at));
-    let pool = crate::serve::connect(global, 2).await?;
+    // A connection per read model (they apply each page at once) and one to read the next page.
+    let models = u32::try_from(projectors::read_models().len())?;
+    let pool = crate::serve::connect(global, models + 2).await?;
     // Projectors read events for their meaning: personal data decoded (or erased), as live.
     let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
     let started = Instant::now();

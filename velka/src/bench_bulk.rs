@@ -123,14 +123,61 @@ pub(crate) async fn bulk_load(
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// The first 14 digits of the template fine's 25-digit resolution number; a copy writes its
+/// number in the other 11.
+const RESOLUTION_PREFIX: &str = "18810177231125";
+
 /// `velka bench replay`.
 pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()> {
-    // The template: a small city's real events, through a real server.
-    let server = Server::start(global).await?;
+    // The template: a small city's real events, through a real server. Its clock is manual and
+    // moves a few minutes a step, so that trips cost something and their charges reach the
+    // accounts (a trip of milliseconds is free, and a free trip charges nothing).
+    // The manual clock starts at the system time it is started at, a little after this.
+    let before_start = chrono::Utc::now();
+    let server = Server::start_with_clock(global, "manual").await?;
     let client = Client::new(server.base.clone(), 8)?;
     let telematics = token(&server.keys, Role::Service, "bench-telematics")?;
+    let clock = token(&server.keys, Role::Service, "bench-clock")?;
+    let advance = |seconds: u32| {
+        let (client, clock) = (client.clone(), clock.clone());
+        async move {
+            client
+                .post(
+                    "/v1/admin/clock",
+                    Some(&clock),
+                    json!({"advance_seconds": seconds}),
+                )
+                .await
+        }
+    };
     let actors = cast(&server, &client, 4).await?;
     for actor in &actors {
+        // Demand and reservations: a quote, and a reservation cancelled again.
+        client
+            .post(
+                "/v1/quotes",
+                Some(&actor.token),
+                json!({"vehicle_id": actor.vehicle_id}),
+            )
+            .await?;
+        let reserved = client
+            .post(
+                "/v1/reservations",
+                Some(&actor.token),
+                json!({"vehicle_id": actor.vehicle_id}),
+            )
+            .await?;
+        let reservation_id = reserved["reservation_id"]
+            .as_str()
+            .context("no reservation_id")?;
+        advance(60).await?;
+        client
+            .post(
+                &format!("/v1/reservations/{reservation_id}/cancel"),
+                Some(&actor.token),
+                json!({}),
+            )
+            .await?;
         for trip in 0..3u32 {
             let started = client
                 .post(
@@ -144,7 +191,10 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
                 .iter()
                 .enumerate()
             {
+                advance(180).await?;
                 if *step == "telemetry" {
+                    // The last trip leaves the tank low: its end opens a refuel task.
+                    let fuel_percent = if trip == 2 && n == 3 { 10 } else { 79 - trip };
                     client
                         .post(
                             &format!("/v1/vehicles/{}/telemetry", actor.vehicle_id),
@@ -152,7 +202,7 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
                             json!({
                                 "lat": actor.lat + if n == 0 { 0.003 } else { 0.0 },
                                 "lon": actor.lon,
-                                "fuel_percent": 79 - trip,
+                                "fuel_percent": fuel_percent,
                                 "odometer_km": 12_000 + trip * 10 + n as u32,
                                 "doors_locked": n != 0,
                             }),
@@ -170,6 +220,25 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
             }
         }
     }
+    // A fine for the first car, during its first trip (which started a minute after the clock's
+    // start and lasted 15 minutes): the fines saga matches it to the trip and charges it.
+    let first = actors.first().context("no actors")?;
+    let occurred_at = before_start + chrono::Duration::seconds(60 + 450);
+    client
+        .post(
+            "/v1/fines",
+            Some(&clock),
+            json!({
+                "plate": first.plate,
+                "occurred_at": occurred_at,
+                "lat": first.lat,
+                "lon": first.lon,
+                "amount_kopecks": 50_000,
+                "resolution_number": format!("{RESOLUTION_PREFIX}{:011}", 0),
+                "issued_on": occurred_at.date_naive(),
+            }),
+        )
+        .await?;
     let url = server.url.clone();
     drop(server);
     let pool = event_store::database::connect(&url, 12).await?;
@@ -204,6 +273,12 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
     // replacement, so the streams of a copy refer to each other as the template's did.
     const NEW_IDS: &str = "regexp_replace(%s, '[0-9a-f]{8}-([0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})', lpad(to_hex(k), 8, '0') || '-\\1', 'g')";
     let ids = |column: &str| NEW_IDS.replace("%s", column);
+    // A fine's resolution number is unique in the world (and in `fines_view`): its last 11
+    // digits become the copy's number too.
+    let data = format!(
+        "regexp_replace({}, '\"({RESOLUTION_PREFIX})[0-9]{{11}}\"', '\"\\1' || lpad(k::text, 11, '0') || '\"', 'g')",
+        ids("t.data::text")
+    );
     let copy_events = format!(
         "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data,
                              correlation_id, causation_id, actor, command_id, occurred_at, recorded_at)
@@ -213,7 +288,7 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
          ORDER BY k, t.position",
         ids("t.stream_id"),
         ids("t.event_id::text"),
-        ids("t.data::text"),
+        data,
     );
     let copy_streams = format!(
         "INSERT INTO streams (stream_id, version)
@@ -251,63 +326,41 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
         "  baseline: read {read} events in delivery order in {read_s:.1} s ({read_rate:.0} events/s)"
     );
 
-    // Rebuild every read model at once.
+    // Rebuild every read model at once, reading the log once for all of them.
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    // Per read model, how far its copy has read into the log (positions), for a progress line.
-    let reached: Arc<Vec<AtomicI64>> = Arc::new(
-        projectors::read_models()
-            .iter()
-            .map(|_| AtomicI64::new(0))
-            .collect(),
-    );
-    for (index, projector) in projectors::read_models().into_iter().enumerate() {
-        let store = store.clone();
-        let batch_size = args.batch_size;
-        let reached = reached.clone();
-        tasks.push(tokio::spawn(async move {
-            let t0 = Instant::now();
-            let report = projectors::rebuild::rebuild(&store, projector, batch_size, |p| {
-                reached[index].store(p.position, Ordering::Relaxed);
-            })
-            .await?;
-            anyhow::Ok((report, t0.elapsed()))
-        }));
-    }
+    let models = projectors::read_models();
+    let reached = Arc::new(AtomicI64::new(0));
     let progress = {
         let reached = reached.clone();
+        let count = models.len();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let slowest = reached
-                    .iter()
-                    .map(|r| r.load(Ordering::Relaxed))
-                    .min()
-                    .unwrap_or(0);
                 eprintln!(
-                    "velka bench: rebuilding {} read models, the slowest at position {slowest} of {events} ({:.0} s)",
-                    reached.len(),
+                    "velka bench: rebuilding {count} read models, at position {} of {events} ({:.0} s)",
+                    reached.load(Ordering::Relaxed),
                     started.elapsed().as_secs_f64()
                 );
             }
         })
     };
-    let mut slowest = Duration::ZERO;
-    for task in tasks {
-        let (report, took) = task.await.context("a rebuild panicked")??;
-        slowest = slowest.max(took);
+    let reports = projectors::rebuild::rebuild_all(&store, models, args.batch_size, |p| {
+        reached.store(p.position, Ordering::Relaxed);
+    })
+    .await;
+    progress.abort();
+    let took = started.elapsed();
+    for report in reports? {
         println!(
-            "  rebuilt {} in {:.1} s ({} events applied, {:.0} events/s)",
+            "  rebuilt {}: {} events applied ({:.0} events/s over the whole rebuild)",
             report.name,
-            took.as_secs_f64(),
             report.events_applied,
             report.events_applied as f64 / took.as_secs_f64()
         );
     }
-    progress.abort();
-    let rebuild_s = started.elapsed().as_secs_f64();
+    let rebuild_s = took.as_secs_f64();
     let rate = events as f64 / rebuild_s;
     let models = projectors::read_models().len();
     pool.close().await;

@@ -82,11 +82,16 @@ impl Server {
     /// Recreates `<name>_bench` and starts this binary's `serve` on it (system clock, no NATS,
     /// a free port), waiting until it listens.
     pub(crate) async fn start(global: &Global) -> anyhow::Result<Server> {
+        Self::start_with_clock(global, "system").await
+    }
+
+    /// [`Server::start`] with `--clock CLOCK` (`manual`: moved by `POST /v1/admin/clock`).
+    pub(crate) async fn start_with_clock(global: &Global, clock: &str) -> anyhow::Result<Server> {
         let (url, _options) = crate::bench::recreate_bench_database(&global.database_url).await?;
         let secret = format!("bench-{}", uuid::Uuid::new_v4());
         let keys = TokenKeys::from_secret(secret.as_bytes());
         let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["serve", "--addr", "127.0.0.1:0", "--clock", "system"])
+            .args(["serve", "--addr", "127.0.0.1:0", "--clock", clock])
             .env("DATABASE_URL", &url)
             .env("VELKA_JWT_SECRET", &secret)
             .env("VELKA_NO_NATS", "1")
@@ -136,6 +141,8 @@ impl Server {
 pub(crate) struct Actor {
     pub(crate) token: String,
     pub(crate) vehicle_id: String,
+    /// The car's plate, as a fine names it.
+    pub(crate) plate: String,
     pub(crate) lat: f64,
     pub(crate) lon: f64,
 }
@@ -161,12 +168,13 @@ pub(crate) async fn cast(server: &Server, client: &Client, n: u32) -> anyhow::Re
             tasks.push(tokio::spawn(async move {
                 let lat = 55.7400 + f64::from(i % 40) * 0.001;
                 let lon = 37.5900 + f64::from(i / 40 % 40) * 0.0015;
+                let plate = format!("А{:03}ВС{:03}", i % 1000, 77 + i / 1000);
                 let car = client
                     .post(
                         "/v1/vehicles",
                         Some(&fleet),
                         json!({
-                            "plate": format!("А{:03}ВС{:03}", i % 1000, 77 + i / 1000),
+                            "plate": plate,
                             "vin": format!("XW8ZZZ61Z{:08}", i),
                             "model": "Kia Rio",
                             "lat": lat,
@@ -207,6 +215,7 @@ pub(crate) async fn cast(server: &Server, client: &Client, n: u32) -> anyhow::Re
                         .as_str()
                         .context("no vehicle_id")?
                         .to_owned(),
+                    plate,
                     lat,
                     lon,
                 })

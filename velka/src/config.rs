@@ -381,15 +381,19 @@ pub struct SimulateGatewayArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Rebuild one read model from the whole log side by side, then switch reads over
-    /// atomically; a running `velka serve` keeps answering throughout.
+    /// Rebuild one read model (or all, reading the log once) from the whole log side by side,
+    /// then switch reads over atomically; a running `velka serve` keeps answering throughout.
     Rebuild(RebuildArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct RebuildArgs {
     /// The read model (its projector's name, as in GET /v1/admin/projections).
-    pub name: String,
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Every read model, reading the log once for all of them.
+    #[arg(long)]
+    pub all: bool,
     /// Events read per batch.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,

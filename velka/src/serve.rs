@@ -38,49 +38,62 @@ pub async fn migrate_only(global: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `velka projections rebuild NAME`: a progress line on stderr, the result on stdout.
+/// `velka projections rebuild NAME` or `--all`: a progress line on stderr, the results on stdout.
 pub async fn rebuild(global: &Global, args: crate::config::RebuildArgs) -> anyhow::Result<()> {
     let models = projectors::read_models();
-    let Some(projector) = models.iter().find(|p| p.name() == args.name).cloned() else {
-        let names: Vec<&str> = models.iter().map(|p| p.name()).collect();
-        anyhow::bail!(
-            "no read model named {:?}; the read models are: {}",
-            args.name,
-            names.join(", ")
-        );
+    let chosen: Vec<_> = match &args.name {
+        None => models.clone(),
+        Some(name) => {
+            let Some(projector) = models.iter().find(|p| p.name() == name).cloned() else {
+                let names: Vec<&str> = models.iter().map(|p| p.name()).collect();
+                anyhow::bail!(
+                    "no read model named {name:?}; the read models are: {}",
+                    names.join(", ")
+                );
+            };
+            vec![projector]
+        }
     };
-    let pool = connect(global, 4).await?;
+    let what = args
+        .name
+        .clone()
+        .unwrap_or_else(|| "every read model".to_owned());
+    // A connection per read model (each page goes to all of them at once), one to read the next
+    // page, one for the codec's keys.
+    let pool = connect(global, u32::try_from(chosen.len())? + 2).await?;
     // Read models get personal data decrypted while its key exists, as `serve` gives it them.
     let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
     let started = std::time::Instant::now();
     let mut last_line = std::time::Instant::now();
-    let report = projectors::rebuild::rebuild(&store, projector, args.batch_size, |progress| {
+    let reports = projectors::rebuild::rebuild_all(&store, chosen, args.batch_size, |progress| {
         if last_line.elapsed() >= std::time::Duration::from_millis(500) {
             last_line = std::time::Instant::now();
             let rate = progress.events_applied as f64 / started.elapsed().as_secs_f64().max(1e-3);
             eprintln!(
-                "velka: rebuilding {}: position {} of {} ({} events applied, {rate:.0}/s)",
-                args.name, progress.position, progress.head, progress.events_applied
+                "velka: rebuilding {what}: position {} of {} ({} events applied, {rate:.0}/s)",
+                progress.position, progress.head, progress.events_applied
             );
         }
     })
     .await
-    .with_context(|| format!("rebuilding {}", args.name))?;
+    .with_context(|| format!("rebuilding {what}"))?;
     pool.close().await;
-    let rows: Vec<String> = report
-        .rows
-        .iter()
-        .map(|(table, n)| format!("{table}={n}"))
-        .collect();
-    println!(
-        "velka: rebuilt {} in {:.1}s: {} events applied ({} during the switch), now at position {}; rows: {}",
-        report.name,
-        started.elapsed().as_secs_f64(),
-        report.events_applied,
-        report.applied_in_switch,
-        report.position.position,
-        rows.join(" ")
-    );
+    for report in reports {
+        let rows: Vec<String> = report
+            .rows
+            .iter()
+            .map(|(table, n)| format!("{table}={n}"))
+            .collect();
+        println!(
+            "velka: rebuilt {} in {:.1}s: {} events applied ({} during the switch), now at position {}; rows: {}",
+            report.name,
+            started.elapsed().as_secs_f64(),
+            report.events_applied,
+            report.applied_in_switch,
+            report.position.position,
+            rows.join(" ")
+        );
+    }
     Ok(())
 }
 
