@@ -497,7 +497,8 @@ impl<'a> CopyReader<'a> {
 
     /// A column that may not be null.
     fn bytes(&mut self) -> Result<&'a [u8], AuditError> {
-        self.field()?.ok_or_else(|| self.error("an unexpected null"))
+        self.field()?
+            .ok_or_else(|| self.error("an unexpected null"))
     }
 
     fn int8(&mut self) -> Result<i64, AuditError> {
@@ -578,7 +579,9 @@ mod tests {
             let error = parse_entries(&bytes[..cut]).err().expect("an error");
             assert!(matches!(error, AuditError::Corrupt(_)), "{error:?}");
         }
-        let error = parse_entries(b"seq,position\n1,2\n").err().expect("an error");
+        let error = parse_entries(b"seq,position\n1,2\n")
+            .err()
+            .expect("an error");
         assert!(error.to_string().contains("not a binary COPY"), "{error}");
     }
 }

@@ -18,12 +18,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// Routes answered whatever the load.
-const ALWAYS_ADMITTED: [&str; 4] = [
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/v1/admin/projections",
-];
+const ALWAYS_ADMITTED: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/v1/admin/projections"];
 
 /// The door: how many requests may be inside at once.
 #[derive(Clone, Debug)]
@@ -78,7 +73,7 @@ mod tests {
     use axum::body::Body;
     use axum::routing::get;
     use std::sync::atomic::{AtomicUsize, Ordering};
-        use tower::ServiceExt;
+    use tower::ServiceExt;
 
     /// A router whose `/slow` waits for a permit of `release`, behind a door of `limit`.
     fn app(limit: usize, entered: Arc<AtomicUsize>, release: Arc<Semaphore>) -> Router {
@@ -113,7 +108,10 @@ mod tests {
     async fn wait_until(deadline_ms: u64, condition: impl Fn() -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(deadline_ms);
         while !condition() {
-            assert!(std::time::Instant::now() < deadline, "condition not met in time");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "condition not met in time"
+            );
             tokio::task::yield_now().await;
         }
     }
@@ -162,10 +160,7 @@ mod tests {
             let response = slow.await.expect("the task").expect("an answer");
             assert_eq!(response.status(), StatusCode::OK);
         }
-        let admitted = app
-            .oneshot(get_request("/fast"))
-            .await
-            .expect("an answer");
+        let admitted = app.oneshot(get_request("/fast")).await.expect("an answer");
         assert_eq!(admitted.status(), StatusCode::OK);
     }
 }

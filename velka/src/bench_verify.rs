@@ -37,7 +37,8 @@ pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()
     );
 
     // Streams of 100 telemetry readings of one car each.
-    let load = "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
+    let load =
+        "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
                                      data, correlation_id, actor, occurred_at, recorded_at)
          SELECT 'vehicle-' || lpad(to_hex(g / 100), 32, '0'), g % 100 + 1,
                 lpad(to_hex(g), 32, '0')::uuid, 'TelemetryRecorded', 1,
