@@ -13,6 +13,10 @@
 //!   outbox ignores commands whose derived id it already holds.
 //! - **One writer.** Each batch locks the checkpoint row and checks it is where this runner left
 //!   it, so two runners of the same saga take turns and never both apply a batch.
+//! - **Nothing written for nothing.** A batch with no event of the saga's categories opens no
+//!   transaction: the runner moves past it in memory and saves the checkpoint at most
+//!   `checkpoint_delay` later (or with the next applied batch) by one compare-and-set. A crash
+//!   before that only means reading those events again and ignoring them again.
 
 use crate::error::SagaError;
 use crate::saga::Saga;
@@ -35,6 +39,8 @@ pub struct RunnerConfig {
     pub retry_initial: Duration,
     /// The longest wait between retries.
     pub retry_max: Duration,
+    /// How long the checkpoint may stay behind batches that had nothing for the saga.
+    pub checkpoint_delay: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -44,6 +50,7 @@ impl Default for RunnerConfig {
             idle_poll: Duration::from_millis(100),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
+            checkpoint_delay: Duration::from_millis(100),
         }
     }
 }
@@ -210,12 +217,17 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
         let mut backoff = self.config.retry_initial;
         // `None` after a failure: reload the checkpoint and subscribe again from it.
         let mut subscription: Option<Subscription> = None;
+        // The checkpoint as stored, and since when the runner has been past it unsaved.
+        let mut saved = LogPosition::START;
+        let mut behind_since: Option<tokio::time::Instant> = None;
         loop {
-            let batch = {
+            let next = {
                 let subscription = match &mut subscription {
                     Some(subscription) => subscription,
                     None => match store::load_checkpoint(self.store.pool(), name).await {
                         Ok(position) => {
+                            saved = position;
+                            behind_since = None;
                             self.status.update(|s| {
                                 s.position = position;
                                 if s.state == RunnerState::Starting {
@@ -240,16 +252,51 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
                         }
                     },
                 };
+                let save_due = behind_since.map(|since| since + self.config.checkpoint_delay);
                 tokio::select! {
                     biased;
-                    () = &mut stop => break,
-                    batch = subscription.next_batch() => batch,
+                    () = &mut stop => {
+                        if behind_since.is_some() {
+                            // Failing that, the skipped events are only read again next time.
+                            let _ = self.save_skipped(&mut saved).await;
+                        }
+                        break;
+                    }
+                    batch = subscription.next_batch() => Some(batch),
+                    () = sleep_until(save_due) => None,
                 }
             };
-            let outcome = match batch {
-                Ok(batch) => self.apply_batch(&batch).await,
-                Err(error) => Err(error.into()),
+            let outcome = match next {
+                // The checkpoint is due to follow the runner past skipped batches.
+                None => self.save_skipped(&mut saved).await,
+                Some(Err(error)) => Err(error.into()),
+                Some(Ok(batch)) => {
+                    let categories = self.saga.categories();
+                    match batch.last() {
+                        Some(last)
+                            if batch
+                                .iter()
+                                .all(|event| !categories.contains(&event.category())) =>
+                        {
+                            self.status.update(|s| {
+                                s.state = RunnerState::Running;
+                                s.position = last.log_position;
+                                s.consecutive_failures = 0;
+                            });
+                            let since = *behind_since.get_or_insert_with(tokio::time::Instant::now);
+                            if since.elapsed() >= self.config.checkpoint_delay {
+                                self.save_skipped(&mut saved).await
+                            } else {
+                                Ok(())
+                            }
+                        }
+                        _ => self.apply_batch(&batch, &mut saved).await,
+                    }
+                }
             };
+            if saved == self.status.position() {
+                behind_since = None;
+            }
             match outcome {
                 Ok(()) => backoff = self.config.retry_initial,
                 Err(attempt) => {
@@ -267,8 +314,29 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
         tracing::info!(saga = name, position = ?self.status.position(), "saga runner stopped");
     }
 
+    /// Saves the checkpoint at the runner's position, past batches it skipped.
+    async fn save_skipped(&self, saved: &mut LogPosition) -> Result<(), Attempt> {
+        let name = self.saga.name();
+        let position = self.status.position();
+        if !store::advance_checkpoint(self.store.pool(), name, *saved, position).await? {
+            let found = store::load_checkpoint(self.store.pool(), name).await?;
+            return Err(SagaError::CheckpointMoved {
+                saga: name,
+                expected: *saved,
+                found,
+            }
+            .into());
+        }
+        *saved = position;
+        Ok(())
+    }
+
     /// Reacts to `batch` and moves the checkpoint past it, in one transaction.
-    async fn apply_batch(&self, batch: &[RecordedEvent]) -> Result<(), Attempt> {
+    async fn apply_batch(
+        &self,
+        batch: &[RecordedEvent],
+        saved: &mut LogPosition,
+    ) -> Result<(), Attempt> {
         let Some(last) = batch.last() else {
             return Ok(());
         };
@@ -284,7 +352,7 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
         ids.sort_unstable();
         ids.dedup();
 
-        let expected = self.status.position();
+        let expected = *saved;
         let mut tx = self.store.pool().begin().await?;
         let found = store::lock_checkpoint(&mut tx, name).await?;
         if found != expected {
@@ -347,6 +415,7 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
         }
         store::save_checkpoint(&mut tx, name, last.log_position).await?;
         tx.commit().await?;
+        *saved = last.log_position;
         self.status.update(|s| {
             s.state = RunnerState::Running;
             s.position = last.log_position;
@@ -403,4 +472,11 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
 }

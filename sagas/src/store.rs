@@ -102,6 +102,31 @@ pub(crate) async fn save_checkpoint(
     }
 }
 
+/// Moves the checkpoint from `from` to `to` in one statement, if it is still at `from` (past
+/// batches with nothing for the saga; no lock, nothing else is written with it); `false` when
+/// another runner moved it.
+pub(crate) async fn advance_checkpoint(
+    pool: &PgPool,
+    saga: &str,
+    from: LogPosition,
+    to: LogPosition,
+) -> Result<bool, SagaError> {
+    let updated = sqlx::query(
+        "UPDATE saga_checkpoints
+         SET transaction_id = $4::text::xid8, position = $5, updated_at = now(),
+             last_error = NULL, last_error_at = NULL
+         WHERE saga = $1 AND transaction_id = $2::text::xid8 AND position = $3",
+    )
+    .bind(saga)
+    .bind(from.transaction_id.to_string())
+    .bind(from.position)
+    .bind(to.transaction_id.to_string())
+    .bind(to.position)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// Records why the last batch failed, outside the rolled-back transaction.
 pub(crate) async fn record_checkpoint_error(
     pool: &PgPool,

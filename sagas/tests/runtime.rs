@@ -212,6 +212,20 @@ fn start_runner(
     tokio::task::JoinHandle<()>,
     sagas::SagaStatus,
 ) {
+    start_runner_with(store, saga, batch_size, Duration::from_millis(20))
+}
+
+/// Starts a runner whose checkpoint may trail skipped batches by `checkpoint_delay`.
+fn start_runner_with(
+    store: &EventStore,
+    saga: &Arc<ProbeSaga>,
+    batch_size: u32,
+    checkpoint_delay: Duration,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    sagas::SagaStatus,
+) {
     let runner = SagaRunner::new(
         store.clone(),
         saga.clone(),
@@ -220,6 +234,7 @@ fn start_runner(
             idle_poll: Duration::from_millis(10),
             retry_initial: Duration::from_millis(20),
             retry_max: Duration::from_millis(100),
+            checkpoint_delay,
         },
     );
     let status = runner.status();
@@ -786,4 +801,65 @@ async fn timers_are_cancelled_by_name_and_by_completion_and_a_failing_timer_is_r
         .await,
         1
     );
+}
+
+#[tokio::test]
+async fn batches_with_nothing_for_the_saga_commit_nothing_until_the_checkpoint_is_due() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = db.pool();
+    let saga = Arc::new(ProbeSaga::default());
+    // Long enough that only the stop can save the checkpoint past the skipped batches.
+    let (stop_runner, handle, status) =
+        start_runner_with(&store, &saga, 100, Duration::from_secs(600));
+
+    append(&store, "probe-a", "Seen").await;
+    eventually("the probe event", || caught_up(&store, &status)).await;
+    let reacted_at = scalar(pool, "SELECT max(position) FROM events").await;
+    assert_eq!(
+        scalar(pool, "SELECT position FROM saga_checkpoints").await,
+        reacted_at
+    );
+
+    // Events of another category: the runner passes them, the stored checkpoint does not move.
+    for _ in 0..5 {
+        append(&store, "other-x", "Ignored").await;
+    }
+    eventually("past the other events", || caught_up(&store, &status)).await;
+    let last = scalar(pool, "SELECT max(position) FROM events").await;
+    assert!(last > reacted_at);
+    assert_eq!(
+        scalar(pool, "SELECT position FROM saga_checkpoints").await,
+        reacted_at,
+        "a batch with nothing for the saga committed its checkpoint"
+    );
+    assert_eq!(count_of(pool, "other-x").await, None);
+
+    // Stopping saves it where the runner is, so a restart does not read them again.
+    stop(stop_runner, handle).await;
+    assert_eq!(
+        scalar(pool, "SELECT position FROM saga_checkpoints").await,
+        last
+    );
+}
+
+#[tokio::test]
+async fn the_checkpoint_follows_skipped_batches_within_the_delay() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = db.pool();
+    let saga = Arc::new(ProbeSaga::default());
+    let (stop_runner, handle, status) =
+        start_runner_with(&store, &saga, 100, Duration::from_millis(50));
+    append(&store, "probe-a", "Seen").await;
+    for _ in 0..5 {
+        append(&store, "other-x", "Ignored").await;
+    }
+    eventually("past the other events", || caught_up(&store, &status)).await;
+    let last = scalar(pool, "SELECT max(position) FROM events").await;
+    eventually("the stored checkpoint at the last event", || async {
+        scalar(pool, "SELECT position FROM saga_checkpoints").await == last
+    })
+    .await;
+    stop(stop_runner, handle).await;
 }
