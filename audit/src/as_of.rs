@@ -100,7 +100,7 @@ where
     let mut state = D::State::default();
     for event in events {
         let decoded: D::Event =
-            domain::decider::decode(&event.event_type, event.schema_version, event.data.clone())
+            domain::decider::decode_ref(&event.event_type, event.schema_version, &event.data)
                 .map_err(|e| AsOfError::Decode {
                     stream_id: stream_id.to_owned(),
                     position: event.position,

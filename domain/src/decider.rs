@@ -116,10 +116,95 @@ pub fn decode<E: DomainEvent>(
     data: Value,
 ) -> Result<E, DecodeError> {
     let data = E::upcast(event_type, schema_version, data)?;
-    let mut tagged = serde_json::Map::new();
-    tagged.insert("type".to_owned(), Value::String(event_type.to_owned()));
-    tagged.insert("data".to_owned(), data);
-    Ok(serde_json::from_value(Value::Object(tagged))?)
+    Ok(E::deserialize(Tagged {
+        event_type,
+        data: &data,
+    })?)
+}
+
+/// [`decode`] from borrowed data: an event of the current schema version is read in place,
+/// without copying its JSON (only an older one is copied, to be upcast). Readers that keep
+/// events (projectors, loading a stream) use this one.
+pub fn decode_ref<E: DomainEvent>(
+    event_type: &str,
+    schema_version: u32,
+    data: &Value,
+) -> Result<E, DecodeError> {
+    if schema_version != E::schema_version(event_type) {
+        return decode(event_type, schema_version, data.clone());
+    }
+    Ok(E::deserialize(Tagged { event_type, data })?)
+}
+
+/// An event as the map `{"type": event_type, "data": data}`, tag first. Building that map as a
+/// `Value` would put `data` first (its keys are sorted), which makes serde buffer the whole
+/// event before it knows the variant; with the tag first it reads the data straight into it.
+struct Tagged<'a> {
+    event_type: &'a str,
+    data: &'a Value,
+}
+
+impl<'de> serde::Deserializer<'de> for Tagged<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(TaggedEntries {
+            tagged: self,
+            next: 0,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
+    }
+}
+
+/// The two entries of [`Tagged`], in order.
+struct TaggedEntries<'a> {
+    tagged: Tagged<'a>,
+    /// 0: the tag's key is next; 1: the tag's value; 2: data's key; 3: data's value; 4: done.
+    next: u8,
+}
+
+impl<'de> serde::de::MapAccess<'de> for TaggedEntries<'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        use serde::de::IntoDeserializer;
+        let key = match self.next {
+            0 => "type",
+            2 => "data",
+            _ => return Ok(None),
+        };
+        self.next += 1;
+        seed.deserialize(key.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        use serde::de::IntoDeserializer;
+        let next = self.next;
+        self.next += 1;
+        match next {
+            1 => seed.deserialize(self.tagged.event_type.into_deserializer()),
+            3 => seed.deserialize(self.tagged.data),
+            _ => Err(serde::de::Error::custom("value asked for before its key")),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(usize::from(4_u8.saturating_sub(self.next) / 2))
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +228,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(&decoded, event, "{} did not round-trip", encoded.event_type);
+        let borrowed: E =
+            decode_ref(&encoded.event_type, encoded.schema_version, &encoded.data).unwrap();
+        assert_eq!(
+            &borrowed, event,
+            "{} did not round-trip in place",
+            encoded.event_type
+        );
     }
 
     /// The value with every object's keys in sorted order, so that the snapshot does not depend
@@ -263,6 +355,21 @@ mod tests {
                 schema_version: 2,
                 ..
             })
+        ));
+        assert!(matches!(
+            decode_ref::<TripEvent>(&encoded.event_type, 2, &encoded.data),
+            Err(DecodeError::UnknownSchemaVersion {
+                schema_version: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode_ref::<TripEvent>("TripResumed", 1, &encoded.data),
+            Err(DecodeError::Json(_))
+        ));
+        assert!(matches!(
+            decode_ref::<TripEvent>("NoSuchEvent", 1, &encoded.data),
+            Err(DecodeError::Json(_))
         ));
         assert!(matches!(
             decode::<TripEvent>("TripResumed", 1, encoded.data),

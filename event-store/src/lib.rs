@@ -19,6 +19,7 @@ mod idempotency;
 mod log;
 mod model;
 pub mod retry;
+mod states;
 mod subscription;
 mod tail;
 #[cfg(feature = "testing")]
@@ -34,6 +35,7 @@ pub use model::{
     AppendRequest, Claims, CommandResult, ExpectedVersion, LogPosition, Metadata, NewEvent,
     RecordedEvent, StreamWrite,
 };
+pub use states::{DEFAULT_CAPACITY as DEFAULT_STATE_CACHE_STREAMS, Snapshot};
 pub use subscription::Subscription;
 
 use sqlx::PgPool;
@@ -52,6 +54,9 @@ pub struct EventStore {
     appended: Arc<watch::Sender<u64>>,
     /// Streams already read, so a load reads only what was appended since (see `cache`).
     cache: Arc<cache::StreamCache>,
+    /// States folded from streams, so a load folds only what was appended since (see
+    /// `states`).
+    states: Arc<states::StateCache>,
     /// The live end of the log, read once and shared by every subscription (see `tail`). It
     /// holds events as stored; each subscription decodes them with its own store's codec.
     tail: Arc<tail::Tail>,
@@ -73,9 +78,31 @@ impl EventStore {
             pool,
             appended: Arc::new(appended),
             cache: Arc::new(cache::StreamCache::new(events)),
+            states: Arc::new(states::StateCache::new(states::DEFAULT_CAPACITY)),
             tail: Arc::new(tail::Tail::new()),
             codec: None,
         }
+    }
+
+    /// This store keeping the folded state of up to `streams` streams (0: none); see
+    /// [`snapshot`](Self::snapshot). Clones made afterwards share the cache.
+    pub fn with_state_cache(mut self, streams: usize) -> Self {
+        self.states = Arc::new(states::StateCache::new(streams));
+        self
+    }
+
+    /// The state a caller last [`remember`](Self::remember)ed for `stream_id`, if any: fold
+    /// the events after its version onto it ([`read_streams_after`](Self::read_streams_after))
+    /// instead of the whole stream.
+    pub fn snapshot(&self, stream_id: &str) -> Option<Snapshot> {
+        self.states.get(stream_id)
+    }
+
+    /// Remembers a state folded from the first `snapshot.version` committed events of
+    /// `stream_id` (only such a state: one folded from anything else would be handed out as
+    /// the truth). Kept unless a later one of the same type is.
+    pub fn remember(&self, stream_id: &str, snapshot: Snapshot) {
+        self.states.put(stream_id, snapshot);
     }
 
     /// This store with `codec` applied to every append and every event read (see `codec`).

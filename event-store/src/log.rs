@@ -103,11 +103,8 @@ impl EventStore {
         stream_id: &str,
         after: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let events = self.read_streams(&[stream_id.to_owned()]).await?;
-        Ok(events
-            .into_iter()
-            .filter(|event| event.stream_version > after)
-            .collect())
+        self.read_streams_after(&[(stream_id.to_owned(), after)])
+            .await
     }
 
     /// The whole of several streams in one round trip, each stream's events in order (streams
@@ -117,19 +114,33 @@ impl EventStore {
         &self,
         stream_ids: &[String],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut ids: Vec<&String> = stream_ids.iter().collect();
+        let wanted: Vec<(String, u64)> = stream_ids.iter().map(|id| (id.clone(), 0)).collect();
+        self.read_streams_after(&wanted).await
+    }
+
+    /// Several streams in one round trip, each from just after the version given with it
+    /// (0 = from the start): the events in order, streams by id. Only events this process has
+    /// not read before come from the database; only those the caller asked for are copied.
+    pub async fn read_streams_after(
+        &self,
+        wanted: &[(String, u64)],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // One entry per stream, from the earliest version asked for it.
+        let mut ids: Vec<(&String, u64)> = wanted.iter().map(|(id, after)| (id, *after)).collect();
         ids.sort();
-        ids.dedup();
+        ids.dedup_by(|later, first| later.0 == first.0);
         let cached: Vec<Option<Arc<Vec<RecordedEvent>>>> =
-            ids.iter().map(|id| self.cache.get(id)).collect();
-        let afters: Vec<i64> = cached
+            ids.iter().map(|(id, _)| self.cache.get(id)).collect();
+        // The database is asked only past what the cache holds, and past what the caller has.
+        let afters: Vec<i64> = ids
             .iter()
-            .map(|c| {
-                c.as_ref()
+            .zip(&cached)
+            .map(|((_, after), cached)| {
+                let held = cached
+                    .as_ref()
                     .and_then(|events| events.last())
-                    .map_or(0, |last| {
-                        i64::try_from(last.stream_version).unwrap_or(i64::MAX)
-                    })
+                    .map_or(0, |last| last.stream_version);
+                i64::try_from(held.max(*after)).unwrap_or(i64::MAX)
             })
             .collect();
         let rows = if (1..=MAX_STREAM_BRANCHES).contains(&ids.len()) {
@@ -138,18 +149,19 @@ impl EventStore {
             // the whole log while the log is small or its statistics are stale.
             let sql = streams_query(ids.len());
             let mut query = sqlx::query(&sql);
-            for (id, after) in ids.iter().zip(&afters) {
+            for ((id, _), after) in ids.iter().zip(&afters) {
                 query = query.bind(*id).bind(*after);
             }
             query.fetch_all(&self.pool).await?
         } else {
+            let names: Vec<&String> = ids.iter().map(|(id, _)| *id).collect();
             sqlx::query(&format!(
                 "SELECT {COLUMNS} FROM events
                  JOIN unnest($1::text[], $2::bigint[]) AS wanted(wanted_stream, wanted_after)
                    ON stream_id = wanted_stream AND stream_version > wanted_after
                  ORDER BY stream_id, stream_version"
             ))
-            .bind(&ids)
+            .bind(&names)
             .bind(&afters)
             .fetch_all(&self.pool)
             .await?
@@ -165,19 +177,24 @@ impl EventStore {
                 .push(event);
         }
         let mut out = Vec::new();
-        for (id, cached) in ids.iter().zip(cached) {
-            match (cached, fresh.remove(id.as_str())) {
-                (Some(cached), None) => out.extend(cached.iter().cloned()),
-                (None, None) => {}
-                (cached, Some(new)) => {
-                    let mut events: Vec<RecordedEvent> =
-                        cached.as_deref().cloned().unwrap_or_default();
-                    events.extend(new);
-                    let events = Arc::new(events);
-                    out.extend(events.iter().cloned());
-                    self.cache.put(id, events);
-                }
+        for ((id, after), cached) in ids.iter().zip(cached) {
+            // The cached events the caller asked for (those after `after`).
+            if let Some(cached) = &cached {
+                let from = cached.partition_point(|e| e.stream_version <= *after);
+                out.extend(cached[from..].iter().cloned());
             }
+            let Some(new) = fresh.remove(id.as_str()) else {
+                continue;
+            };
+            // The cache keeps whole prefixes, for callers that fold from the start: extend it
+            // for them. A caller that asked from further on holds the state before `after`
+            // itself, and copying the prefix for it would cost what it saved.
+            if *after == 0 {
+                let mut events: Vec<RecordedEvent> = cached.as_deref().cloned().unwrap_or_default();
+                events.extend(new.iter().cloned());
+                self.cache.put(id, Arc::new(events));
+            }
+            out.extend(new);
         }
         self.decoded(out).await
     }

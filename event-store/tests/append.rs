@@ -367,3 +367,74 @@ async fn a_stream_read_again_has_what_was_appended_since_by_any_writer() {
         assert_eq!(after_two[0].event_type, "C");
     }
 }
+
+#[tokio::test]
+async fn streams_read_after_a_version_give_exactly_the_events_that_follow_it() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let uncached = event_store::EventStore::with_stream_cache(store.pool().clone(), 0);
+    store
+        .append(&request(vec![
+            write(
+                "vehicle-1",
+                ExpectedVersion::NoStream,
+                vec![event("A", 1), event("B", 2), event("C", 3)],
+            ),
+            write("trip-1", ExpectedVersion::NoStream, vec![event("D", 4)]),
+        ]))
+        .await
+        .unwrap();
+    // The cache now holds vehicle-1 up to 3 and trip-1 up to 1.
+    assert_eq!(store.read_stream("vehicle-1", 0).await.unwrap().len(), 3);
+    assert_eq!(store.read_stream("trip-1", 0).await.unwrap().len(), 1);
+    store
+        .append(&request(vec![write(
+            "vehicle-1",
+            ExpectedVersion::Exactly(3),
+            vec![event("E", 5)],
+        )]))
+        .await
+        .unwrap();
+    let summary = |events: Vec<event_store::RecordedEvent>| -> Vec<(String, u64)> {
+        events
+            .into_iter()
+            .map(|e| (e.stream_id, e.stream_version))
+            .collect()
+    };
+    for reader in [&store, &uncached] {
+        // From inside what the cache holds, from past it, and from the start.
+        let events = reader
+            .read_streams_after(&[
+                ("vehicle-1".into(), 1),
+                ("trip-1".into(), 1),
+                ("trip-2".into(), 0),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            summary(events),
+            vec![
+                ("vehicle-1".into(), 2),
+                ("vehicle-1".into(), 3),
+                ("vehicle-1".into(), 4)
+            ]
+        );
+        let events = reader
+            .read_streams_after(&[("vehicle-1".into(), 4), ("trip-1".into(), 0)])
+            .await
+            .unwrap();
+        assert_eq!(summary(events), vec![("trip-1".into(), 1)]);
+    }
+    // A read from past the start does not leave a gap in the cache: a whole read still has
+    // every event.
+    let fresh = event_store::EventStore::new(store.pool().clone());
+    assert_eq!(fresh.read_stream("vehicle-1", 3).await.unwrap().len(), 1);
+    let whole = fresh.read_stream("vehicle-1", 0).await.unwrap();
+    assert_eq!(
+        whole
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        ["A", "B", "C", "E"]
+    );
+}

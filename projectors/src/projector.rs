@@ -75,12 +75,13 @@ pub enum ProjectionError {
 
 /// Decodes a stored event into the domain's event type `E`, upcasting old schema versions.
 pub fn decode_event<E: DomainEvent>(event: &RecordedEvent) -> Result<E, ProjectionError> {
-    domain::decider::decode::<E>(&event.event_type, event.schema_version, event.data.clone())
-        .map_err(|source| ProjectionError::Decode {
+    domain::decider::decode_ref::<E>(&event.event_type, event.schema_version, &event.data).map_err(
+        |source| ProjectionError::Decode {
             event_type: event.event_type.clone(),
             schema_version: event.schema_version,
             source,
-        })
+        },
+    )
 }
 
 /// A stream version or other count as a `bigint` column.

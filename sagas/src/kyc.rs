@@ -23,7 +23,7 @@ use crate::dispatcher::SinkError;
 use crate::saga::{FiredTimer, OutboxCommand, Reaction, ReactionError, Saga};
 use chrono::Duration;
 use domain::customer::{CustomerEvent, KycOutcome};
-use domain::decider::decode;
+use domain::decider::decode_ref;
 use domain::ids::CustomerId;
 use event_store::{EventStore, RecordedEvent};
 use serde::{Deserialize, Serialize};
@@ -95,7 +95,7 @@ impl KycSaga {
 }
 
 fn customer_event(event: &RecordedEvent) -> Result<CustomerEvent, ReactionError> {
-    decode::<CustomerEvent>(&event.event_type, event.schema_version, event.data.clone())
+    decode_ref::<CustomerEvent>(&event.event_type, event.schema_version, &event.data)
         .map_err(|error| ReactionError::new(format!("{}: {error}", event.event_type)))
 }
 

@@ -129,7 +129,7 @@ pub struct HoldProgress {
 }
 
 fn decode<E: domain::DomainEvent>(event: &RecordedEvent) -> Result<E, ReactionError> {
-    domain::decider::decode(&event.event_type, event.schema_version, event.data.clone())
+    domain::decider::decode_ref(&event.event_type, event.schema_version, &event.data)
         .map_err(|e| ReactionError::new(format!("{} does not decode: {e}", event.event_type)))
 }
 

@@ -584,6 +584,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VELKA_STREAM_CACHE_EVENTS", default_value_t = event_store::DEFAULT_STREAM_CACHE_EVENTS)]
     pub stream_cache_events: usize,
 
+    /// Streams whose folded state is kept in memory, so a command folds only the events
+    /// appended since it last loaded the stream, not its whole history (0 turns it off).
+    #[arg(long, env = "VELKA_STATE_CACHE_STREAMS", default_value_t = event_store::DEFAULT_STATE_CACHE_STREAMS)]
+    pub state_cache_streams: usize,
+
     /// NATS server for the command and telemetry entry points and the event relay. If it is
     /// down at start, the server keeps serving HTTP and connects when NATS comes up.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]

@@ -144,7 +144,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     // personal data decrypted while the customer's key exists; what carries events outside
     // (the NATS relay) or hashes them as stored (the audit chain) reads them as stored.
     // One store (one log tail, one stream cache, both holding events as stored), seen two ways.
-    let raw_store = EventStore::with_stream_cache(pool.clone(), args.stream_cache_events);
+    let raw_store = EventStore::with_stream_cache(pool.clone(), args.stream_cache_events)
+        .with_state_cache(args.state_cache_streams);
     let store = raw_store
         .clone()
         .with_codec(Arc::new(global.pii_codec(&pool)));

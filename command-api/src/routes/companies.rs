@@ -159,8 +159,8 @@ async fn change_employment(
             &[company_stream.clone(), customer_stream.clone()],
         )
         .await?;
-        let company = streams.fold::<Company>(&company_stream)?;
-        let customer = streams.fold::<Customer>(&customer_stream)?;
+        let company = streams.fold::<Company>(&company_stream).await?;
+        let customer = streams.fold::<Customer>(&customer_stream).await?;
         let now = context.clock.now();
         let input = Employment {
             company_id,

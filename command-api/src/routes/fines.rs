@@ -291,8 +291,8 @@ pub(crate) async fn match_fine(
             &[customer_stream.clone(), account_id.stream_id()],
         )
         .await?;
-        let customer = streams.fold::<Customer>(&customer_stream)?;
-        let account = streams.fold::<Account>(&account_id.stream_id())?;
+        let customer = streams.fold::<Customer>(&customer_stream).await?;
+        let account = streams.fold::<Account>(&account_id.stream_id()).await?;
         let decision = domain::fine::match_fine(MatchFine {
             fine_id,
             fine: &fine.state,

@@ -103,8 +103,8 @@ pub(crate) async fn open_task(
             &[vehicle_stream.clone(), task_stream.clone()],
         )
         .await?;
-        let vehicle = streams.fold::<Vehicle>(&vehicle_stream)?;
-        let task = streams.fold::<ServiceTask>(&task_stream)?;
+        let vehicle = streams.fold::<Vehicle>(&vehicle_stream).await?;
+        let task = streams.fold::<ServiceTask>(&task_stream).await?;
         let now = context.clock.now();
         let decision = fleet::open_service_task(OpenServiceTask {
             task_id,
@@ -421,10 +421,10 @@ pub(crate) async fn report_damage(
         let mut stream_ids = vec![vehicle_stream.clone(), report_stream.clone()];
         stream_ids.extend(trip_id.map(|id| id.stream_id()));
         let streams = Streams::read(&context.store, &stream_ids).await?;
-        let vehicle = streams.fold::<Vehicle>(&vehicle_stream)?;
-        let report = streams.fold::<DamageReport>(&report_stream)?;
+        let vehicle = streams.fold::<Vehicle>(&vehicle_stream).await?;
+        let report = streams.fold::<DamageReport>(&report_stream).await?;
         let trip = match trip_id {
-            Some(id) => Some((id, streams.fold::<Trip>(&id.stream_id())?.state)),
+            Some(id) => Some((id, streams.fold::<Trip>(&id.stream_id()).await?.state)),
             None => None,
         };
         let now = context.clock.now();

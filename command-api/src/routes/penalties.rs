@@ -91,8 +91,8 @@ pub(crate) async fn issue(
             &[trip_stream.clone(), penalty_stream.clone()],
         )
         .await?;
-        let trip = streams.fold::<Trip>(&trip_stream)?;
-        let penalty = streams.fold::<Penalty>(&penalty_stream)?;
+        let trip = streams.fold::<Trip>(&trip_stream).await?;
+        let penalty = streams.fold::<Penalty>(&penalty_stream).await?;
         let account_id = payer_of_trip(&trip.state).ok_or(Rejection::TripNotFound { trip_id })?;
         let account = load_account(&context.store, account_id).await?;
         let now = context.clock.now();

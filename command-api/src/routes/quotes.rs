@@ -99,9 +99,9 @@ pub(crate) async fn request(
             ],
         )
         .await?;
-        let customer = streams.fold::<Customer>(&customer_stream)?;
-        let vehicle = streams.fold::<Vehicle>(&vehicle_stream)?;
-        let quote = streams.fold::<Quote>(&quote_stream)?;
+        let customer = streams.fold::<Customer>(&customer_stream).await?;
+        let vehicle = streams.fold::<Vehicle>(&vehicle_stream).await?;
+        let quote = streams.fold::<Quote>(&quote_stream).await?;
         let now = context.clock.now();
         let pricing = &context.pricing;
         let observed = match &vehicle.state.telemetry {

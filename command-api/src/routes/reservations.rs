@@ -128,11 +128,11 @@ pub(crate) async fn reserve(
         ];
         stream_ids.extend(quote_id.map(|id| id.stream_id()));
         let streams = Streams::read(&context.store, &stream_ids).await?;
-        let customer = streams.fold::<Customer>(&customer_stream)?;
-        let vehicle = streams.fold::<Vehicle>(&vehicle_stream)?;
-        let reservation = streams.fold::<Reservation>(&reservation_stream)?;
+        let customer = streams.fold::<Customer>(&customer_stream).await?;
+        let vehicle = streams.fold::<Vehicle>(&vehicle_stream).await?;
+        let reservation = streams.fold::<Reservation>(&reservation_stream).await?;
         let quote = match quote_id {
-            Some(id) => Some((id, streams.fold::<Quote>(&id.stream_id())?.state)),
+            Some(id) => Some((id, streams.fold::<Quote>(&id.stream_id()).await?.state)),
             None => None,
         };
         let (customer_active_trip, customer_reservation) =

@@ -145,11 +145,11 @@ pub(crate) async fn start(
         ];
         stream_ids.extend(quote_id.map(|id| id.stream_id()));
         let streams = Streams::read(&context.store, &stream_ids).await?;
-        let customer = streams.fold::<Customer>(&customer_stream)?;
-        let vehicle = streams.fold::<Vehicle>(&vehicle_stream)?;
-        let trip = streams.fold::<Trip>(&trip_stream)?;
+        let customer = streams.fold::<Customer>(&customer_stream).await?;
+        let vehicle = streams.fold::<Vehicle>(&vehicle_stream).await?;
+        let trip = streams.fold::<Trip>(&trip_stream).await?;
         let quote = match quote_id {
-            Some(id) => Some((id, streams.fold::<Quote>(&id.stream_id())?.state)),
+            Some(id) => Some((id, streams.fold::<Quote>(&id.stream_id()).await?.state)),
             None => None,
         };
         // A car reserved by this customer: the reservation's stream is part of the decision and
