@@ -30,7 +30,7 @@ use crate::projector::{ProjectionError, Projector};
 use crate::shutdown::Shutdown;
 use crate::status::{FailedEvent, ProjectionFailure, ProjectorStatus, RunnerState, lag_between};
 use chrono::Utc;
-use event_store::{EventStore, LogPosition, RecordedEvent, Subscription};
+use event_store::{CheckpointDelay, EventStore, LogPosition, RecordedEvent, Subscription};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,11 +80,10 @@ enum Step {
     ShutDown,
 }
 
-/// The checkpoint as stored, and since when the runner has been past it without saving.
+/// The checkpoint as stored, and whether (since when) the runner has been past it unsaved.
 struct Saved {
     position: LogPosition,
-    /// When the first batch not yet saved was skipped; `None` when the store is up to date.
-    behind_since: Option<Instant>,
+    pending: CheckpointDelay,
 }
 
 /// A failed attempt, and the event it failed on if it was in applying one.
@@ -134,7 +133,7 @@ impl ProjectorRunner {
         let mut subscription: Option<Subscription> = None;
         let mut saved = Saved {
             position: LogPosition::START,
-            behind_since: None,
+            pending: CheckpointDelay::new(self.config.checkpoint_delay),
         };
         let mut caught_up_at = Instant::now();
         loop {
@@ -174,10 +173,8 @@ impl ProjectorRunner {
             Some(subscription) => subscription,
             None => {
                 let position = checkpoint::load(self.store.pool(), self.projector.name()).await?;
-                *saved = Saved {
-                    position,
-                    behind_since: None,
-                };
+                saved.position = position;
+                saved.pending.caught_up();
                 self.status.update(|s| {
                     s.position = position;
                     if s.state == RunnerState::Starting {
@@ -194,21 +191,19 @@ impl ProjectorRunner {
                 )
             }
         };
-        let save_due = saved
-            .behind_since
-            .map(|since| tokio::time::Instant::from_std(since + self.config.checkpoint_delay));
+        let pending = saved.pending;
         let batch = tokio::select! {
             biased;
             () = shutdown.triggered() => {
                 // Leave the stored checkpoint where the runner is; failing that, the skipped
                 // events are only read again next time.
-                if saved.behind_since.is_some() {
+                if saved.pending.is_behind() {
                     let _ = self.save_skipped(saved).await;
                 }
                 return Ok(Step::ShutDown);
             }
             batch = subscription.next_batch() => batch.map_err(ProjectionError::from)?,
-            () = sleep_until(save_due) => {
+            () = pending.due() => {
                 self.save_skipped(saved).await?;
                 return Ok(Step::Applied);
             }
@@ -226,8 +221,7 @@ impl ProjectorRunner {
                 s.position = last.log_position;
                 s.consecutive_failures = 0;
             });
-            let since = *saved.behind_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= self.config.checkpoint_delay {
+            if saved.pending.skipped() {
                 self.save_skipped(saved).await?;
             }
             return Ok(Step::Applied);
@@ -251,10 +245,8 @@ impl ProjectorRunner {
             }
             .into());
         }
-        *saved = Saved {
-            position,
-            behind_since: None,
-        };
+        saved.position = position;
+        saved.pending.caught_up();
         Ok(())
     }
 
@@ -293,10 +285,8 @@ impl ProjectorRunner {
         }
         checkpoint::save(&mut tx, name, last.log_position).await?;
         tx.commit().await?;
-        *saved = Saved {
-            position: last.log_position,
-            behind_since: None,
-        };
+        saved.position = last.log_position;
+        saved.pending.caught_up();
 
         self.status.update(|s| {
             s.state = RunnerState::Running;
@@ -370,13 +360,6 @@ impl ProjectorRunner {
             }
             Err(error) => tracing::warn!(projector = name, %error, "cannot measure projector lag"),
         }
-    }
-}
-
-async fn sleep_until(due: Option<tokio::time::Instant>) {
-    match due {
-        Some(due) => tokio::time::sleep_until(due).await,
-        None => std::future::pending().await,
     }
 }
 

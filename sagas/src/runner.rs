@@ -22,7 +22,7 @@ use crate::error::SagaError;
 use crate::saga::Saga;
 use crate::store;
 use chrono::{DateTime, Utc};
-use event_store::{EventStore, LogPosition, RecordedEvent, Subscription};
+use event_store::{CheckpointDelay, EventStore, LogPosition, RecordedEvent, Subscription};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -219,7 +219,7 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
         let mut subscription: Option<Subscription> = None;
         // The checkpoint as stored, and since when the runner has been past it unsaved.
         let mut saved = LogPosition::START;
-        let mut behind_since: Option<tokio::time::Instant> = None;
+        let mut pending = CheckpointDelay::new(self.config.checkpoint_delay);
         loop {
             let next = {
                 let subscription = match &mut subscription {
@@ -227,7 +227,7 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
                     None => match store::load_checkpoint(self.store.pool(), name).await {
                         Ok(position) => {
                             saved = position;
-                            behind_since = None;
+                            pending.caught_up();
                             self.status.update(|s| {
                                 s.position = position;
                                 if s.state == RunnerState::Starting {
@@ -252,18 +252,18 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
                         }
                     },
                 };
-                let save_due = behind_since.map(|since| since + self.config.checkpoint_delay);
+                let due = pending;
                 tokio::select! {
                     biased;
                     () = &mut stop => {
-                        if behind_since.is_some() {
+                        if pending.is_behind() {
                             // Failing that, the skipped events are only read again next time.
                             let _ = self.save_skipped(&mut saved).await;
                         }
                         break;
                     }
                     batch = subscription.next_batch() => Some(batch),
-                    () = sleep_until(save_due) => None,
+                    () = due.due() => None,
                 }
             };
             let outcome = match next {
@@ -283,8 +283,7 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
                                 s.position = last.log_position;
                                 s.consecutive_failures = 0;
                             });
-                            let since = *behind_since.get_or_insert_with(tokio::time::Instant::now);
-                            if since.elapsed() >= self.config.checkpoint_delay {
+                            if pending.skipped() {
                                 self.save_skipped(&mut saved).await
                             } else {
                                 Ok(())
@@ -295,7 +294,7 @@ impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
                 }
             };
             if saved == self.status.position() {
-                behind_since = None;
+                pending.caught_up();
             }
             match outcome {
                 Ok(()) => backoff = self.config.retry_initial,
@@ -472,11 +471,4 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-async fn sleep_until(due: Option<tokio::time::Instant>) {
-    match due {
-        Some(due) => tokio::time::sleep_until(due).await,
-        None => std::future::pending().await,
-    }
 }
