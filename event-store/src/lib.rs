@@ -3,7 +3,9 @@
 //! - [`EventStore::append`] writes events to one or more streams in one transaction, checking each
 //!   stream's expected version, taking and releasing exclusive claims, and recording the command's
 //!   result for idempotency — one round trip, one PL/pgSQL call (`append_events`).
-//! - [`EventStore::read_stream`] and [`EventStore::read_streams`] load aggregates.
+//! - [`EventStore::read_stream`], [`EventStore::read_streams`] and
+//!   [`EventStore::read_streams_after`] load aggregates; [`EventStore::snapshot`] and
+//!   [`EventStore::remember`] keep the states folded from them, so a load folds only what is new.
 //! - [`EventStore::read_log`] reads the whole log in *delivery order*, never skipping an event
 //!   that commits late (see the `log` module), and [`Subscription`] follows it live.
 //!
