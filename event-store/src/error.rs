@@ -37,4 +37,8 @@ pub enum StoreError {
     /// The event codec (see `codec`) could not encode or decode.
     #[error("event codec: {0}")]
     Codec(String),
+    /// The group commit writer stopped before answering (its runtime shut down): the append
+    /// may or may not have committed.
+    #[error("the append was interrupted before its outcome was known")]
+    Interrupted,
 }

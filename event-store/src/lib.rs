@@ -2,7 +2,8 @@
 //!
 //! - [`EventStore::append`] writes events to one or more streams in one transaction, checking each
 //!   stream's expected version, taking and releasing exclusive claims, and recording the command's
-//!   result for idempotency — one round trip, one PL/pgSQL call (`append_events`).
+//!   result for idempotency — one round trip, one PL/pgSQL call (`append_events`); appends
+//!   made while others are in flight share one transaction (group commit, `group`).
 //! - [`EventStore::read_stream`], [`EventStore::read_streams`] and
 //!   [`EventStore::read_streams_after`] load aggregates; [`EventStore::snapshot`] and
 //!   [`EventStore::remember`] keep the states folded from them, so a load folds only what is new.
@@ -18,6 +19,7 @@ pub mod codec;
 pub mod database;
 mod delay;
 mod error;
+mod group;
 mod idempotency;
 mod log;
 mod model;
@@ -33,6 +35,9 @@ pub use cache::DEFAULT_CAPACITY as DEFAULT_STREAM_CACHE_EVENTS;
 pub use codec::EventCodec;
 pub use delay::CheckpointDelay;
 pub use error::{AppendError, StoreError};
+pub use group::{
+    DEFAULT_MAX_GROUP as DEFAULT_APPEND_GROUP, DEFAULT_WRITERS as DEFAULT_APPEND_WRITERS,
+};
 pub use idempotency::StoredResult;
 pub use log::LogPage;
 pub use model::{
@@ -66,6 +71,9 @@ pub struct EventStore {
     tail: Arc<tail::Tail>,
     /// Transforms data on append and read (personal data encryption), if installed.
     codec: Option<Arc<dyn EventCodec>>,
+    /// Appends made while others are in flight share a transaction (see `group`); `None`:
+    /// each append is its own transaction.
+    group: Option<Arc<group::GroupCommit>>,
 }
 
 impl EventStore {
@@ -85,7 +93,19 @@ impl EventStore {
             states: Arc::new(states::StateCache::new(states::DEFAULT_CAPACITY)),
             tail: Arc::new(tail::Tail::new()),
             codec: None,
+            group: Some(Arc::new(group::GroupCommit::new(
+                usize::from(group::DEFAULT_MAX_GROUP),
+                usize::from(group::DEFAULT_WRITERS),
+            ))),
         }
+    }
+
+    /// This store writing appends made while `writers` others are in flight together, up to
+    /// `max_group` in one transaction (see [`append`](Self::append)); `max_group` 1: every
+    /// append in a transaction of its own. Clones made afterwards share the queue.
+    pub fn with_group_commit(mut self, max_group: usize, writers: usize) -> Self {
+        self.group = (max_group > 1).then(|| Arc::new(group::GroupCommit::new(max_group, writers)));
+        self
     }
 
     /// This store keeping the folded state of up to `streams` streams (0: none); see
@@ -93,6 +113,12 @@ impl EventStore {
     pub fn with_state_cache(mut self, streams: usize) -> Self {
         self.states = Arc::new(states::StateCache::new(streams));
         self
+    }
+
+    /// How many appends are queued for the next group commit, not yet being written (0 when
+    /// group commit is off).
+    pub fn appends_waiting(&self) -> usize {
+        self.group.as_ref().map_or(0, |group| group.waiting())
     }
 
     /// The state a caller last [`remember`](Self::remember)ed for `stream_id`, if any: fold

@@ -589,6 +589,16 @@ pub struct ServeArgs {
     #[arg(long, env = "VELKA_STATE_CACHE_STREAMS", default_value_t = event_store::DEFAULT_STATE_CACHE_STREAMS)]
     pub state_cache_streams: usize,
 
+    /// Most appends written in one transaction (group commit): appends that arrive while
+    /// `--append-writers` others are in flight wait and go together, each refused or kept on
+    /// its own (1 turns grouping off: every append is a transaction of its own).
+    #[arg(long, env = "VELKA_APPEND_GROUP", default_value_t = event_store::DEFAULT_APPEND_GROUP, value_parser = clap::value_parser!(u16).range(1..=60))]
+    pub append_group: u16,
+
+    /// Appends (or groups of them) in flight at once before the next ones queue into a group.
+    #[arg(long, env = "VELKA_APPEND_WRITERS", default_value_t = event_store::DEFAULT_APPEND_WRITERS, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub append_writers: u16,
+
     /// NATS server for the command and telemetry entry points and the event relay. If it is
     /// down at start, the server keeps serving HTTP and connects when NATS comes up.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]

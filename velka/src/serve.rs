@@ -145,7 +145,11 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     // (the NATS relay) or hashes them as stored (the audit chain) reads them as stored.
     // One store (one log tail, one stream cache, both holding events as stored), seen two ways.
     let raw_store = EventStore::with_stream_cache(pool.clone(), args.stream_cache_events)
-        .with_state_cache(args.state_cache_streams);
+        .with_state_cache(args.state_cache_streams)
+        .with_group_commit(
+            usize::from(args.append_group),
+            usize::from(args.append_writers),
+        );
     let store = raw_store
         .clone()
         .with_codec(Arc::new(global.pii_codec(&pool)));
