@@ -42,8 +42,8 @@ impl EventStore {
     /// Appends atomically: all of the request's events, claims and result, or nothing.
     ///
     /// With group commit on (see [`with_group_commit`](Self::with_group_commit)), appends made
-    /// while others are in flight share one transaction, each in its own subtransaction: a
-    /// refused request refuses alone, and every request is answered after the commit.
+    /// while others are in flight share one transaction: a refused request is refused alone
+    /// (the others are kept), and every request is answered after the commit.
     pub async fn append(&self, request: &AppendRequest) -> Result<AppendOutcome, AppendError> {
         let started = Instant::now();
         let encoded = self.encode(request).await?;

@@ -1,6 +1,8 @@
 //! Group commit: appends that arrive while others are in flight are written together, in one
-//! transaction and one round trip (`append_events_batch`), each request in its own
-//! subtransaction so that a conflict refuses only its own request.
+//! transaction and one round trip (`append_events_batch`). A group is first written as a whole;
+//! if one of its requests is refused (a version conflict, a held claim, a duplicate key), it is
+//! written again with each request in its own subtransaction, so the refusal lands on that
+//! request alone and the others are kept.
 //!
 //! A dispatcher task takes the queued requests as one group whenever a writer is free (at most
 //! `writers` groups in flight, at most `max_group` requests in one). An append that finds a
@@ -18,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-/// How many requests one group holds at most, by default. Each is a subtransaction; PostgreSQL
-/// tracks up to 64 per transaction without spilling to disk.
+/// How many requests one group holds at most, by default. When a refusal isolates them, each is
+/// a subtransaction; PostgreSQL tracks up to 64 per transaction without spilling to disk.
 pub const DEFAULT_MAX_GROUP: u16 = 32;
 /// How many groups are in flight at once, by default.
 pub const DEFAULT_WRITERS: u16 = 4;
@@ -123,7 +125,14 @@ async fn write(pool: &PgPool, group: Vec<(Prepared, Reply)>) {
         return;
     }
     let requests: Vec<&Prepared> = group.iter().map(|(request, _)| request).collect();
-    match append_group(pool, &requests).await {
+    // First the cheap way, as a whole; if a request was refused, again with each
+    // request in its own subtransaction, so the refusal lands on it and the others are kept.
+    let mut written = append_group(pool, &requests, false).await;
+    if matches!(&written, Err(error) if refused(error)) {
+        metrics::counter!("velka_append_group_retries_total").increment(1);
+        written = append_group(pool, &requests, true).await;
+    }
+    match written {
         Ok(outcomes) => {
             for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
                 let _ = reply.send(outcome);
@@ -149,10 +158,22 @@ async fn write(pool: &PgPool, group: Vec<(Prepared, Reply)>) {
     }
 }
 
+/// Whether the statement failed because one of its requests was refused (a conflict, a held
+/// claim, a duplicate key), not because of the database.
+fn refused(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|db| {
+        matches!(
+            db.code().as_deref(),
+            Some("VL001" | "VL002" | "VL003" | "23505")
+        )
+    })
+}
+
 /// Appends several requests in one statement; each request's outcome, in order.
 async fn append_group(
     pool: &PgPool,
     requests: &[&Prepared],
+    isolate: bool,
 ) -> Result<Vec<Result<AppendOutcome, AppendError>>, sqlx::Error> {
     let mut columns = Columns::default();
     for request in requests {
@@ -162,7 +183,7 @@ async fn append_group(
         "SELECT out_request, out_position, out_stream_id, out_stream_version, out_error,
                 out_detail
          FROM append_events_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                  $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
+                                  $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
     )
     .bind(&columns.stream_ends)
     .bind(&columns.streams)
@@ -189,6 +210,7 @@ async fn append_group(
     .bind(&columns.result_hashes)
     .bind(&columns.result_statuses)
     .bind(&columns.result_bodies)
+    .bind(isolate)
     .fetch_all(pool)
     .await?;
 

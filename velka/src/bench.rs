@@ -87,13 +87,18 @@ pub async fn append(global: &Global, args: BenchAppendArgs) -> anyhow::Result<()
     sqlx::query("CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, stream_id text NOT NULL, payload jsonb NOT NULL)")
         .execute(&pool)
         .await?;
-    let store = EventStore::new(pool.clone());
+    let store = EventStore::new(pool.clone()).with_group_commit(
+        usize::from(args.append_group),
+        usize::from(args.append_writers),
+    );
     let duration = Duration::from_secs(args.duration_s);
     println!(
-        "velka bench append: {} s per phase, {} event(s) per append, writers {:?}, database {}",
+        "velka bench append: {} s per phase, {} event(s) per append, writers {:?}, group commit {} in flight then up to {} a transaction, database {}",
         args.duration_s,
         args.events_per_append,
         args.writers,
+        args.append_writers,
+        args.append_group,
         event_store::database::redacted(&url)
     );
     let pgbench = which_pgbench();

@@ -530,6 +530,12 @@ pub struct BenchAppendArgs {
     /// Events in each append.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub events_per_append: u32,
+    /// Most appends in one transaction, as `velka serve --append-group` (1: no grouping).
+    #[arg(long, env = "VELKA_APPEND_GROUP", default_value_t = event_store::DEFAULT_APPEND_GROUP, value_parser = clap::value_parser!(u16).range(1..=60))]
+    pub append_group: u16,
+    /// Appends in flight before the next ones queue into a group, as `velka serve`.
+    #[arg(long, env = "VELKA_APPEND_WRITERS", default_value_t = event_store::DEFAULT_APPEND_WRITERS, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub append_writers: u16,
 }
 
 /// Where "now" comes from.
