@@ -62,6 +62,8 @@ DECLARE
 BEGIN
     PERFORM 1 FROM streams WHERE stream_id = ANY (p_streams) ORDER BY stream_id FOR UPDATE;
 
+    -- The call is written twice on purpose: PL/pgSQL opens a subtransaction on entering any block
+    -- with an EXCEPTION clause, so the cheap path must not share the isolating block.
     FOR r IN 1 .. request_count LOOP
         IF NOT p_isolate THEN
             RETURN QUERY
