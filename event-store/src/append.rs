@@ -239,14 +239,24 @@ pub(crate) async fn append_prepared<'e>(
     .await
     .map_err(classify)?;
 
-    let mut events = Vec::with_capacity(rows.len());
-    for row in rows {
-        let position: i64 = row.try_get(0).map_err(StoreError::from)?;
-        let stream_id: String = row.try_get(1).map_err(StoreError::from)?;
-        let version: i64 = row.try_get(2).map_err(StoreError::from)?;
-        events.push((position, stream_id, u64::try_from(version).unwrap_or(0)));
-    }
+    let events = rows
+        .iter()
+        .map(|row| appended(row, 0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::from)?;
     Ok(AppendOutcome { events })
+}
+
+/// One appended event as `append_events` returns it, from the row's columns `first..first + 3`:
+/// (position, stream id, stream version).
+pub(crate) fn appended(
+    row: &sqlx::postgres::PgRow,
+    first: usize,
+) -> Result<(i64, String, u64), sqlx::Error> {
+    let position: i64 = row.try_get(first)?;
+    let stream_id: String = row.try_get(first + 1)?;
+    let version: i64 = row.try_get(first + 2)?;
+    Ok((position, stream_id, u64::try_from(version).unwrap_or(0)))
 }
 
 /// Turns the SQLSTATEs raised by `append_events` into typed errors.

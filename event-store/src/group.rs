@@ -13,7 +13,7 @@
 //! If the group's statement fails as a whole (a deadlock, say), its transaction rolled back and
 //! each request is appended again on its own, so the error lands on the request that caused it.
 
-use crate::append::{AppendOutcome, Prepared, append_prepared, refusal};
+use crate::append::{AppendOutcome, Prepared, append_prepared, appended, refusal};
 use crate::error::{AppendError, StoreError};
 use sqlx::{PgPool, Row};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -119,10 +119,7 @@ async fn dispatch(
 async fn write(pool: &PgPool, group: Vec<(Prepared, Reply)>) {
     metrics::histogram!("velka_append_group_requests").record(group.len() as f64);
     if group.len() == 1 {
-        for (request, reply) in group {
-            let _ = reply.send(append_prepared(pool, &request).await);
-        }
-        return;
+        return one_by_one(pool, group).await;
     }
     let requests: Vec<&Prepared> = group.iter().map(|(request, _)| request).collect();
     // First the cheap way, as a whole; if a request was refused, again with each
@@ -141,9 +138,7 @@ async fn write(pool: &PgPool, group: Vec<(Prepared, Reply)>) {
         Err(error) if error.as_database_error().is_some() => {
             // The statement failed, so its transaction rolled back: nothing was written.
             tracing::debug!(%error, "group append failed; appending its requests one by one");
-            for (request, reply) in group {
-                let _ = reply.send(append_prepared(pool, &request).await);
-            }
+            one_by_one(pool, group).await;
         }
         Err(error) => {
             // The connection failed: the group may or may not have committed.
@@ -155,6 +150,13 @@ async fn write(pool: &PgPool, group: Vec<(Prepared, Reply)>) {
                 .into()));
             }
         }
+    }
+}
+
+/// Appends each request of `group` in a transaction of its own and answers it.
+async fn one_by_one(pool: &PgPool, group: Vec<(Prepared, Reply)>) {
+    for (request, reply) in group {
+        let _ = reply.send(append_prepared(pool, &request).await);
     }
 }
 
@@ -241,13 +243,9 @@ async fn append_group(
             }));
             continue;
         }
-        let position: i64 = row.try_get(1)?;
-        let stream_id: String = row.try_get(2)?;
-        let version: i64 = row.try_get(3)?;
+        let event = appended(&row, 1)?;
         if let Ok(outcome) = outcome {
-            outcome
-                .events
-                .push((position, stream_id, u64::try_from(version).unwrap_or(0)));
+            outcome.events.push(event);
         }
     }
     Ok(outcomes)
