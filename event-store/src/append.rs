@@ -119,7 +119,9 @@ pub(crate) struct Prepared {
     pub(crate) event_ids: Vec<Uuid>,
     pub(crate) event_types: Vec<String>,
     pub(crate) schema_versions: Vec<i32>,
-    pub(crate) data: Vec<Value>,
+    /// Each event's data as JSON text: the store keeps it as sent (`json`), so it is written
+    /// once here and PostgreSQL only checks it.
+    pub(crate) data: Vec<String>,
     pub(crate) occurred_at: Vec<DateTime<Utc>>,
     pub(crate) correlation_id: Uuid,
     pub(crate) causation_id: Option<Uuid>,
@@ -195,7 +197,7 @@ impl Prepared {
                 prepared
                     .schema_versions
                     .push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
-                prepared.data.push(event.data.clone());
+                prepared.data.push(event.data.to_string());
                 prepared.occurred_at.push(event.occurred_at);
             }
         }
@@ -211,7 +213,7 @@ pub(crate) async fn append_prepared<'e>(
     let result = request.result.as_ref();
     let rows = sqlx::query(
         "SELECT out_position, out_stream_id, out_stream_version FROM append_events(
-            $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+            $1, $2, $3, $4, $5, $6, $7::json[], $8, $9, $10, $11, $12, $13, $14, $15, $16,
             $17, $18, $19, $20, $21)",
     )
     .bind(&request.streams)

@@ -184,8 +184,9 @@ async fn append_group(
     let rows = sqlx::query(
         "SELECT out_request, out_position, out_stream_id, out_stream_version, out_error,
                 out_detail
-         FROM append_events_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                  $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+         FROM append_events_batch($1, $2, $3, $4, $5, $6, $7, $8, $9::json[], $10, $11, $12, $13,
+                                  $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,
+                                  $26)",
     )
     .bind(&columns.stream_ends)
     .bind(&columns.streams)
@@ -262,7 +263,7 @@ struct Columns<'a> {
     event_ids: Vec<uuid::Uuid>,
     event_types: Vec<&'a str>,
     schema_versions: Vec<i32>,
-    data: Vec<&'a serde_json::Value>,
+    data: Vec<&'a str>,
     occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
     correlation_ids: Vec<uuid::Uuid>,
     causation_ids: Vec<Option<uuid::Uuid>>,
@@ -295,7 +296,7 @@ impl<'a> Columns<'a> {
         self.event_types
             .extend(request.event_types.iter().map(String::as_str));
         self.schema_versions.extend(&request.schema_versions);
-        self.data.extend(&request.data);
+        self.data.extend(request.data.iter().map(String::as_str));
         self.occurred_at.extend(&request.occurred_at);
         self.event_ends.push(end(self.event_ids.len())?);
         self.correlation_ids.push(request.correlation_id);

@@ -355,7 +355,7 @@ async fn verify_names_the_edited_event_and_export_is_the_log_line_for_line() {
         .fetch_one(app.db.pool())
         .await
         .unwrap();
-    sqlx::query("UPDATE events SET data = data || '{\"edited\": true}' WHERE position = $1")
+    sqlx::query("UPDATE events SET data = data::jsonb || '{\"edited\": true}' WHERE position = $1")
         .bind(target)
         .execute(app.db.pool())
         .await

@@ -282,7 +282,7 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
     let copy_events = format!(
         "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data,
                              correlation_id, causation_id, actor, command_id, occurred_at, recorded_at)
-         SELECT {}, t.stream_version, ({})::uuid, t.event_type, t.schema_version, ({})::jsonb,
+         SELECT {}, t.stream_version, ({})::uuid, t.event_type, t.schema_version, ({})::json,
                 t.correlation_id, t.causation_id, t.actor, t.command_id, t.occurred_at, t.recorded_at
          FROM generate_series($1::bigint + 1, $2::bigint + 1) AS k CROSS JOIN bench_template t
          ORDER BY k, t.position",
