@@ -7,8 +7,8 @@
 //! 1. the 14 bytes `velka-event-v1`;
 //! 2. the fields, in order: `stream_id` (text), `stream_version` (8-byte big-endian signed),
 //!    `position` (8 bytes), `event_id` (16 bytes), `event_type` (text), `schema_version`
-//!    (4 bytes), `data` (text: PostgreSQL's rendering of the `jsonb` value, exactly as
-//!    `data::text` gives it and as `velka audit export` writes it), `correlation_id` (16 bytes),
+//!    (4 bytes), `data` (text: the stored JSON text, exactly as `data::text` gives it and as
+//!    `velka audit export` writes it), `correlation_id` (16 bytes),
 //!    `causation_id` (1 byte 0 = none, or 1 then 16 bytes), `actor` (text), `command_id` (like
 //!    `causation_id`), `occurred_at` and `recorded_at` (each 8 bytes: microseconds since the Unix
 //!    epoch, UTC). A *text* is its UTF-8 length as 4 bytes big-endian, then the bytes.
@@ -23,10 +23,13 @@
 //! with 32 zero bytes before the first entry. Changing any field of any covered event, removing
 //! one, or reordering them changes that entry's hash and every hash after it.
 //!
-//! `data` is hashed as PostgreSQL renders `jsonb` (keys sorted, duplicates removed, one space
-//! after `:` and `,`): that rendering is the value's canonical form, so the sealer and the
-//! verifier hash the same bytes without parsing JSON, which is what lets verify run at the speed
-//! of reading the table.
+//! `data` is hashed as the text the log stores: the `json` column keeps an event's JSON as its
+//! writer sent it, byte for byte, so the sealer and the verifier hash the same bytes without
+//! parsing or rendering JSON, which is what lets verify run at the speed of reading the table.
+//! The same value spelled differently (keys in another order, other spacing) is a different
+//! text and a different digest. Events stored before the column was `json` hold the text
+//! PostgreSQL rendered for their `jsonb`, which is what was hashed when they were sealed (see
+//! `migrations/20261205000200_events_data_as_sent.sql`).
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -46,7 +49,7 @@ pub const EVENT_COLUMNS: &str = "e.position, e.stream_id, e.stream_version, e.ev
     e.event_type, e.schema_version, e.data::text AS data, e.correlation_id, e.causation_id, \
     e.actor, e.command_id, e.occurred_at, e.recorded_at";
 
-/// An event as the chain sees it: every stored field, `data` as PostgreSQL's text of the `jsonb`.
+/// An event as the chain sees it: every stored field, `data` as its stored JSON text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainEvent {
     pub position: i64,
@@ -55,7 +58,7 @@ pub struct ChainEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub schema_version: i32,
-    /// The `jsonb` value as PostgreSQL renders it.
+    /// The stored JSON text.
     pub data: String,
     pub correlation_id: Uuid,
     pub causation_id: Option<Uuid>,
@@ -117,7 +120,7 @@ pub struct EventFields<'a> {
     pub event_id: [u8; 16],
     pub event_type: &'a [u8],
     pub schema_version: i32,
-    /// PostgreSQL's text of the `jsonb` value.
+    /// The stored JSON text.
     pub data: &'a [u8],
     pub correlation_id: [u8; 16],
     pub causation_id: Option<[u8; 16]>,

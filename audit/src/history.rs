@@ -65,8 +65,8 @@ pub struct AuditEvent {
     #[serde(rename = "type")]
     pub event_type: String,
     pub schema_version: i32,
-    /// The event's fields, exactly as stored (PostgreSQL's rendering of the `jsonb`, which is
-    /// what the chain hashes).
+    /// The event's fields, exactly as stored (the JSON text its writer sent, which is what the
+    /// chain hashes).
     #[schema(value_type = Object)]
     pub data: Box<RawValue>,
     /// Correlation, causation, actor and command.

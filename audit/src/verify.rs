@@ -25,17 +25,18 @@
 //! # Speed
 //!
 //! Entries are read in chunks of consecutive `seq`, several chunks at once on separate
-//! connections, each as one binary `COPY` parsed in place and digested in its own task, and
-//! linked in order; memory holds only the chunks in flight. PostgreSQL producing the rows
-//! (mostly rendering `jsonb` as text) is what bounds it: `velka bench verify` measures it against
-//! a plain `COPY` of the same columns.
+//! connections; a chunk is two binary `COPY`s (its entries, then its events by position range,
+//! not joined), parsed in place and digested in the chunk's own task, and the chunks are linked
+//! in order; memory holds only the chunks in flight. PostgreSQL producing the rows is what
+//! bounds it: `velka bench verify` measures it against a plain `COPY` of the same columns.
 
-use crate::chain::{self, EVENT_COLUMNS, EventFields, GENESIS, Hash};
+use crate::chain::{self, EventFields, GENESIS, Hash};
 use crate::error::AuditError;
 use crate::record::{CHAIN_STREAM, ChainHeadSealed};
 use futures::{StreamExt, TryStreamExt};
 use sqlx::{PgPool, Row};
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry as Slot;
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// How verify reads.
@@ -45,6 +46,9 @@ pub struct VerifyOptions {
     pub chunk: i64,
     /// Queries in flight at once (connections used).
     pub parallel: usize,
+    /// Position ranges one chunk's events are read in before verify looks them up one by one
+    /// instead (see `events_query`).
+    pub max_ranges: usize,
 }
 
 impl Default for VerifyOptions {
@@ -52,6 +56,7 @@ impl Default for VerifyOptions {
         Self {
             chunk: 20_000,
             parallel: 2,
+            max_ranges: 32,
         }
     }
 }
@@ -162,14 +167,15 @@ pub struct ExpectedHead {
     pub source: String,
 }
 
+/// A chain entry as a chunk reads it, checked on its own.
 struct Entry {
     seq: i64,
     position: i64,
-    event_id: Uuid,
     hash: Hash,
     prev_hash: Hash,
-    /// The event's id and digest as the table holds it now; `None` if it is gone.
-    found: Option<(Uuid, Hash)>,
+    /// Whether `hash` is the link from `prev_hash` over the event the table holds at `position`
+    /// now; `None` if no event is there.
+    links: Option<bool>,
 }
 
 /// Recomputes the chain up to the sealer's checkpoint `name` and compares. `heads` are extra
@@ -220,10 +226,11 @@ pub async fn verify(
         .step_by(usize::try_from(chunk).unwrap_or(usize::MAX))
         .map(|start| (start, (start + chunk).min(total)))
         .collect();
+    let max_ranges = options.max_ranges;
     let mut chunks = futures::stream::iter(ranges)
         .map(|(after, upto)| {
             let pool = pool.clone();
-            tokio::spawn(async move { read_chunk(&pool, after, upto).await })
+            tokio::spawn(async move { read_chunk(&pool, after, upto, max_ranges).await })
         })
         .buffered(options.parallel.max(1));
 
@@ -246,22 +253,18 @@ pub async fn verify(
                     expected: last_seq + 1,
                 }));
             }
-            let Some((found_id, digest)) = entry.found else {
+            let Some(links) = entry.links else {
                 return Ok(broken(Mismatch::Missing));
             };
-            if found_id != entry.event_id {
-                return Ok(broken(Mismatch::OtherEvent {
-                    sealed: entry.event_id,
-                    found: found_id,
-                }));
-            }
+            // The chunk checked the entry's link from its stored previous hash; that hash being
+            // the previous entry's makes the stored chain the recomputed one.
             if entry.prev_hash != previous {
                 return Ok(broken(Mismatch::Link));
             }
-            let hash = chain::link(&previous, &digest);
-            if hash != entry.hash {
-                return Ok(broken(Mismatch::Changed));
+            if !links {
+                return Ok(broken(changed(pool, entry.seq, entry.position).await?));
             }
+            let hash = entry.hash;
             if let Some(claims) = expected.remove(&entry.seq) {
                 for (claimed, source) in claims {
                     heads_checked += 1;
@@ -348,91 +351,288 @@ async fn published_heads(
     Ok(heads)
 }
 
-/// Entries `after < seq <= upto` with the events they cover, digested.
+/// Why an entry whose link does not hold is broken: another event at its position, or its
+/// event changed. Asked only once, for the entry verify stops at, so the chunks need not read
+/// each entry's event id.
+async fn changed(pool: &PgPool, seq: i64, position: i64) -> Result<Mismatch, AuditError> {
+    let ids: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT c.event_id, e.event_id FROM event_chain c JOIN events e ON e.position = $2
+         WHERE c.seq = $1",
+    )
+    .bind(seq)
+    .bind(position)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match ids {
+        Some((sealed, found)) if sealed != found => Mismatch::OtherEvent { sealed, found },
+        _ => Mismatch::Changed,
+    })
+}
+
+/// Entries `after < seq <= upto`, each with its link checked against the event at its position.
 ///
-/// Read as one binary `COPY` and parsed in place: no row objects, no strings, the digest
-/// computed from slices of the buffer (most of verify's own time was going to decoding rows).
-async fn read_chunk(pool: &PgPool, after: i64, upto: i64) -> Result<Vec<Entry>, AuditError> {
+/// Two binary `COPY`s on one connection, parsed as they arrive (no row objects, no strings; the
+/// digest is computed from slices of the received data): the chain entries, then the events at
+/// their positions. The events are read by position ranges rather than joined to the entries,
+/// because a join probes the events' index once per entry, which cost PostgreSQL more than
+/// producing the rows; the chain's order (delivery order) differs from position order only where
+/// concurrent appends interleave, so a chunk's positions are nearly one range.
+async fn read_chunk(
+    pool: &PgPool,
+    after: i64,
+    upto: i64,
+    max_ranges: usize,
+) -> Result<Vec<Entry>, AuditError> {
     let mut connection = pool.acquire().await?;
+    let mut entries = Vec::new();
     // Both bounds are integers, so formatting them into the statement is safe (COPY takes no
     // parameters).
-    let mut stream = connection
-        .copy_out_raw(&format!(
-            "COPY (SELECT c.seq, c.position, c.event_id, c.hash, c.prev_hash, {EVENT_COLUMNS}
-                   FROM event_chain c LEFT JOIN events e ON e.position = c.position
-                   WHERE c.seq > {after} AND c.seq <= {upto}
-                   ORDER BY c.seq) TO STDOUT (FORMAT binary)"
-        ))
-        .await?;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.try_next().await? {
-        bytes.extend_from_slice(&chunk);
+    let chain = format!(
+        "COPY (SELECT {CHAIN_READ_COLUMNS} FROM event_chain
+               WHERE seq > {after} AND seq <= {upto} ORDER BY seq) TO STDOUT (FORMAT binary)"
+    );
+    copy_out(&mut connection, &chain, |row| {
+        entries.push(parse_entry(row)?);
+        Ok(())
+    })
+    .await?;
+    if entries.is_empty() {
+        return Ok(entries);
     }
-    drop(stream);
-    parse_entries(&bytes)
+    let positions: Vec<i64> = entries.iter().map(|entry| entry.position).collect();
+    let mut events = EventsByPosition::new(&mut entries);
+    copy_out(
+        &mut connection,
+        &events_query(positions, max_ranges),
+        |row| events.attach(row),
+    )
+    .await?;
+    Ok(entries)
+}
+
+/// Runs a binary `COPY … TO STDOUT` and hands each row to `on_row` as it arrives.
+async fn copy_out(
+    connection: &mut sqlx::PgConnection,
+    statement: &str,
+    on_row: impl FnMut(CopyReader<'_>) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
+    let mut stream = connection.copy_out_raw(statement).await?;
+    let mut rows = CopyRows::new(on_row);
+    while let Some(piece) = stream.try_next().await? {
+        rows.feed(&piece)?;
+    }
+    rows.finish()
+}
+
+/// Positions closer than this are read as one range (the rows between them that belong to
+/// other chunks are read and skipped).
+const RANGE_GAP: i64 = 256;
+
+/// The chain's columns verify reads.
+pub const CHAIN_READ_COLUMNS: &str = "seq, position, hash, prev_hash";
+
+/// The covered columns as verify reads them: [`chain::EVENT_COLUMNS`] with `data` as stored (a `json`
+/// value's binary form is its text, so the bytes are the same without a cast).
+pub const VERIFY_EVENT_COLUMNS: &str = "e.position, e.stream_id, e.stream_version, e.event_id, \
+    e.event_type, e.schema_version, e.data, e.correlation_id, e.causation_id, \
+    e.actor, e.command_id, e.occurred_at, e.recorded_at";
+
+/// The `COPY` of the events at `positions` ([`VERIFY_EVENT_COLUMNS`]): one index range scan per
+/// run of nearby positions, or, past `max_ranges` runs (positions scattered by long-open
+/// transactions), one lookup per position.
+fn events_query(mut positions: Vec<i64>, max_ranges: usize) -> String {
+    positions.sort_unstable();
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for &position in &positions {
+        match ranges.last_mut() {
+            Some((_, high)) if position - *high <= RANGE_GAP => *high = position,
+            _ => ranges.push((position, position)),
+        }
+    }
+    // Integers only, so formatting them into the statement is safe.
+    let select = format!("SELECT {VERIFY_EVENT_COLUMNS} FROM events e WHERE");
+    let query = if ranges.len() <= max_ranges {
+        ranges
+            .iter()
+            .map(|(low, high)| format!("{select} e.position BETWEEN {low} AND {high}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    } else {
+        let list: Vec<String> = positions.iter().map(i64::to_string).collect();
+        format!(
+            "{select} e.position = ANY ('{{{}}}'::bigint[])",
+            list.join(",")
+        )
+    };
+    format!("COPY ({query}) TO STDOUT (FORMAT binary)")
 }
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// The chain columns (5) and the event columns ([`EVENT_COLUMNS`], 13) of one row.
-const COLUMNS: i16 = 18;
+/// The columns of a chain row in [`read_chunk`]'s first `COPY`.
+const CHAIN_COLUMNS: i16 = 4;
 
-/// Parses a binary `COPY` of [`read_chunk`]'s query.
-fn parse_entries(bytes: &[u8]) -> Result<Vec<Entry>, AuditError> {
-    let mut reader = CopyReader { bytes, at: 0 };
-    reader.header()?;
-    let mut entries = Vec::new();
-    loop {
-        let columns = reader.i16()?;
-        if columns == -1 {
-            return Ok(entries);
-        }
-        if columns != COLUMNS {
-            return Err(reader.error(&format!("a row of {columns} columns, not {COLUMNS}")));
-        }
-        let seq = reader.int8()?;
-        let corrupt = |what: &str| AuditError::Corrupt(format!("chain entry {seq}: {what}"));
-        let position = reader.int8()?;
-        let event_id = reader.uuid()?;
-        let hash = chain::from_bytes(reader.bytes()?).ok_or_else(|| corrupt("hash"))?;
-        let prev_hash =
-            chain::from_bytes(reader.bytes()?).ok_or_else(|| corrupt("previous hash"))?;
-        let found = match reader.field()? {
-            None => {
-                // No event at the position: the other 12 event columns are null too.
-                for _ in 1..COLUMNS - 5 {
-                    reader.field()?;
+/// The columns of an event row ([`VERIFY_EVENT_COLUMNS`]) in its second.
+const EVENT_COLUMN_COUNT: i16 = 13;
+
+/// One chain row: an entry whose event is not read yet.
+fn parse_entry(mut row: CopyReader<'_>) -> Result<Entry, AuditError> {
+    row.row(CHAIN_COLUMNS)?;
+    let seq = row.int8()?;
+    let corrupt = |what: &str| AuditError::Corrupt(format!("chain entry {seq}: {what}"));
+    let position = row.int8()?;
+    let hash = chain::from_bytes(row.bytes()?).ok_or_else(|| corrupt("hash"))?;
+    let prev_hash = chain::from_bytes(row.bytes()?).ok_or_else(|| corrupt("previous hash"))?;
+    Ok(Entry {
+        seq,
+        position,
+        hash,
+        prev_hash,
+        links: None,
+    })
+}
+
+/// Gives each entry the verdict on the event at its position, as event rows arrive. Events at
+/// positions no entry names (read because they lie between) are skipped; an entry no event
+/// arrives for keeps `links: None` (its event is gone).
+struct EventsByPosition<'a> {
+    entries: &'a mut [Entry],
+    at_position: HashMap<i64, usize>,
+    /// Entries naming a position an earlier entry names too (the chain's unique key dropped and
+    /// rows copied): each is judged on its own.
+    repeated: Vec<usize>,
+}
+
+impl<'a> EventsByPosition<'a> {
+    fn new(entries: &'a mut [Entry]) -> Self {
+        let mut at_position = HashMap::with_capacity(entries.len());
+        let mut repeated = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            match at_position.entry(entry.position) {
+                Slot::Occupied(_) => repeated.push(index),
+                Slot::Vacant(vacant) => {
+                    vacant.insert(index);
                 }
-                None
             }
-            Some(event_position) => {
-                let fields = EventFields {
-                    position: be_i64(event_position).ok_or_else(|| corrupt("event position"))?,
-                    stream_id: reader.bytes()?,
-                    stream_version: reader.int8()?,
-                    event_id: reader.uuid()?,
-                    event_type: reader.bytes()?,
-                    schema_version: reader.int4()?,
-                    data: reader.bytes()?,
-                    correlation_id: reader.uuid()?,
-                    causation_id: reader.optional_uuid()?,
-                    actor: reader.bytes()?,
-                    command_id: reader.optional_uuid()?,
-                    occurred_at_micros: reader.int8()? + POSTGRES_EPOCH_MICROS,
-                    recorded_at_micros: reader.int8()? + POSTGRES_EPOCH_MICROS,
-                };
-                Some((Uuid::from_bytes(fields.event_id), fields.digest()))
-            }
+        }
+        Self {
+            entries,
+            at_position,
+            repeated,
+        }
+    }
+
+    fn attach(&mut self, mut row: CopyReader<'_>) -> Result<(), AuditError> {
+        row.row(EVENT_COLUMN_COUNT)?;
+        let position = row.int8()?;
+        let Some(&index) = self.at_position.get(&position) else {
+            return Ok(());
         };
-        entries.push(Entry {
-            seq,
+        let digest = EventFields {
             position,
-            event_id: Uuid::from_bytes(event_id),
-            hash,
-            prev_hash,
-            found,
-        });
+            stream_id: row.bytes()?,
+            stream_version: row.int8()?,
+            event_id: row.uuid()?,
+            event_type: row.bytes()?,
+            schema_version: row.int4()?,
+            data: row.bytes()?,
+            correlation_id: row.uuid()?,
+            causation_id: row.optional_uuid()?,
+            actor: row.bytes()?,
+            command_id: row.optional_uuid()?,
+            occurred_at_micros: row.int8()? + POSTGRES_EPOCH_MICROS,
+            recorded_at_micros: row.int8()? + POSTGRES_EPOCH_MICROS,
+        }
+        .digest();
+        let repeated = self.repeated.iter().copied();
+        for index in std::iter::once(index).chain(repeated) {
+            let entry = &mut self.entries[index];
+            if entry.position == position {
+                entry.links = Some(chain::link(&entry.prev_hash, &digest) == entry.hash);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a binary `COPY` arriving in pieces into whole rows for `on_row`. PostgreSQL sends a
+/// row per message, so rows are parsed where they arrived; a row split across pieces (which
+/// the protocol allows) is put together first.
+struct CopyRows<F> {
+    on_row: F,
+    /// The start of a row whose end has not arrived.
+    pending: Vec<u8>,
+    header_read: bool,
+    ended: bool,
+}
+
+impl<F: FnMut(CopyReader<'_>) -> Result<(), AuditError>> CopyRows<F> {
+    fn new(on_row: F) -> Self {
+        Self {
+            on_row,
+            pending: Vec::new(),
+            header_read: false,
+            ended: false,
+        }
+    }
+
+    fn feed(&mut self, piece: &[u8]) -> Result<(), AuditError> {
+        if self.pending.is_empty() {
+            let used = self.rows(piece)?;
+            self.pending.extend_from_slice(&piece[used..]);
+        } else {
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.extend_from_slice(piece);
+            let used = self.rows(&pending)?;
+            pending.drain(..used);
+            self.pending = pending;
+        }
+        Ok(())
+    }
+
+    /// Hands over the whole rows at the start of `bytes`; returns how many bytes they took.
+    fn rows(&mut self, bytes: &[u8]) -> Result<usize, AuditError> {
+        let mut at = 0;
+        if !self.header_read {
+            let mut reader = CopyReader { bytes, at: 0 };
+            match reader.header() {
+                Ok(()) => {}
+                Err(_) if bytes.len() < CopyReader::HEADER_LENGTH => return Ok(0),
+                Err(error) => return Err(error),
+            }
+            self.header_read = true;
+            at = reader.at;
+        }
+        while at < bytes.len() {
+            if self.ended {
+                return Err(CopyReader { bytes, at }.error("data after the end"));
+            }
+            let Some(length) = CopyReader::row_length(&bytes[at..])? else {
+                break;
+            };
+            if length == 2 {
+                // The trailer: a column count of -1.
+                self.ended = true;
+            } else {
+                (self.on_row)(CopyReader {
+                    bytes: &bytes[at..at + length],
+                    at: 0,
+                })?;
+            }
+            at += length;
+        }
+        Ok(at)
+    }
+
+    fn finish(self) -> Result<(), AuditError> {
+        if self.ended && self.pending.is_empty() {
+            Ok(())
+        } else {
+            Err(AuditError::Corrupt(
+                "verify's COPY data ends early".to_owned(),
+            ))
+        }
     }
 }
 
@@ -449,6 +649,36 @@ struct CopyReader<'a> {
 
 impl<'a> CopyReader<'a> {
     const SIGNATURE: &'static [u8] = b"PGCOPY\n\xff\r\n\0";
+    /// The signature, the flags and the header extension's length (PostgreSQL sends none).
+    const HEADER_LENGTH: usize = Self::SIGNATURE.len() + 8;
+
+    /// The length of the row (or, 2, of the trailer) at the start of `bytes`; `None` if it has
+    /// not all arrived.
+    fn row_length(bytes: &[u8]) -> Result<Option<usize>, AuditError> {
+        let mut reader = CopyReader { bytes, at: 0 };
+        let Ok(columns) = reader.i16() else {
+            return Ok(None);
+        };
+        if columns == -1 {
+            return Ok(Some(2));
+        }
+        if columns < 0 {
+            return Err(reader.error("a negative column count"));
+        }
+        for _ in 0..columns {
+            let Ok(length) = reader.i32() else {
+                return Ok(None);
+            };
+            if length == -1 {
+                continue;
+            }
+            let length = usize::try_from(length).map_err(|_| reader.error("a negative length"))?;
+            if reader.take(length).is_err() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(reader.at))
+    }
 
     fn error(&self, what: &str) -> AuditError {
         AuditError::Corrupt(format!("verify's COPY data at byte {}: {what}", self.at))
@@ -483,6 +713,14 @@ impl<'a> CopyReader<'a> {
         let extension = usize::try_from(self.i32()?).map_err(|_| self.error("header"))?;
         self.take(extension)?;
         Ok(())
+    }
+
+    /// Reads a row's column count, which must be `columns`.
+    fn row(&mut self, columns: i16) -> Result<(), AuditError> {
+        match self.i16()? {
+            count if count == columns => Ok(()),
+            count => Err(self.error(&format!("a row of {count} columns, not {columns}"))),
+        }
     }
 
     /// A column's value, `None` when null.
@@ -536,52 +774,175 @@ impl<'a> CopyReader<'a> {
 mod tests {
     use super::*;
 
-    /// A binary COPY of one entry whose event is gone (every event column null).
-    fn copy_of_entry_without_event(seq: i64) -> Vec<u8> {
+    /// A binary COPY of `rows` (each column's bytes, `None` for null).
+    fn copy(rows: &[Vec<Option<Vec<u8>>>]) -> Vec<u8> {
         let mut bytes = CopyReader::SIGNATURE.to_vec();
         bytes.extend(0i32.to_be_bytes());
         bytes.extend(0i32.to_be_bytes());
-        bytes.extend(COLUMNS.to_be_bytes());
-        let mut column = |value: Option<&[u8]>| match value {
-            None => bytes.extend((-1i32).to_be_bytes()),
-            Some(value) => {
-                bytes.extend(i32::try_from(value.len()).expect("short").to_be_bytes());
-                bytes.extend(value);
+        for row in rows {
+            bytes.extend(i16::try_from(row.len()).expect("few").to_be_bytes());
+            for column in row {
+                match column {
+                    None => bytes.extend((-1i32).to_be_bytes()),
+                    Some(value) => {
+                        bytes.extend(i32::try_from(value.len()).expect("short").to_be_bytes());
+                        bytes.extend(value);
+                    }
+                }
             }
-        };
-        column(Some(&seq.to_be_bytes()));
-        column(Some(&40i64.to_be_bytes()));
-        column(Some(&[7; 16]));
-        column(Some(&[1; 32]));
-        column(Some(&[0; 32]));
-        for _ in 5..COLUMNS {
-            column(None);
         }
         bytes.extend((-1i16).to_be_bytes());
         bytes
     }
 
+    fn chain_row(seq: i64, position: i64, hash: Hash) -> Vec<Option<Vec<u8>>> {
+        vec![
+            Some(seq.to_be_bytes().to_vec()),
+            Some(position.to_be_bytes().to_vec()),
+            Some(hash.to_vec()),
+            Some(GENESIS.to_vec()),
+        ]
+    }
+
+    fn fields(position: i64, data: &str) -> EventFields<'_> {
+        EventFields {
+            position,
+            stream_id: b"test-1",
+            stream_version: 1,
+            event_id: [9; 16],
+            event_type: b"Tested",
+            schema_version: 1,
+            data: data.as_bytes(),
+            correlation_id: [2; 16],
+            causation_id: None,
+            actor: b"test",
+            command_id: None,
+            occurred_at_micros: POSTGRES_EPOCH_MICROS,
+            recorded_at_micros: POSTGRES_EPOCH_MICROS,
+        }
+    }
+
+    fn event_row(event: &EventFields<'_>) -> Vec<Option<Vec<u8>>> {
+        vec![
+            Some(event.position.to_be_bytes().to_vec()),
+            Some(event.stream_id.to_vec()),
+            Some(event.stream_version.to_be_bytes().to_vec()),
+            Some(event.event_id.to_vec()),
+            Some(event.event_type.to_vec()),
+            Some(event.schema_version.to_be_bytes().to_vec()),
+            Some(event.data.to_vec()),
+            Some(event.correlation_id.to_vec()),
+            None,
+            Some(event.actor.to_vec()),
+            None,
+            Some(0i64.to_be_bytes().to_vec()),
+            Some(0i64.to_be_bytes().to_vec()),
+        ]
+    }
+
+    /// Feeds `bytes` to a [`CopyRows`] in pieces of `piece` bytes, collecting what `on_row`
+    /// makes of each row.
+    fn rows<T>(
+        bytes: &[u8],
+        piece: usize,
+        mut on_row: impl FnMut(CopyReader<'_>) -> Result<T, AuditError>,
+    ) -> Result<Vec<T>, AuditError> {
+        let mut out = Vec::new();
+        let mut rows = CopyRows::new(|row| {
+            out.push(on_row(row)?);
+            Ok(())
+        });
+        for piece in bytes.chunks(piece) {
+            rows.feed(piece)?;
+        }
+        rows.finish()?;
+        Ok(out)
+    }
+
     #[test]
-    fn a_row_without_its_event_parses_as_missing() {
-        let entries = parse_entries(&copy_of_entry_without_event(3)).expect("parses");
-        assert_eq!(entries.len(), 1);
-        let entry = &entries[0];
-        assert_eq!((entry.seq, entry.position), (3, 40));
-        assert_eq!(entry.event_id, Uuid::from_bytes([7; 16]));
-        assert_eq!((entry.hash, entry.prev_hash), ([1; 32], GENESIS));
-        assert!(entry.found.is_none());
+    fn chain_rows_parse_into_entries_without_their_events_in_pieces_of_any_size() {
+        let bytes = copy(&[chain_row(3, 40, [1; 32]), chain_row(4, 41, [2; 32])]);
+        for piece in [1, 2, 7, 19, 64, bytes.len()] {
+            let entries = rows(&bytes, piece, parse_entry).expect("parses");
+            let seen: Vec<(i64, i64, Hash, Option<bool>)> = entries
+                .iter()
+                .map(|e| (e.seq, e.position, e.hash, e.links))
+                .collect();
+            assert_eq!(seen, vec![(3, 40, [1; 32], None), (4, 41, [2; 32], None)]);
+            assert_eq!(entries[0].prev_hash, GENESIS);
+        }
+    }
+
+    #[test]
+    fn events_go_to_the_entries_at_their_positions_and_the_rest_are_skipped() {
+        // Entries at 40, 42 and 40 again (a chain whose unique key was dropped and a row
+        // copied); events at 40 and 41 (another chunk's), none at 42 (deleted).
+        let sealed = fields(40, r#"{"a":1}"#);
+        let hash = chain::link(&GENESIS, &sealed.digest());
+        let chain_rows = copy(&[
+            chain_row(1, 40, hash),
+            chain_row(2, 42, hash),
+            chain_row(3, 40, hash),
+        ]);
+        let mut entries = rows(&chain_rows, 64, parse_entry).expect("parses");
+        let mut events = EventsByPosition::new(&mut entries);
+        let event_rows = copy(&[event_row(&sealed), event_row(&fields(41, "{}"))]);
+        rows(&event_rows, 5, |row| events.attach(row)).expect("parses");
+        let links: Vec<Option<bool>> = entries.iter().map(|e| e.links).collect();
+        assert_eq!(links, vec![Some(true), None, Some(true)]);
+
+        // The digest is over the bytes as read: another spelling of the same JSON breaks the
+        // link.
+        let mut entries = rows(&copy(&[chain_row(1, 40, hash)]), 64, parse_entry).expect("parses");
+        let mut events = EventsByPosition::new(&mut entries);
+        let respelled = copy(&[event_row(&fields(40, r#"{"a": 1}"#))]);
+        rows(&respelled, 64, |row| events.attach(row)).expect("parses");
+        assert_eq!(entries[0].links, Some(false));
+    }
+
+    #[test]
+    fn nearby_positions_are_read_as_ranges_and_scattered_ones_one_by_one() {
+        let query = events_query(vec![105, 100, 101, 103, 900, 5_000], 32);
+        assert!(query.contains("BETWEEN 100 AND 105 UNION ALL"), "{query}");
+        assert!(query.contains("BETWEEN 900 AND 900 UNION ALL"), "{query}");
+        assert!(query.contains("BETWEEN 5000 AND 5000)"), "{query}");
+        assert!(!query.contains("ANY"), "{query}");
+
+        let query = events_query(vec![105, 100, 900, 5_000], 2);
+        assert!(
+            query.contains("e.position = ANY ('{100,105,900,5000}'::bigint[])"),
+            "{query}"
+        );
+        assert!(!query.contains("BETWEEN"), "{query}");
+    }
+
+    #[test]
+    fn verify_reads_the_columns_the_sealer_hashes() {
+        assert_eq!(
+            chain::EVENT_COLUMNS.replace("e.data::text AS data", "e.data"),
+            VERIFY_EVENT_COLUMNS
+        );
     }
 
     #[test]
     fn cut_or_foreign_data_is_an_error_not_a_verdict() {
-        let bytes = copy_of_entry_without_event(3);
+        let bytes = copy(&[chain_row(3, 40, [1; 32])]);
         for cut in [5, 30, bytes.len() - 2] {
-            let error = parse_entries(&bytes[..cut]).err().expect("an error");
+            let error = rows(&bytes[..cut], 4, parse_entry).err().expect("an error");
             assert!(matches!(error, AuditError::Corrupt(_)), "{error:?}");
         }
-        let error = parse_entries(b"seq,position\n1,2\n")
+        let error = rows(b"seq,position\n1,2\n........", 64, parse_entry)
             .err()
             .expect("an error");
         assert!(error.to_string().contains("not a binary COPY"), "{error}");
+        let mut after_end = bytes.clone();
+        after_end.extend(0i16.to_be_bytes());
+        let error = rows(&after_end, 64, parse_entry).err().expect("an error");
+        assert!(error.to_string().contains("after the end"), "{error}");
+        // A chain row where events were expected.
+        let mut entries = Vec::new();
+        let mut events = EventsByPosition::new(&mut entries);
+        let error = rows(&bytes, 64, |row| events.attach(row)).expect_err("an error");
+        assert!(error.to_string().contains("not 13"), "{error}");
     }
 }

@@ -107,19 +107,24 @@ impl Running {
     }
 }
 
+/// Verifies twice: reading each chunk's events by position ranges, and one by one (what verify
+/// falls back to when a chunk's positions are scattered); both must reach the same verdict.
 async fn check(db: &TestDatabase, heads: &[ExpectedHead]) -> Verdict {
-    verify(
-        db.pool(),
-        NAME,
-        heads,
-        VerifyOptions {
+    let mut verdicts = Vec::new();
+    for max_ranges in [32, 0] {
+        let options = VerifyOptions {
             chunk: 25,
             parallel: 3,
-        },
-        |_| {},
-    )
-    .await
-    .unwrap()
+            max_ranges,
+        };
+        verdicts.push(
+            verify(db.pool(), NAME, heads, options, |_| {})
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(verdicts[0], verdicts[1], "by ranges and by positions");
+    verdicts.remove(0)
 }
 
 async fn position_of(db: &TestDatabase, seq: i64) -> i64 {
@@ -215,19 +220,46 @@ async fn a_changed_field_is_named_at_its_position_and_unsealed_events_are_counte
 
     // One key of one event's data, changed in place.
     let target = position_of(&db, 41).await;
-    sqlx::query("UPDATE events SET data = jsonb_set(data, '{n}', '999') WHERE position = $1")
+    let as_sent: String = sqlx::query_scalar("SELECT data::text FROM events WHERE position = $1")
         .bind(target)
-        .execute(db.pool())
+        .fetch_one(db.pool())
         .await
         .unwrap();
+    sqlx::query(
+        "UPDATE events SET data = jsonb_set(data::jsonb, '{n}', '999') WHERE position = $1",
+    )
+    .bind(target)
+    .execute(db.pool())
+    .await
+    .unwrap();
     assert_eq!(
         broken(&check(&db, &[]).await),
         (41, target, Mismatch::Changed)
     );
 
-    // Put back, it is intact again: the check compares content, not row versions.
-    sqlx::query("UPDATE events SET data = jsonb_set(data, '{n}', '40') WHERE position = $1")
+    // The same value written back in another spelling (`jsonb`'s, with spaces) is a change too:
+    // the text as sent is what was sealed.
+    sqlx::query("UPDATE events SET data = $2::jsonb WHERE position = $1")
         .bind(target)
+        .bind(&as_sent)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let respelled: String = sqlx::query_scalar("SELECT data::text FROM events WHERE position = $1")
+        .bind(target)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_ne!(respelled, as_sent);
+    assert_eq!(
+        broken(&check(&db, &[]).await),
+        (41, target, Mismatch::Changed)
+    );
+
+    // Put back byte for byte, it is intact again: the check compares content, not row versions.
+    sqlx::query("UPDATE events SET data = $2::json WHERE position = $1")
+        .bind(target)
+        .bind(&as_sent)
         .execute(db.pool())
         .await
         .unwrap();
@@ -343,7 +375,7 @@ async fn a_rewritten_tail_is_caught_by_a_published_head_and_a_cut_one_too() {
             .fetch_one(db.pool())
             .await
             .unwrap();
-        sqlx::query("UPDATE events SET data = jsonb_set(data, '{hash}', to_jsonb($2::text)) WHERE position = $1")
+        sqlx::query("UPDATE events SET data = jsonb_set(data::jsonb, '{hash}', to_jsonb($2::text)) WHERE position = $1")
             .bind(head.position)
             .bind(chain::hex(&hash))
             .execute(db.pool())

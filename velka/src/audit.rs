@@ -36,6 +36,7 @@ pub async fn verify(global: &Global, args: AuditVerifyArgs) -> anyhow::Result<()
         VerifyOptions {
             chunk: args.chunk,
             parallel,
+            ..VerifyOptions::default()
         },
         |progress| {
             if last_line.elapsed() >= PROGRESS_EVERY {
