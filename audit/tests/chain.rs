@@ -313,6 +313,45 @@ async fn a_deleted_event_or_chain_entry_is_named() {
 }
 
 #[tokio::test]
+async fn another_event_at_a_sealed_position_or_a_relinked_entry_is_named() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    append(&store, "test-a", 30).await;
+    let sealer = start(&store, config());
+    sealer.sealed_all(&store).await;
+    sealer.stop().await;
+
+    // An entry's stored previous hash changed: the entry no longer links to the one before.
+    sqlx::query("UPDATE event_chain SET prev_hash = sha256('forged') WHERE seq = 20")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let relinked = position_of(&db, 20).await;
+    assert_eq!(
+        broken(&check(&db, &[]).await),
+        (20, relinked, Mismatch::Link)
+    );
+
+    // Earlier, the row at a sealed position now holds another event (its id changed).
+    let swapped = position_of(&db, 9).await;
+    let sealed: Uuid = sqlx::query_scalar("SELECT event_id FROM event_chain WHERE seq = 9")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let found = Uuid::new_v4();
+    sqlx::query("UPDATE events SET event_id = $2 WHERE position = $1")
+        .bind(swapped)
+        .bind(found)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        broken(&check(&db, &[]).await),
+        (9, swapped, Mismatch::OtherEvent { sealed, found })
+    );
+}
+
+#[tokio::test]
 async fn a_rewritten_tail_is_caught_by_a_published_head_and_a_cut_one_too() {
     let db = TestDatabase::new().await;
     let store = db.store();
