@@ -312,6 +312,103 @@ async fn a_deleted_event_or_chain_entry_is_named() {
     assert_eq!((seq, reason), (13, Mismatch::Gap { expected: 12 }));
 }
 
+/// The migration that turned `events.data` from `jsonb` into `json`.
+const DATA_AS_SENT: i64 = 20261205000200;
+
+#[tokio::test]
+async fn a_chain_sealed_over_jsonb_data_still_verifies_after_the_column_becomes_json() {
+    // The schema as it was before: every migration older than the conversion, from the same
+    // files (so the full migrator later sees them as applied).
+    let db = TestDatabase::unmigrated().await;
+    let before = std::env::temp_dir().join(format!("velka-migrations-{}", Uuid::new_v4()));
+    std::fs::create_dir(&before).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    for file in std::fs::read_dir(&all).unwrap() {
+        let file = file.unwrap();
+        let name = file.file_name().into_string().unwrap();
+        let version: i64 = name.split('_').next().unwrap().parse().unwrap();
+        if version < DATA_AS_SENT {
+            std::fs::copy(file.path(), before.join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .unwrap()
+        .run(db.pool())
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&before).unwrap();
+
+    // Events written as jsonb, in spellings jsonb does not keep (key order, spacing, a number's
+    // trailing zeros), then sealed.
+    sqlx::query(
+        r#"INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version,
+                               data, correlation_id, actor, occurred_at, recorded_at)
+           SELECT 'test-a', g, gen_random_uuid(), 'Tested', 1,
+                  format('{"z": %s,"a" :  {"y": [1, 2.50]}, "name":"Анна"}', g)::jsonb,
+                  gen_random_uuid(), 'customer:1', now(), now()
+           FROM generate_series(1, 40) AS g"#,
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let store = db.store();
+    let sealer = start(&store, config());
+    sealer.sealed_all(&store).await;
+    sealer.stop().await;
+    // (Verify itself reads `data` as `json`, so it runs after the conversion; what the sealer
+    // hashed before it is in the entries and the checkpoint.)
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("SELECT hash FROM audit_chain_checkpoints WHERE name = $1 AND seq = 40")
+            .bind(NAME)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let head = chain::from_bytes(&sealed).unwrap();
+    let rendered: Vec<String> =
+        sqlx::query_scalar("SELECT data::text FROM events ORDER BY position")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+
+    // The conversion keeps each value's text as jsonb rendered it, so every entry sealed over
+    // jsonb recomputes to the same hash.
+    event_store::MIGRATOR.run(db.pool()).await.unwrap();
+    let column: String = sqlx::query_scalar(
+        "SELECT data_type FROM information_schema.columns
+         WHERE table_name = 'events' AND column_name = 'data'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(column, "json");
+    let kept: Vec<String> = sqlx::query_scalar("SELECT data::text FROM events ORDER BY position")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, rendered);
+    assert_eq!(
+        check(&db, &[]).await,
+        Verdict::Intact {
+            events: 40,
+            position: 40,
+            head,
+            heads_checked: 0,
+            unsealed: 0,
+        }
+    );
+
+    // And the chain goes on over events appended as sent.
+    append(&store, "test-b", 5).await;
+    let sealer = start(&store, config());
+    sealer.sealed_all(&store).await;
+    sealer.stop().await;
+    match check(&db, &[]).await {
+        Verdict::Intact { events, .. } => assert_eq!(events, 45),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn another_event_at_a_sealed_position_or_a_relinked_entry_is_named() {
     let db = TestDatabase::new().await;

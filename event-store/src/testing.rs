@@ -33,6 +33,17 @@ fn setup_failed(what: &str, error: impl std::fmt::Display) -> ! {
 impl TestDatabase {
     /// Creates and migrates a new database.
     pub async fn new() -> Self {
+        let db = Self::unmigrated().await;
+        crate::MIGRATOR
+            .run(&db.pool)
+            .await
+            .unwrap_or_else(|e| setup_failed("migrate", e));
+        db
+    }
+
+    /// Creates a new, empty database, for tests that migrate it themselves (an upgrade from an
+    /// earlier schema).
+    pub async fn unmigrated() -> Self {
         let admin = admin_url();
         let name = format!("velka_test_{}", uuid::Uuid::new_v4().simple());
         let admin_pool = PgPoolOptions::new()
@@ -51,10 +62,6 @@ impl TestDatabase {
             .connect(&url)
             .await
             .unwrap_or_else(|e| setup_failed("connect to the new database", e));
-        crate::MIGRATOR
-            .run(&pool)
-            .await
-            .unwrap_or_else(|e| setup_failed("migrate", e));
         Self { name, url, pool }
     }
 
