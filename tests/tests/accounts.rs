@@ -105,7 +105,7 @@ async fn refunds_beyond_the_charge_and_waivers_of_nothing_are_refused_and_append
     let customer = &trip.customer_id;
     let support = app.token(Role::Support, "agent-7");
     let refunds = format!("/v1/accounts/{customer}/charges/{charge_id}/refunds");
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
 
     let too_much = app
         .post(
@@ -160,7 +160,7 @@ async fn refunds_beyond_the_charge_and_waivers_of_nothing_are_refused_and_append
         .unwrap();
     assert_eq!(unknown_charge.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown_charge.body["rule"], "charge-not-found");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     // Refund everything; then nothing is left to waive.
     let all = app
@@ -172,7 +172,7 @@ async fn refunds_beyond_the_charge_and_waivers_of_nothing_are_refused_and_append
         .await
         .unwrap();
     assert_eq!(all.status, StatusCode::CREATED, "{}", all.body);
-    let after_refund = app.event_count().await.unwrap();
+    let after_refund = app.caller_event_count().await.unwrap();
     let waive = app
         .post(
             &format!("/v1/accounts/{customer}/charges/{charge_id}/waive"),
@@ -183,7 +183,7 @@ async fn refunds_beyond_the_charge_and_waivers_of_nothing_are_refused_and_append
         .unwrap();
     assert_eq!(waive.status, StatusCode::CONFLICT, "{}", waive.body);
     assert_eq!(waive.body["rule"], "nothing-to-waive");
-    assert_eq!(app.event_count().await.unwrap(), after_refund);
+    assert_eq!(app.caller_event_count().await.unwrap(), after_refund);
 }
 
 #[tokio::test]
@@ -191,7 +191,7 @@ async fn only_support_refunds_or_waives_and_a_customer_reads_only_their_own_acco
     let app = App::spawn().await.unwrap();
     let (trip, charge_id) = penalised(&app, 1).await;
     let customer = &trip.customer_id;
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
 
     for role in [Role::Customer, Role::Fleet, Role::Auditor, Role::Service] {
         let token = app.token(role, customer);
@@ -225,7 +225,7 @@ async fn only_support_refunds_or_waives_and_a_customer_reads_only_their_own_acco
         );
         assert_eq!(waive.body["rule"], "forbidden");
     }
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     let stranger = app.verified_customer(2).await.unwrap();
     let stranger = app.token(Role::Customer, &stranger);

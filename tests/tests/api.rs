@@ -68,7 +68,7 @@ async fn tokens_are_required_and_roles_are_enforced() {
         .unwrap();
     assert_eq!(start.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        app.event_count().await.unwrap(),
+        app.caller_event_count().await.unwrap(),
         0,
         "refused requests append nothing"
     );
@@ -91,7 +91,7 @@ async fn a_customer_acts_only_on_their_own_trip() {
         .await
         .unwrap();
     let trip_id = trip.str("trip_id");
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
 
     for action in ["park", "resume", "end"] {
         let answer = app
@@ -133,7 +133,7 @@ async fn a_customer_acts_only_on_their_own_trip() {
         .unwrap();
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.body["rule"], "trip-not-found");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 }
 
 #[tokio::test]
@@ -221,7 +221,7 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.event_count().await.unwrap(), 0);
+    assert_eq!(app.caller_event_count().await.unwrap(), 0);
 
     // A phone number belongs to one customer.
     let first = app.post("/v1/customers", None, &valid).await.unwrap();
@@ -232,7 +232,7 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
     assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
     assert_eq!(answer.body["rule"], "already-taken");
     assert_eq!(answer.body["field"], "phone");
-    assert_eq!(app.event_count().await.unwrap(), 1);
+    assert_eq!(app.caller_event_count().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -249,7 +249,7 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_first_answer_and_appe
         .await
         .unwrap();
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
-    let after_first = app.event_count().await.unwrap();
+    let after_first = app.caller_event_count().await.unwrap();
 
     let retry = app
         .send(Method::POST, "/v1/trips", Some(&token), &key, Some(&body))
@@ -258,7 +258,7 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_first_answer_and_appe
     assert_eq!(retry.status, StatusCode::CREATED);
     assert_eq!(retry.body, first.body);
     assert_eq!(retry.headers["idempotent-replayed"], "true");
-    assert_eq!(app.event_count().await.unwrap(), after_first);
+    assert_eq!(app.caller_event_count().await.unwrap(), after_first);
 
     // Without the key, the same request is a new command: the customer already drives.
     let again = app.post("/v1/trips", Some(&token), &body).await.unwrap();
@@ -413,5 +413,5 @@ async fn a_plate_typed_with_latin_look_alikes_is_the_same_plate() {
     assert_eq!(latin.status, StatusCode::CONFLICT, "{}", latin.body);
     assert_eq!(latin.body["rule"], "already-taken");
     assert_eq!(latin.body["field"], "plate");
-    assert_eq!(app.event_count().await.unwrap(), 1);
+    assert_eq!(app.caller_event_count().await.unwrap(), 1);
 }

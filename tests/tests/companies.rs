@@ -57,7 +57,7 @@ async fn support_registers_a_company_once_per_valid_inn() {
         ["CompanyRegistered"]
     );
 
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let bad_checksum = app
         .post(
             "/v1/companies",
@@ -99,7 +99,7 @@ async fn support_registers_a_company_once_per_valid_inn() {
             .unwrap();
         assert_eq!(forbidden.status, StatusCode::FORBIDDEN, "{role}");
     }
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 }
 
 #[tokio::test]
@@ -152,7 +152,7 @@ async fn an_employee_belongs_to_one_company_at_a_time() {
 
     // Refusals append nothing: another company, the same company again, an unknown company or
     // customer, the wrong role.
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let other = app
         .post(
             &employees(&lutik),
@@ -215,7 +215,7 @@ async fn an_employee_belongs_to_one_company_at_a_time() {
         .unwrap();
     assert_eq!(not_theirs.status, StatusCode::CONFLICT);
     assert_eq!(not_theirs.body["rule"], "customer-not-employee");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     // Removed from one company, the customer may join the other.
     let removed = app

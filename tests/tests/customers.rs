@@ -75,7 +75,7 @@ async fn a_customer_submits_documents_and_must_be_approved_again_before_the_next
     let path = format!("/v1/customers/{customer_id}/documents");
 
     // Refusals first: nothing is appended by any of them.
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let mut trucks_only = documents();
     trucks_only["licence"]["categories"] = json!(["C", "CE"]);
     let refused = app.post(&path, Some(&me), &trucks_only).await.unwrap();
@@ -116,7 +116,7 @@ async fn a_customer_submits_documents_and_must_be_approved_again_before_the_next
         .unwrap();
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.body["rule"], "customer-not-found");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     let submitted = app.post(&path, Some(&me), &documents()).await.unwrap();
     assert_eq!(submitted.status, StatusCode::OK, "{}", submitted.body);
@@ -195,7 +195,7 @@ async fn approval_requires_the_minimum_age_driving_experience_and_a_valid_licenc
     ];
     for (body, rule, field) in cases {
         let customer_id = register(&app, &body).await;
-        let before = app.event_count().await.unwrap();
+        let before = app.caller_event_count().await.unwrap();
         let refused = app
             .post(
                 &format!("/v1/customers/{customer_id}/verification"),
@@ -212,7 +212,11 @@ async fn approval_requires_the_minimum_age_driving_experience_and_a_valid_licenc
         );
         assert_eq!(refused.body["rule"], rule);
         assert_eq!(refused.body["field"], field);
-        assert_eq!(app.event_count().await.unwrap(), before, "{rule} appended");
+        assert_eq!(
+            app.caller_event_count().await.unwrap(),
+            before,
+            "{rule} appended"
+        );
     }
 
     // Exactly 21 with exactly 2 years of driving is enough.
@@ -255,7 +259,7 @@ async fn a_licence_that_expires_after_approval_blocks_new_trips() {
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
     let vehicle_id = app.car(1, CENTRE).await.unwrap();
     app.advance_clock(3 * 24 * 3600).await.unwrap();
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let me = app.token(Role::Customer, &customer_id);
     let start = app
         .post("/v1/trips", Some(&me), &json!({"vehicle_id": vehicle_id}))
@@ -263,7 +267,7 @@ async fn a_licence_that_expires_after_approval_blocks_new_trips() {
         .unwrap();
     assert_eq!(start.status, StatusCode::CONFLICT, "{}", start.body);
     assert_eq!(start.body["rule"], "licence-expired");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 }
 
 #[tokio::test]
@@ -296,7 +300,7 @@ async fn support_blocks_for_independent_reasons_and_a_blocked_customer_cannot_re
     assert_eq!(blocked.body["active_blocks"], json!(["debt", "fraud"]));
 
     // Refusals: the same reason twice, the wrong role, an unknown reason. Nothing appended.
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let again = app
         .post(
             &blocks,
@@ -362,7 +366,7 @@ async fn support_blocks_for_independent_reasons_and_a_blocked_customer_cannot_re
         .unwrap();
     assert_eq!(start.status, StatusCode::CONFLICT);
     assert_eq!(start.body["rule"], "customer-blocked");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     // Lifting one reason leaves the other.
     let lifted = app

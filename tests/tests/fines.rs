@@ -159,7 +159,7 @@ async fn only_the_feed_imports_and_only_support_and_auditors_read_fines() {
         );
         assert_eq!(answer.body["rule"], "forbidden");
     }
-    assert_eq!(app.event_count().await.unwrap(), 0);
+    assert_eq!(app.caller_event_count().await.unwrap(), 0);
 
     let imported = app
         .post("/v1/fines", Some(&feed(&app)), &fine(now, RESOLUTION))

@@ -131,7 +131,7 @@ async fn a_fine_during_a_trip_is_charged_to_its_payer_with_the_admin_fee_once() 
 
     // The same command again (the outbox retrying) is answered from the first, appending
     // nothing; another key finds the fine matched already.
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let retried = match_fine(&app, &fine_id, "match-1").await;
     assert_eq!(retried.status, StatusCode::OK);
     assert_eq!(retried.body, matched.body);
@@ -141,7 +141,7 @@ async fn a_fine_during_a_trip_is_charged_to_its_payer_with_the_admin_fee_once() 
         again.body["type"],
         "https://velka.dev/problems/fine-not-open"
     );
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     // Support sees the fine matched, and the notice in the customer 360.
     let support = app.token(Role::Support, "agent-7");

@@ -87,7 +87,7 @@ async fn a_car_in_service_cannot_be_rented_until_its_last_task_is_completed() {
     listed_becomes(&app, &vehicle_id, false).await;
 
     // Nobody can take it now.
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let start = app
         .post("/v1/trips", Some(&me), &json!({"vehicle_id": vehicle_id}))
         .await
@@ -100,7 +100,7 @@ async fn a_car_in_service_cannot_be_rented_until_its_last_task_is_completed() {
         .unwrap();
     assert_eq!(bad_kind.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_kind.body["field"], "kind");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     // Assign, start and complete the wash; refusals along the way append nothing.
     let task = |id: &str, step: &str| format!("/v1/service-tasks/{id}/{step}");
@@ -119,7 +119,7 @@ async fn a_car_in_service_cannot_be_rented_until_its_last_task_is_completed() {
         .await
         .unwrap();
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
     let assigned = app
         .post(
             &task(&wash_id, "assign"),
@@ -130,7 +130,7 @@ async fn a_car_in_service_cannot_be_rented_until_its_last_task_is_completed() {
         .unwrap();
     assert_eq!(assigned.status, StatusCode::OK, "{}", assigned.body);
     assert_eq!(assigned.body["status"], "assigned");
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let twice = app
         .post(
             &task(&wash_id, "assign"),
@@ -173,7 +173,7 @@ async fn a_car_in_service_cannot_be_rented_until_its_last_task_is_completed() {
         .unwrap();
     assert_eq!(too_soon.status, StatusCode::CONFLICT);
     assert_eq!(too_soon.body["rule"], "service-task-not-started");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     let started = app
         .post(&task(&wash_id, "start"), Some(&washer), &json!({}))
@@ -233,14 +233,14 @@ async fn a_car_in_service_cannot_be_rented_until_its_last_task_is_completed() {
     assert_eq!(start.status, StatusCode::CREATED, "{}", start.body);
 
     // A car in a trip cannot be sent to service.
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let busy = app
         .post(&tasks_path, Some(&dispatcher), &json!({"kind": "repair"}))
         .await
         .unwrap();
     assert_eq!(busy.status, StatusCode::CONFLICT, "{}", busy.body);
     assert_eq!(busy.body["rule"], "vehicle-in-use");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     // Fleet staff read the task from its read model; a customer may not.
     let read = eventually(Duration::from_secs(10), || async {
@@ -367,7 +367,7 @@ async fn damage_is_reported_with_https_photos_by_the_driver_or_by_staff() {
         .str("trip_id");
 
     // Refusals append nothing.
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let not_theirs = app.post(&path, Some(&stranger), &report).await.unwrap();
     assert_eq!(
         not_theirs.status,
@@ -393,7 +393,7 @@ async fn damage_is_reported_with_https_photos_by_the_driver_or_by_staff() {
     let auditor = app.token(Role::Auditor, "auditor-1");
     let forbidden = app.post(&path, Some(&auditor), &report).await.unwrap();
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     let filed = app.post(&path, Some(&me), &report).await.unwrap();
     assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.body);

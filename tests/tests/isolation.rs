@@ -63,7 +63,7 @@ async fn another_customers_ids_are_refused_on_every_customer_route() {
         .unwrap();
     }
 
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let reads = [
         format!("/v1/trips/{trip_id}"),
         format!("/v1/reservations/{reservation_id}"),
@@ -125,5 +125,5 @@ async fn another_customers_ids_are_refused_on_every_customer_route() {
         );
         assert_eq!(answer.content_type(), "application/problem+json", "{path}");
     }
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 }

@@ -109,7 +109,7 @@ async fn the_providers_signed_answer_is_recorded_once_and_a_forged_one_is_refuse
         "outcome": "verified",
     });
 
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     for forged in [
         callback(&app, &answer, "not-the-secret").await,
         // A bearer token is no substitute for the signature.
@@ -126,7 +126,7 @@ async fn the_providers_signed_answer_is_recorded_once_and_a_forged_one_is_refuse
         assert_eq!(forged.status, StatusCode::UNAUTHORIZED, "{}", forged.body);
         assert_eq!(forged.content_type(), "application/problem+json");
     }
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     let recorded = callback(&app, &answer, SECRET).await;
     assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.body);

@@ -100,7 +100,7 @@ async fn commands_over_nats_are_validated_authorized_and_idempotent_like_http() 
     .await;
     assert_eq!(started["status"], 201, "{started}");
     let trip_id = started["body"]["trip_id"].as_str().unwrap().to_owned();
-    let events = app.event_count().await.unwrap();
+    let events = app.caller_event_count().await.unwrap();
     let retried = request(
         &nats,
         &app,
@@ -112,7 +112,7 @@ async fn commands_over_nats_are_validated_authorized_and_idempotent_like_http() 
     assert_eq!(retried["status"], 201);
     assert_eq!(retried["body"], started["body"]);
     assert_eq!(retried["headers"]["idempotent-replayed"], "true");
-    assert_eq!(app.event_count().await.unwrap(), events);
+    assert_eq!(app.caller_event_count().await.unwrap(), events);
 
     // Path parameters travel in the payload.
     let parked = request(

@@ -173,7 +173,7 @@ async fn a_declined_card_refuses_the_start_and_appends_nothing() -> anyhow::Resu
     let customer_id = paying.app.verified_customer(1).await?;
     let vehicle_id = paying.app.car(1, CENTRE).await?;
     let token = paying.app.token(Role::Customer, &customer_id);
-    let before = paying.app.event_count().await?;
+    let before = paying.app.caller_event_count().await?;
     let refused = paying
         .app
         .post(
@@ -192,7 +192,11 @@ async fn a_declined_card_refuses_the_start_and_appends_nothing() -> anyhow::Resu
         refused.body["type"],
         "https://velka.dev/problems/payment-declined"
     );
-    assert_eq!(paying.app.event_count().await?, before, "nothing appended");
+    assert_eq!(
+        paying.app.caller_event_count().await?,
+        before,
+        "nothing appended"
+    );
 
     // With a card that works, the same car starts: the refusal held nothing.
     paying.faults(json!({})).await?;

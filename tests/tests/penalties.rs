@@ -80,7 +80,7 @@ async fn a_penalty_for_a_running_trip_may_set_its_own_amount() {
 async fn a_penalty_for_an_unknown_trip_or_without_a_note_is_refused_and_appends_nothing() {
     let app = App::spawn().await.unwrap();
     let trip = trip(&app, 1, true).await.unwrap();
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
 
     let unknown = penalty(
         &app,
@@ -128,14 +128,14 @@ async fn a_penalty_for_an_unknown_trip_or_without_a_note_is_refused_and_appends_
         unknown_kind.body
     );
     assert_eq!(unknown_kind.body["field"], "kind");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 }
 
 #[tokio::test]
 async fn only_support_issues_penalties() {
     let app = App::spawn().await.unwrap();
     let trip = trip(&app, 1, true).await.unwrap();
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let body = json!({"trip_id": trip.trip_id, "kind": "low_fuel", "note": "Empty tank"});
     for role in [Role::Customer, Role::Fleet, Role::Auditor, Role::Service] {
         let token = app.token(role, &trip.customer_id);
@@ -151,5 +151,5 @@ async fn only_support_issues_penalties() {
         );
         assert_eq!(answer.body["rule"], "forbidden");
     }
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 }

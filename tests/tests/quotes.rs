@@ -169,7 +169,7 @@ async fn an_expired_a_foreign_or_another_cars_quote_is_refused_and_appends_nothi
         .unwrap();
     assert_eq!(quote.status, StatusCode::CREATED, "{}", quote.body);
     let quote_id = quote.str("quote_id");
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
 
     let refusals = [
         (&boris_token, &car, "/v1/trips", "quote-of-another-customer"),
@@ -234,7 +234,7 @@ async fn an_expired_a_foreign_or_another_cars_quote_is_refused_and_appends_nothi
         .unwrap();
     assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
     assert_eq!(unknown.body["rule"], "quote-not-found");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     // Without a quote, the standard tariff still applies.
     let standard = app
@@ -250,7 +250,7 @@ async fn only_customers_ask_for_quotes_and_only_for_an_available_car() {
     let anna = app.verified_customer(1).await.unwrap();
     let boris = app.verified_customer(2).await.unwrap();
     let car = app.car(1, TVERSKAYA).await.unwrap();
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
 
     let fleet = app.token(Role::Fleet, "fleet-1");
     let wrong_role = app
@@ -268,7 +268,7 @@ async fn only_customers_ask_for_quotes_and_only_for_an_available_car() {
         .unwrap();
     assert_eq!(unknown_car.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown_car.body["rule"], "vehicle-not-found");
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     let taken = app
         .post(

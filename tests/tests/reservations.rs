@@ -81,7 +81,7 @@ async fn a_reserved_car_is_held_for_its_customer_who_turns_it_into_a_trip_in_one
     assert_eq!(expires_at - made, chrono::Duration::minutes(35));
 
     // Nobody else may take or reserve it, and it is not listed as available.
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     for path in ["/v1/trips", "/v1/reservations"] {
         let refused = app
             .post(path, Some(&other), &json!({"vehicle_id": car}))
@@ -95,7 +95,7 @@ async fn a_reserved_car_is_held_for_its_customer_who_turns_it_into_a_trip_in_one
         );
         assert_eq!(refused.body["rule"], "vehicle-not-available");
     }
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
     eventually(Duration::from_secs(10), || async {
         Ok((!listed(&app, &me, &car).await).then_some(()))
     })
@@ -157,7 +157,7 @@ async fn cancelling_lets_the_car_go_and_charges_the_waiting_so_far() {
     let cancel_path = format!("/v1/reservations/{reservation_id}/cancel");
 
     // Someone else's reservation, or the wrong role: 403, nothing appended.
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     let foreign = app
         .post(
             &cancel_path,
@@ -176,7 +176,7 @@ async fn cancelling_lets_the_car_go_and_charges_the_waiting_so_far() {
         .await
         .unwrap();
     assert_eq!(fleet.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     // 16.5 minutes: 15 free, then 2 started minutes.
     app.advance_clock(16 * 60 + 30).await.unwrap();
@@ -189,11 +189,11 @@ async fn cancelling_lets_the_car_go_and_charges_the_waiting_so_far() {
         json!(2 * WAITING_KOPECKS_PER_MINUTE)
     );
 
-    let after = app.event_count().await.unwrap();
+    let after = app.caller_event_count().await.unwrap();
     let again = app.post(&cancel_path, Some(&me), &json!({})).await.unwrap();
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.body["rule"], "reservation-not-active");
-    assert_eq!(app.event_count().await.unwrap(), after);
+    assert_eq!(app.caller_event_count().await.unwrap(), after);
 
     let unknown = app
         .post(
@@ -269,7 +269,7 @@ async fn a_customer_holds_one_car_at_a_time() {
     ];
     let reservation_id = reserve(&app, &me, &cars[0]).await.str("reservation_id");
 
-    let before = app.event_count().await.unwrap();
+    let before = app.caller_event_count().await.unwrap();
     for path in ["/v1/reservations", "/v1/trips"] {
         let refused = app
             .post(path, Some(&me), &json!({"vehicle_id": cars[1]}))
@@ -283,7 +283,7 @@ async fn a_customer_holds_one_car_at_a_time() {
         );
         assert_eq!(refused.body["rule"], "customer-has-active-reservation");
     }
-    assert_eq!(app.event_count().await.unwrap(), before);
+    assert_eq!(app.caller_event_count().await.unwrap(), before);
 
     // In a trip, no reservation either.
     let trip = app

@@ -34,11 +34,11 @@ async fn ending_at_an_airport_adds_its_surcharge_and_forbidden_or_outside_places
     for (place, odometer_km) in [(KREMLIN, 12_010.0), (ZELENOGRAD, 12_050.0)] {
         let reading = app.telemetry(&car, place, odometer_km, true).await.unwrap();
         assert_eq!(reading.status, StatusCode::OK);
-        let before = app.event_count().await.unwrap();
+        let before = app.caller_event_count().await.unwrap();
         let refused = app.post(&end_path, Some(&me), &json!({})).await.unwrap();
         assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
         assert_eq!(refused.body["rule"], "vehicle-outside-operating-zone");
-        assert_eq!(app.event_count().await.unwrap(), before);
+        assert_eq!(app.caller_event_count().await.unwrap(), before);
     }
 
     app.telemetry(&car, SHEREMETYEVO_B, 12_060.0, true)
