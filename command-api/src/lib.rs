@@ -15,6 +15,7 @@
 mod charges;
 mod demand;
 pub mod expiry;
+pub mod holds;
 mod load;
 pub mod nats;
 pub mod pii;

@@ -465,3 +465,118 @@ async fn support_waiving_a_debt_unblocks_and_an_old_debt_goes_to_the_agency() ->
     assert!(timeline_types(&customer).contains(&"DebtHandedToAgency".to_owned()));
     Ok(())
 }
+
+/// The statuses of the simulator's payments for `customer_id`.
+fn statuses(paying: &Paying, customer_id: &str) -> Vec<String> {
+    paying
+        .payments_of(customer_id)
+        .iter()
+        .map(|p| p["status"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A start whose hold answer was lost (the gateway made the hold; the server never heard), on a
+/// customer with a car and a client key; returns (customer, car, token).
+async fn start_with_the_answer_lost(paying: &Paying) -> anyhow::Result<(String, String, String)> {
+    let customer_id = paying.app.verified_customer(1).await?;
+    let vehicle_id = paying.app.car(1, CENTRE).await?;
+    let token = paying.app.token(Role::Customer, &customer_id);
+    // Every answer is lost, though the gateway applies each operation.
+    paying.faults(json!({ "timeout_rate": 1.0 })).await?;
+    let lost = paying
+        .app
+        .send(
+            reqwest::Method::POST,
+            "/v1/trips",
+            Some(&token),
+            &[("Idempotency-Key", "start-1")],
+            Some(&json!({ "vehicle_id": vehicle_id })),
+        )
+        .await?;
+    assert_eq!(
+        lost.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        lost.body
+    );
+    assert_eq!(statuses(paying, &customer_id), ["waiting_for_capture"]);
+    paying.faults(json!({})).await?;
+    Ok((customer_id, vehicle_id, token))
+}
+
+#[tokio::test]
+async fn a_hold_whose_answer_was_lost_is_let_go_when_the_retry_is_refused() -> anyhow::Result<()> {
+    let paying = Paying::start(5_000).await?;
+    let (customer_id, vehicle_id, token) = start_with_the_answer_lost(&paying).await?;
+
+    // Support blocks the customer before the app retries: the retry is refused before it asks
+    // the gateway, and that refusal is the key's answer for good, so the hold is let go.
+    let support = paying.app.token(Role::Support, "agent-1");
+    let blocked = paying
+        .app
+        .post(
+            &format!("/v1/customers/{customer_id}/blocks"),
+            Some(&support),
+            &json!({ "reason": "support", "note": "Called about a scratch" }),
+        )
+        .await?;
+    assert_eq!(blocked.status, StatusCode::CREATED, "{}", blocked.body);
+    for _ in 0..2 {
+        let retried = paying
+            .app
+            .send(
+                reqwest::Method::POST,
+                "/v1/trips",
+                Some(&token),
+                &[("Idempotency-Key", "start-1")],
+                Some(&json!({ "vehicle_id": vehicle_id })),
+            )
+            .await?;
+        assert_eq!(retried.status, StatusCode::CONFLICT, "{}", retried.body);
+        assert_eq!(statuses(&paying, &customer_id), ["canceled"]);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hold_whose_answer_was_lost_and_never_retried_is_let_go_after_the_grace_period()
+-> anyhow::Result<()> {
+    let paying = Paying::start(5_000).await?;
+    let (customer_id, _, _) = start_with_the_answer_lost(&paying).await?;
+    // The app gave up. Within the grace period the hold waits for a retry...
+    paying.app.advance_clock(5 * 60).await?;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(statuses(&paying, &customer_id), ["waiting_for_capture"]);
+    // ...after it, the sweeper lets it go.
+    paying.app.advance_clock(6 * 60).await?;
+    eventually(DEADLINE, || async {
+        Ok((statuses(&paying, &customer_id) == ["canceled"]).then_some(()))
+    })
+    .await
+    .context("the abandoned hold was not released")?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hold_whose_answer_was_lost_is_taken_by_the_retried_start() -> anyhow::Result<()> {
+    let paying = Paying::start(5_000).await?;
+    let (customer_id, vehicle_id, token) = start_with_the_answer_lost(&paying).await?;
+    let retried = paying
+        .app
+        .send(
+            reqwest::Method::POST,
+            "/v1/trips",
+            Some(&token),
+            &[("Idempotency-Key", "start-1")],
+            Some(&json!({ "vehicle_id": vehicle_id })),
+        )
+        .await?;
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.body);
+    // Long past the grace period, the sweeper leaves the trip's hold alone.
+    paying.app.advance_clock(60 * 60).await?;
+    let noted = tests::sqlx_scalar(&paying.app, "SELECT count(*) FROM uncertain_holds").await?;
+    assert_eq!(noted, 0);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(statuses(&paying, &customer_id), ["waiting_for_capture"]);
+    Ok(())
+}

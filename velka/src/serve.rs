@@ -231,6 +231,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         command_api::expiry::ExpiryWorker::new(command_context.clone())
             .run(async move { shutdown.triggered().await })
     });
+    // Card holds a start could not confirm are let go when no trip took them.
+    let hold_sweeper = tokio::spawn({
+        let shutdown = shutdown.clone();
+        command_api::holds::HoldSweeper::new(command_context.clone())
+            .run(async move { shutdown.triggered().await })
+    });
     let (commands, commands_doc) = command_api::router(command_context);
     let (queries, queries_doc) = query_api::router(query_api::QueryContext {
         pool: pool.clone(),
@@ -413,6 +419,9 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Err(error) = expiry.await {
         tracing::warn!(%error, "the reservation expiry worker ended abnormally");
+    }
+    if let Err(error) = hold_sweeper.await {
+        tracing::warn!(%error, "the uncertain hold sweeper ended abnormally");
     }
     pool.close().await;
     if let Some(simulator) = demo_gateway {

@@ -130,6 +130,7 @@ pub(crate) async fn start(
         None => format!("hold-{trip_id}"),
     };
     let held: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let (scope, client_key) = (envelope.scope.clone(), envelope.key.clone());
     let context = &context;
     let (hold_key, held_ref) = (&hold_key, &held);
     let response = execute(context, envelope, || async move {
@@ -219,23 +220,35 @@ pub(crate) async fn start(
             }
         }
         if let (Some(payments), Some(account)) = (holds, &account) {
-            let payment_id = payments
+            let payment_id = match payments
                 .holds
                 .hold(hold_key, customer_id, trip_id, payments.hold_kopecks)
                 .await
-                .map_err(|error| match error {
-                    crate::HoldError::Declined(reason) => {
-                        CommandError::Rejected(domain::Rejection::PaymentDeclined { reason })
-                    }
-                    crate::HoldError::Unavailable(reason) => CommandError::Refused(
-                        Problem::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "payment-unavailable",
-                            "The payment gateway is not answering",
-                            format!("no hold could be made on the card ({reason}); retry with the same Idempotency-Key"),
-                        ),
-                    ),
-                })?;
+            {
+                Ok(payment_id) => payment_id,
+                Err(crate::HoldError::Declined(reason)) => {
+                    return Err(CommandError::Rejected(domain::Rejection::PaymentDeclined {
+                        reason,
+                    }));
+                }
+                Err(crate::HoldError::Unavailable(reason)) => {
+                    // The hold may exist: noted, so that it cannot outlive this start.
+                    crate::holds::note(
+                        context,
+                        hold_key,
+                        customer_id,
+                        trip_id,
+                        payments.hold_kopecks,
+                    )
+                    .await;
+                    return Err(CommandError::Refused(Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "payment-unavailable",
+                        "The payment gateway is not answering",
+                        format!("no hold could be made on the card ({reason}); retry with the same Idempotency-Key"),
+                    )));
+                }
+            };
             *held_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(payment_id.clone());
             let record = domain::account::Account::decide(
                 &account.state,
@@ -264,18 +277,38 @@ pub(crate) async fn start(
         })
     })
     .await;
-    // A hold made for a start that did not happen (the car was taken meanwhile, a rule
-    // refused it on a later attempt) is let go at once.
-    let orphan = held.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let (Some(payment_id), Some(payments), false) = (
-        orphan,
-        &context.payments,
-        response.status() == StatusCode::CREATED,
-    ) {
-        let release_key = format!("release-{hold_key}");
-        if let Err(error) = payments.holds.release(&payment_id, &release_key).await {
-            tracing::warn!(%payment_id, %error, "a hold of a start that did not happen was not released");
+    let Some(payments) = &context.payments else {
+        return response;
+    };
+    let made = held.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match (made, response.status() == StatusCode::CREATED) {
+        // The trip holds it: nothing noted for its key is left to settle.
+        (Some(_), true) => crate::holds::taken(context, hold_key).await,
+        // A hold made for a start that did not happen (the car was taken meanwhile) is let go
+        // at once; if the gateway does not answer, it is noted for the sweeper.
+        (Some(payment_id), false) => {
+            let release_key = format!("release-{hold_key}");
+            if let Err(error) = payments.holds.release(&payment_id, &release_key).await {
+                tracing::warn!(%payment_id, %error, "a hold of a start that did not happen was not released");
+                crate::holds::note(
+                    context,
+                    hold_key,
+                    customer_id,
+                    trip_id,
+                    payments.hold_kopecks,
+                )
+                .await;
+            }
         }
+        // No hold this time; one an earlier try with the same key left uncertain is let go if
+        // the key's answer is now a refusal.
+        (None, false) => {
+            if let Some(client_key) = &client_key {
+                crate::holds::release_refused(context, payments, &scope, client_key, hold_key)
+                    .await;
+            }
+        }
+        (None, true) => {}
     }
     response
 }
