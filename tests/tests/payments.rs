@@ -475,6 +475,20 @@ fn statuses(paying: &Paying, customer_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// `POST /v1/trips` for `vehicle_id` under the client key `start-1`, as the app retries it.
+async fn start_once(paying: &Paying, token: &str, vehicle_id: &str) -> anyhow::Result<Answer> {
+    paying
+        .app
+        .send(
+            reqwest::Method::POST,
+            "/v1/trips",
+            Some(token),
+            &[("Idempotency-Key", "start-1")],
+            Some(&json!({ "vehicle_id": vehicle_id })),
+        )
+        .await
+}
+
 /// A start whose hold answer was lost (the gateway made the hold; the server never heard), on a
 /// customer with a car and a client key; returns (customer, car, token).
 async fn start_with_the_answer_lost(paying: &Paying) -> anyhow::Result<(String, String, String)> {
@@ -483,16 +497,7 @@ async fn start_with_the_answer_lost(paying: &Paying) -> anyhow::Result<(String, 
     let token = paying.app.token(Role::Customer, &customer_id);
     // Every answer is lost, though the gateway applies each operation.
     paying.faults(json!({ "timeout_rate": 1.0 })).await?;
-    let lost = paying
-        .app
-        .send(
-            reqwest::Method::POST,
-            "/v1/trips",
-            Some(&token),
-            &[("Idempotency-Key", "start-1")],
-            Some(&json!({ "vehicle_id": vehicle_id })),
-        )
-        .await?;
+    let lost = start_once(paying, &token, &vehicle_id).await?;
     assert_eq!(
         lost.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -522,16 +527,7 @@ async fn a_hold_whose_answer_was_lost_is_let_go_when_the_retry_is_refused() -> a
         .await?;
     assert_eq!(blocked.status, StatusCode::CREATED, "{}", blocked.body);
     for _ in 0..2 {
-        let retried = paying
-            .app
-            .send(
-                reqwest::Method::POST,
-                "/v1/trips",
-                Some(&token),
-                &[("Idempotency-Key", "start-1")],
-                Some(&json!({ "vehicle_id": vehicle_id })),
-            )
-            .await?;
+        let retried = start_once(&paying, &token, &vehicle_id).await?;
         assert_eq!(retried.status, StatusCode::CONFLICT, "{}", retried.body);
         assert_eq!(statuses(&paying, &customer_id), ["canceled"]);
     }
@@ -561,16 +557,7 @@ async fn a_hold_whose_answer_was_lost_and_never_retried_is_let_go_after_the_grac
 async fn a_hold_whose_answer_was_lost_is_taken_by_the_retried_start() -> anyhow::Result<()> {
     let paying = Paying::start(5_000).await?;
     let (customer_id, vehicle_id, token) = start_with_the_answer_lost(&paying).await?;
-    let retried = paying
-        .app
-        .send(
-            reqwest::Method::POST,
-            "/v1/trips",
-            Some(&token),
-            &[("Idempotency-Key", "start-1")],
-            Some(&json!({ "vehicle_id": vehicle_id })),
-        )
-        .await?;
+    let retried = start_once(&paying, &token, &vehicle_id).await?;
     assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.body);
     // Long past the grace period, the sweeper leaves the trip's hold alone.
     paying.app.advance_clock(60 * 60).await?;
