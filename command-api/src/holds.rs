@@ -5,7 +5,8 @@
 //! client's `Idempotency-Key`. When the gateway does not answer the hold (a timeout, a 5xx, on
 //! every try), the hold may or may not exist. The route then notes it in `uncertain_holds` and
 //! answers 503; a retry with the same key asks the gateway again with the same hold key, gets the
-//! same hold back, and the trip that starts with it clears the note ([`taken`]). When the key's
+//! same hold back, and starts the trip with it (the sweeper later finds the hold on the account
+//! and clears the note, so a start does no extra write). When the key's
 //! answer turns out to be a refusal instead (the customer was blocked between the tries), the
 //! route lets the hold go at once ([`release_refused`]); and the [`HoldSweeper`] lets go of any
 //! hold still noted after a grace period with no trip holding it (the client gave up). A hold
@@ -65,16 +66,13 @@ pub(crate) async fn note(
     }
 }
 
-/// A trip started with the hold `key`: nothing is left to settle.
-pub(crate) async fn taken(context: &CommandContext, key: &str) {
-    let cleared = sqlx::query("DELETE FROM uncertain_holds WHERE hold_key = $1")
+/// Clears the note of a hold a trip took.
+async fn taken(context: &CommandContext, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM uncertain_holds WHERE hold_key = $1")
         .bind(key)
         .execute(context.store.pool())
-        .await;
-    if let Err(error) = cleared {
-        // The sweeper checks the account before it lets a hold go, so a stale note is harmless.
-        tracing::warn!(%key, %error, "a taken hold's note was not cleared");
-    }
+        .await?;
+    Ok(())
 }
 
 /// After a start answered anything but 201 without holding: if a hold is noted for `key` and the
@@ -152,10 +150,7 @@ async fn let_go(
         Err(HoldError::Declined(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    sqlx::query("DELETE FROM uncertain_holds WHERE hold_key = $1")
-        .bind(&noted.hold_key)
-        .execute(context.store.pool())
-        .await?;
+    taken(context, &noted.hold_key).await?;
     metrics::counter!("velka_uncertain_holds_released_total").increment(1);
     Ok(())
 }
@@ -249,7 +244,7 @@ impl HoldSweeper {
         .await?;
         for noted in due {
             if taken_by_a_trip(&self.context, &noted).await? {
-                taken(&self.context, &noted.hold_key).await;
+                taken(&self.context, &noted.hold_key).await?;
                 pass.taken += 1;
                 continue;
             }

@@ -282,8 +282,9 @@ pub(crate) async fn start(
     };
     let made = held.lock().unwrap_or_else(|p| p.into_inner()).take();
     match (made, response.status() == StatusCode::CREATED) {
-        // The trip holds it: nothing noted for its key is left to settle.
-        (Some(_), true) => crate::holds::taken(context, hold_key).await,
+        // The trip holds it (a note an earlier try left for its key is cleared by the sweeper,
+        // which finds the hold on the account, so a start pays nothing more for it).
+        (_, true) => {}
         // A hold made for a start that did not happen (the car was taken meanwhile) is let go
         // at once; if the gateway does not answer, it is noted for the sweeper.
         (Some(payment_id), false) => {
@@ -308,7 +309,6 @@ pub(crate) async fn start(
                     .await;
             }
         }
-        (None, true) => {}
     }
     response
 }
