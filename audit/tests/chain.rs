@@ -107,6 +107,17 @@ impl Running {
     }
 }
 
+/// A fresh database whose log holds `count` events of `test-a`, every one sealed.
+async fn sealed_log(count: u32) -> TestDatabase {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    append(&store, "test-a", count).await;
+    let sealer = start(&store, config());
+    sealer.sealed_all(&store).await;
+    sealer.stop().await;
+    db
+}
+
 /// Verifies twice: reading each chunk's events by position ranges, and one by one (what verify
 /// falls back to when a chunk's positions are scattered); both must reach the same verdict.
 async fn check(db: &TestDatabase, heads: &[ExpectedHead]) -> Verdict {
@@ -204,12 +215,8 @@ async fn concurrent_writers_are_all_sealed_in_delivery_order_and_verify_intact()
 
 #[tokio::test]
 async fn a_changed_field_is_named_at_its_position_and_unsealed_events_are_counted() {
-    let db = TestDatabase::new().await;
+    let db = sealed_log(60).await;
     let store = db.store();
-    append(&store, "test-a", 60).await;
-    let sealer = start(&store, config());
-    sealer.sealed_all(&store).await;
-    sealer.stop().await;
     append(&store, "test-b", 3).await;
     match check(&db, &[]).await {
         Verdict::Intact {
@@ -285,12 +292,7 @@ async fn a_changed_field_is_named_at_its_position_and_unsealed_events_are_counte
 
 #[tokio::test]
 async fn a_deleted_event_or_chain_entry_is_named() {
-    let db = TestDatabase::new().await;
-    let store = db.store();
-    append(&store, "test-a", 30).await;
-    let sealer = start(&store, config());
-    sealer.sealed_all(&store).await;
-    sealer.stop().await;
+    let db = sealed_log(30).await;
 
     let gone = position_of(&db, 12).await;
     sqlx::query("DELETE FROM events WHERE position = $1")
@@ -411,12 +413,7 @@ async fn a_chain_sealed_over_jsonb_data_still_verifies_after_the_column_becomes_
 
 #[tokio::test]
 async fn another_event_at_a_sealed_position_or_a_relinked_entry_is_named() {
-    let db = TestDatabase::new().await;
-    let store = db.store();
-    append(&store, "test-a", 30).await;
-    let sealer = start(&store, config());
-    sealer.sealed_all(&store).await;
-    sealer.stop().await;
+    let db = sealed_log(30).await;
 
     // An entry's stored previous hash changed: the entry no longer links to the one before.
     sqlx::query("UPDATE event_chain SET prev_hash = sha256('forged') WHERE seq = 20")
