@@ -133,6 +133,9 @@ pub(crate) async fn start(
     let (scope, client_key) = (envelope.scope.clone(), envelope.key.clone());
     let context = &context;
     let (hold_key, held_ref) = (&hold_key, &held);
+    // Notes this start's hold as one whose outcome is not known (see `crate::holds`).
+    let note_hold =
+        move |amount| crate::holds::note(context, hold_key, customer_id, trip_id, amount);
     let response = execute(context, envelope, || async move {
         let (customer_stream, vehicle_stream, trip_stream) = (
             customer_id.stream_id(),
@@ -233,14 +236,7 @@ pub(crate) async fn start(
                 }
                 Err(crate::HoldError::Unavailable(reason)) => {
                     // The hold may exist: noted, so that it cannot outlive this start.
-                    crate::holds::note(
-                        context,
-                        hold_key,
-                        customer_id,
-                        trip_id,
-                        payments.hold_kopecks,
-                    )
-                    .await;
+                    note_hold(payments.hold_kopecks).await;
                     return Err(CommandError::Refused(Problem::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "payment-unavailable",
@@ -291,14 +287,7 @@ pub(crate) async fn start(
             let release_key = format!("release-{hold_key}");
             if let Err(error) = payments.holds.release(&payment_id, &release_key).await {
                 tracing::warn!(%payment_id, %error, "a hold of a start that did not happen was not released");
-                crate::holds::note(
-                    context,
-                    hold_key,
-                    customer_id,
-                    trip_id,
-                    payments.hold_kopecks,
-                )
-                .await;
+                note_hold(payments.hold_kopecks).await;
             }
         }
         // No hold this time; one an earlier try with the same key left uncertain is let go if
