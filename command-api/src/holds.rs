@@ -14,7 +14,9 @@
 //!
 //! Letting go asks the gateway for the hold with the same key first: it answers with the hold it
 //! made, or, if the first request never reached it, makes one; either way the hold is then
-//! cancelled, so both cases end with nothing held.
+//! cancelled, so both cases end with nothing held. The note stays, marked released, for
+//! [`KEEP_RELEASED`]: a gateway answers a repeated key with its first answer (a hold) even after
+//! the hold was released, so a start retried that late is refused by [`released`] instead.
 
 use crate::{CommandContext, HoldError, Payments};
 use chrono::Duration as TimeDelta;
@@ -29,6 +31,9 @@ use uuid::Uuid;
 pub const DEFAULT_GRACE: TimeDelta = TimeDelta::minutes(10);
 /// How often the sweeper looks (one indexed read of a table that is almost always empty).
 pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
+/// How long a released hold's note stays to refuse late retries of its start (longer than a
+/// gateway keeps idempotence keys).
+pub const KEEP_RELEASED: TimeDelta = TimeDelta::days(2);
 /// The most holds settled in one pass.
 const BATCH: i64 = 100;
 
@@ -75,6 +80,17 @@ async fn taken(context: &CommandContext, key: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Whether the hold `key` was let go: a start retried with its key must not take it.
+pub(crate) async fn released(context: &CommandContext, key: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM uncertain_holds
+                        WHERE hold_key = $1 AND released_at IS NOT NULL)",
+    )
+    .bind(key)
+    .fetch_one(context.store.pool())
+    .await
+}
+
 /// After a start answered anything but 201 without holding: if a hold is noted for `key` and the
 /// start's answer under the client's key is now a recorded refusal (so no retry will ever take
 /// the hold), lets it go.
@@ -109,7 +125,7 @@ pub(crate) async fn release_refused(
 async fn find(context: &CommandContext, key: &str) -> Result<Option<UncertainHold>, sqlx::Error> {
     sqlx::query_as(
         "SELECT hold_key, customer_id, trip_id, amount_kopecks FROM uncertain_holds
-         WHERE hold_key = $1",
+         WHERE hold_key = $1 AND released_at IS NULL",
     )
     .bind(key)
     .fetch_optional(context.store.pool())
@@ -126,7 +142,7 @@ pub enum SettleError {
 }
 
 /// Asks the gateway for the hold with its key (getting the one it made, or a new one) and
-/// cancels it; then clears the note.
+/// cancels it; then marks the note released.
 async fn let_go(
     context: &CommandContext,
     payments: &Payments,
@@ -146,11 +162,15 @@ async fn let_go(
             let release_key = format!("release-{}", noted.hold_key);
             payments.holds.release(&payment_id, &release_key).await?;
         }
-        // Declined: the gateway holds nothing for the key.
-        Err(HoldError::Declined(_)) => {}
+        // Declined, or released before: the gateway holds nothing for the key.
+        Err(HoldError::Declined(_) | HoldError::Settled(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    taken(context, &noted.hold_key).await?;
+    sqlx::query("UPDATE uncertain_holds SET released_at = $2 WHERE hold_key = $1")
+        .bind(&noted.hold_key)
+        .bind(context.clock.now())
+        .execute(context.store.pool())
+        .await?;
     metrics::counter!("velka_uncertain_holds_released_total").increment(1);
     Ok(())
 }
@@ -234,11 +254,16 @@ impl HoldSweeper {
         let Some(payments) = &self.context.payments else {
             return Ok(pass);
         };
+        let now = self.context.clock.now();
+        sqlx::query("DELETE FROM uncertain_holds WHERE released_at < $1")
+            .bind(now - KEEP_RELEASED)
+            .execute(self.context.store.pool())
+            .await?;
         let due: Vec<UncertainHold> = sqlx::query_as(
             "SELECT hold_key, customer_id, trip_id, amount_kopecks FROM uncertain_holds
-             WHERE noted_at <= $1 ORDER BY noted_at LIMIT $2",
+             WHERE released_at IS NULL AND noted_at <= $1 ORDER BY noted_at LIMIT $2",
         )
-        .bind(self.context.clock.now() - self.grace)
+        .bind(now - self.grace)
         .bind(BATCH)
         .fetch_all(self.context.store.pool())
         .await?;

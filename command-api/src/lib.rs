@@ -107,6 +107,10 @@ pub enum HoldError {
     /// The gateway did not answer definitely.
     #[error("the payment gateway is unavailable: {0}")]
     Unavailable(String),
+    /// The gateway answered the key with a payment that holds nothing any more (released or
+    /// captured, its status given): a hold of unknown outcome that was let go.
+    #[error("the hold for this key holds nothing any more ({0})")]
+    Settled(String),
 }
 
 /// The pricing settings of the city the server runs.

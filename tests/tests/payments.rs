@@ -540,7 +540,7 @@ async fn a_hold_whose_answer_was_lost_is_let_go_when_the_retry_is_refused() -> a
 async fn a_hold_whose_answer_was_lost_and_never_retried_is_let_go_after_the_grace_period()
 -> anyhow::Result<()> {
     let paying = Paying::start(5_000).await?;
-    let (customer_id, _, _) = start_with_the_answer_lost(&paying).await?;
+    let (customer_id, vehicle_id, token) = start_with_the_answer_lost(&paying).await?;
     // The app gave up. Within the grace period the hold waits for a retry...
     paying.app.advance_clock(5 * 60).await?;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -552,6 +552,21 @@ async fn a_hold_whose_answer_was_lost_and_never_retried_is_let_go_after_the_grac
     })
     .await
     .context("the abandoned hold was not released")?;
+    // A retry that comes after that finds its hold released (the gateway would answer the key
+    // with its first answer, a hold): a clear refusal, nothing left to settle, nothing held.
+    let late = start_once(&paying, &token, &vehicle_id).await?;
+    assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.body);
+    assert_eq!(
+        late.body["type"],
+        "https://velka.dev/problems/hold-released"
+    );
+    let open = tests::sqlx_scalar(
+        &paying.app,
+        "SELECT count(*) FROM uncertain_holds WHERE released_at IS NULL",
+    )
+    .await?;
+    assert_eq!(open, 0);
+    assert_eq!(statuses(&paying, &customer_id), ["canceled"]);
     Ok(())
 }
 

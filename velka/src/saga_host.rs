@@ -69,10 +69,7 @@ impl command_api::PaymentHolds for GatewayHolds {
                         if payment.status == "waiting_for_capture" {
                             return Ok(payment.id);
                         }
-                        return Err(HoldError::Unavailable(format!(
-                            "the hold came back {}",
-                            payment.status
-                        )));
+                        return Err(HoldError::Settled(payment.status));
                     }
                     Err(GatewayError::Refused { code, .. })
                         if code == "card_declined" || code == "insufficient_funds" =>

@@ -223,6 +223,12 @@ pub(crate) async fn start(
             }
         }
         if let (Some(payments), Some(account)) = (holds, &account) {
+            if crate::holds::released(context, hold_key)
+                .await
+                .map_err(event_store::StoreError::from)?
+            {
+                return Err(hold_released("released"));
+            }
             let payment_id = match payments
                 .holds
                 .hold(hold_key, customer_id, trip_id, payments.hold_kopecks)
@@ -234,6 +240,7 @@ pub(crate) async fn start(
                         reason,
                     }));
                 }
+                Err(crate::HoldError::Settled(status)) => return Err(hold_released(&status)),
                 Err(crate::HoldError::Unavailable(reason)) => {
                     // The hold may exist: noted, so that it cannot outlive this start.
                     note_hold(payments.hold_kopecks).await;
@@ -300,6 +307,19 @@ pub(crate) async fn start(
         }
     }
     response
+}
+
+/// The refusal of a start retried after its key's hold was let go (its answer came too late for
+/// the sweeper): a new key makes a new hold.
+fn hold_released(status: &str) -> CommandError {
+    CommandError::Refused(Problem::new(
+        StatusCode::CONFLICT,
+        "hold-released",
+        "The hold for this start was released",
+        format!(
+            "the card hold made for this Idempotency-Key is {status}; start again with a new Idempotency-Key"
+        ),
+    ))
 }
 
 /// Loads a trip and checks that `customer_id` is its customer.
