@@ -80,6 +80,34 @@ async fn taken(context: &CommandContext, key: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Notes that the start let the hold `key` go itself (it lost its race after holding), so that
+/// a retry with the same key is refused rather than given the released hold.
+pub(crate) async fn note_released(
+    context: &CommandContext,
+    key: &str,
+    customer_id: CustomerId,
+    trip_id: TripId,
+    amount: Kopecks,
+) {
+    let now = context.clock.now();
+    let noted = sqlx::query(
+        "INSERT INTO uncertain_holds
+             (hold_key, customer_id, trip_id, amount_kopecks, noted_at, released_at)
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (hold_key) DO UPDATE SET released_at = excluded.released_at",
+    )
+    .bind(key)
+    .bind(customer_id.0)
+    .bind(trip_id.0)
+    .bind(amount.get())
+    .bind(now)
+    .execute(context.store.pool())
+    .await;
+    if let Err(error) = noted {
+        tracing::warn!(%key, %error, "a released hold could not be noted");
+    }
+}
+
 /// Whether the hold `key` was let go: a start retried with its key must not take it.
 pub(crate) async fn released(context: &CommandContext, key: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(

@@ -588,3 +588,42 @@ async fn a_hold_whose_answer_was_lost_is_taken_by_the_retried_start() -> anyhow:
     assert_eq!(statuses(&paying, &customer_id), ["waiting_for_capture"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn customers_racing_for_one_car_leave_no_hold_but_the_winners() -> anyhow::Result<()> {
+    let paying = Paying::start(5_000).await?;
+    let vehicle_id = paying.app.car(1, CENTRE).await?;
+    let mut racers = Vec::new();
+    for n in 1..=6 {
+        let customer_id = paying.app.verified_customer(n).await?;
+        let token = paying.app.token(Role::Customer, &customer_id);
+        racers.push((customer_id, token));
+    }
+    // All at once: each holds on its card before it appends, so the losers of the append race
+    // have holds to give back.
+    let answers = futures::future::try_join_all(
+        racers
+            .iter()
+            .map(|(_, token)| start_once(&paying, token, &vehicle_id)),
+    )
+    .await?;
+    let winners: Vec<usize> = (0..answers.len())
+        .filter(|&i| answers[i].status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    for (i, (customer_id, token)) in racers.iter().enumerate() {
+        let held = statuses(&paying, customer_id)
+            .iter()
+            .filter(|status| *status == "waiting_for_capture")
+            .count();
+        assert_eq!(held, usize::from(winners.contains(&i)), "customer {i}");
+        if winners.contains(&i) {
+            continue;
+        }
+        // A loser retrying with its key gets its first answer, or, where its hold was given
+        // back after the append lost, a refusal; never a trip on a released hold.
+        let again = start_once(&paying, token, &vehicle_id).await?;
+        assert_ne!(again.status, StatusCode::CREATED, "{}", again.body);
+    }
+    Ok(())
+}

@@ -131,6 +131,7 @@ pub(crate) async fn start(
     };
     let held: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let (scope, client_key) = (envelope.scope.clone(), envelope.key.clone());
+    let has_client_key = client_key.is_some();
     let context = &context;
     let (hold_key, held_ref) = (&hold_key, &held);
     // Notes this start's hold as one whose outcome is not known (see `crate::holds`).
@@ -223,7 +224,9 @@ pub(crate) async fn start(
             }
         }
         if let (Some(payments), Some(account)) = (holds, &account) {
-            if crate::holds::released(context, hold_key)
+            // Only a client's key can be retried; a start without one has a hold key of its own.
+            if has_client_key
+                && crate::holds::released(context, hold_key)
                 .await
                 .map_err(event_store::StoreError::from)?
             {
@@ -289,12 +292,25 @@ pub(crate) async fn start(
         // which finds the hold on the account, so a start pays nothing more for it).
         (_, true) => {}
         // A hold made for a start that did not happen (the car was taken meanwhile) is let go
-        // at once; if the gateway does not answer, it is noted for the sweeper.
+        // at once and noted released, so a retry with the key is refused rather than given it;
+        // if the gateway does not answer, it is noted for the sweeper.
         (Some(payment_id), false) => {
             let release_key = format!("release-{hold_key}");
-            if let Err(error) = payments.holds.release(&payment_id, &release_key).await {
-                tracing::warn!(%payment_id, %error, "a hold of a start that did not happen was not released");
-                note_hold(payments.hold_kopecks).await;
+            match payments.holds.release(&payment_id, &release_key).await {
+                Ok(()) => {
+                    crate::holds::note_released(
+                        context,
+                        hold_key,
+                        customer_id,
+                        trip_id,
+                        payments.hold_kopecks,
+                    )
+                    .await;
+                }
+                Err(error) => {
+                    tracing::warn!(%payment_id, %error, "a hold of a start that did not happen was not released");
+                    note_hold(payments.hold_kopecks).await;
+                }
             }
         }
         // No hold this time; one an earlier try with the same key left uncertain is let go if
