@@ -10,7 +10,8 @@
 //! answer turns out to be a refusal instead (the customer was blocked between the tries), the
 //! route lets the hold go at once ([`release_refused`]); and the [`HoldSweeper`] lets go of any
 //! hold still noted after a grace period with no trip holding it (the client gave up). A hold
-//! made and then not taken (the append lost a race) whose release fails is noted the same way.
+//! made and then not taken (the append lost a race) is released at once and noted released
+//! ([`note_released`]); if that release fails, it is noted as uncertain instead.
 //!
 //! Letting go asks the gateway for the hold with the same key first: it answers with the hold it
 //! made, or, if the first request never reached it, makes one; either way the hold is then
