@@ -10,8 +10,10 @@
 //! answer turns out to be a refusal instead (the customer was blocked between the tries), the
 //! route lets the hold go at once ([`release_refused`]); and the [`HoldSweeper`] lets go of any
 //! hold still noted after a grace period with no trip holding it (the client gave up). A hold
-//! made and then not taken (the append lost a race) is released at once and noted released
-//! ([`note_released`]); if that release fails, it is noted as uncertain instead.
+//! made by a start that then did not happen is released at once and noted released
+//! ([`note_released`]) when the start's answer is final (a recorded refusal, or no client key to
+//! retry with); when the app may still retry (a 503, a concurrency conflict), it is noted as
+//! uncertain instead, so the retry can take it, as it is when the release fails.
 //!
 //! Letting go asks the gateway for the hold with the same key first: it answers with the hold it
 //! made, or, if the first request never reached it, makes one; either way the hold is then
@@ -138,16 +140,28 @@ pub(crate) async fn release_refused(
             return;
         }
     };
-    let refused = match context.store.find_result(scope, client_key).await {
+    if refused_for_good(context, scope, client_key).await
+        && let Err(error) = let_go(context, payments, &noted).await
+    {
+        tracing::warn!(%key, %error, "a refused start's hold was not released; the sweeper will retry");
+    }
+}
+
+/// Whether the start's answer under the client's key is a recorded refusal, so no retry will
+/// ever take its hold (a 503 or a concurrency conflict is not recorded: the app retries those).
+/// When it cannot be read, the answer is taken as not final, which only delays a release.
+pub(crate) async fn refused_for_good(
+    context: &CommandContext,
+    scope: &str,
+    client_key: &str,
+) -> bool {
+    match context.store.find_result(scope, client_key).await {
         Ok(Some(stored)) => stored.status != 201,
         Ok(None) => false,
         Err(error) => {
-            tracing::warn!(%key, %error, "could not read the start's answer");
-            return;
+            tracing::warn!(%client_key, %error, "could not read the start's answer");
+            false
         }
-    };
-    if refused && let Err(error) = let_go(context, payments, &noted).await {
-        tracing::warn!(%key, %error, "a refused start's hold was not released; the sweeper will retry");
     }
 }
 

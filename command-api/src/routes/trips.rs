@@ -291,9 +291,18 @@ pub(crate) async fn start(
         // The trip holds it (a note an earlier try left for its key is cleared by the sweeper,
         // which finds the hold on the account, so a start pays nothing more for it).
         (_, true) => {}
-        // A hold made for a start that did not happen (the car was taken meanwhile) is let go
-        // at once and noted released, so a retry with the key is refused rather than given it;
-        // if the gateway does not answer, it is noted for the sweeper.
+        // A hold made for a start that did not happen. If the app may still retry (a 503 after
+        // the hold, a concurrency conflict: answers that are not recorded), the retry gets the
+        // same hold, so it is only noted, for the sweeper should no retry come.
+        (Some(_), false)
+            if matches!(&client_key, Some(key)
+                if !crate::holds::refused_for_good(context, &scope, key).await) =>
+        {
+            note_hold(payments.hold_kopecks).await;
+        }
+        // Otherwise (the car was taken meanwhile: a recorded refusal; or no key to retry with)
+        // it is let go at once and noted released, so a retry with the key is refused rather
+        // than given it; if the gateway does not answer, it is noted for the sweeper.
         (Some(payment_id), false) => {
             let release_key = format!("release-{hold_key}");
             match payments.holds.release(&payment_id, &release_key).await {
