@@ -58,29 +58,7 @@ pub(crate) async fn note(
     trip_id: TripId,
     amount: Kopecks,
 ) {
-    let noted = sqlx::query(
-        "INSERT INTO uncertain_holds (hold_key, customer_id, trip_id, amount_kopecks, noted_at)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hold_key) DO NOTHING",
-    )
-    .bind(key)
-    .bind(customer_id.0)
-    .bind(trip_id.0)
-    .bind(amount.get())
-    .bind(context.clock.now())
-    .execute(context.store.pool())
-    .await;
-    if let Err(error) = noted {
-        tracing::error!(%key, %error, "a hold of unknown outcome could not be noted");
-    }
-}
-
-/// Clears the note of a hold a trip took.
-async fn taken(context: &CommandContext, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM uncertain_holds WHERE hold_key = $1")
-        .bind(key)
-        .execute(context.store.pool())
-        .await?;
-    Ok(())
+    write_note(context, key, customer_id, trip_id, amount, false).await;
 }
 
 /// Notes that the start let the hold `key` go itself (it lost its race after holding), so that
@@ -92,23 +70,46 @@ pub(crate) async fn note_released(
     trip_id: TripId,
     amount: Kopecks,
 ) {
+    write_note(context, key, customer_id, trip_id, amount, true).await;
+}
+
+/// Writes a note, released now or not; an existing note stays, and only becomes released.
+async fn write_note(
+    context: &CommandContext,
+    key: &str,
+    customer_id: CustomerId,
+    trip_id: TripId,
+    amount: Kopecks,
+    released: bool,
+) {
     let now = context.clock.now();
     let noted = sqlx::query(
         "INSERT INTO uncertain_holds
              (hold_key, customer_id, trip_id, amount_kopecks, noted_at, released_at)
-         VALUES ($1, $2, $3, $4, $5, $5)
-         ON CONFLICT (hold_key) DO UPDATE SET released_at = excluded.released_at",
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (hold_key) DO UPDATE
+             SET released_at = coalesce(uncertain_holds.released_at, excluded.released_at)",
     )
     .bind(key)
     .bind(customer_id.0)
     .bind(trip_id.0)
     .bind(amount.get())
     .bind(now)
+    .bind(released.then_some(now))
     .execute(context.store.pool())
     .await;
     if let Err(error) = noted {
-        tracing::warn!(%key, %error, "a released hold could not be noted");
+        tracing::error!(%key, %error, released, "a card hold could not be noted");
     }
+}
+
+/// Clears the note of a hold a trip took.
+async fn taken(context: &CommandContext, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM uncertain_holds WHERE hold_key = $1")
+        .bind(key)
+        .execute(context.store.pool())
+        .await?;
+    Ok(())
 }
 
 /// Whether the hold `key` was let go: a start retried with its key must not take it.
