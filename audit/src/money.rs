@@ -654,6 +654,11 @@ fn event_ref(
             ..
         } => (Some(amount_kopecks.get()), None, Some(payment_id.clone())),
         AccountEvent::HoldReleased { payment_id, .. } => (None, None, Some(payment_id.clone())),
+        AccountEvent::HoldAbandoned {
+            payment_id,
+            amount_kopecks,
+            ..
+        } => (Some(amount_kopecks.get()), None, payment_id.clone()),
         AccountEvent::PaymentFailed { charge_id, .. }
         | AccountEvent::DebtNoticeSent { charge_id, .. } => (None, Some(charge_id.0), None),
     };

@@ -176,6 +176,18 @@ pub fn problem(rejection: &Rejection) -> Problem {
             "The card was declined",
             None,
         ),
+        Rejection::HoldReleased { .. } => (
+            S::CONFLICT,
+            "hold-released",
+            "The hold for this start was released",
+            None,
+        ),
+        Rejection::HoldTaken { .. } => (
+            S::CONFLICT,
+            "hold-taken",
+            "The hold belongs to a trip",
+            None,
+        ),
         Rejection::PenaltyAlreadyIssued { .. } => (
             S::CONFLICT,
             "penalty-already-issued",

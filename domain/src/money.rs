@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::ops::{Add, Mul};
+use std::ops::{Add, AddAssign, Mul, Neg, Sub, SubAssign};
 
 /// An amount of roubles in kopecks (1 RUB = 100 kopecks). Signed so that a refund or a
 /// correction can be expressed, but every price the domain computes is non-negative.
@@ -32,6 +32,38 @@ impl Add for Kopecks {
     type Output = Kopecks;
     fn add(self, other: Kopecks) -> Kopecks {
         Kopecks(self.0.saturating_add(other.0))
+    }
+}
+
+impl AddAssign for Kopecks {
+    fn add_assign(&mut self, other: Kopecks) {
+        *self = *self + other;
+    }
+}
+
+impl Sub for Kopecks {
+    type Output = Kopecks;
+    fn sub(self, other: Kopecks) -> Kopecks {
+        Kopecks(self.0.saturating_sub(other.0))
+    }
+}
+
+impl SubAssign for Kopecks {
+    fn sub_assign(&mut self, other: Kopecks) {
+        *self = *self - other;
+    }
+}
+
+impl Neg for Kopecks {
+    type Output = Kopecks;
+    fn neg(self) -> Kopecks {
+        Kopecks(self.0.saturating_neg())
+    }
+}
+
+impl std::iter::Sum for Kopecks {
+    fn sum<I: Iterator<Item = Kopecks>>(iter: I) -> Kopecks {
+        iter.fold(Kopecks::ZERO, |total, amount| total + amount)
     }
 }
 

@@ -172,6 +172,13 @@ pub enum Rejection {
     /// The payment gateway would not hold money on the customer's card for the trip.
     #[error("the card was declined: {reason}")]
     PaymentDeclined { reason: String },
+    /// A start retried with the key of a hold that was let go (no trip took it in time): a new
+    /// key makes a new hold.
+    #[error("the card hold made under {key} was released")]
+    HoldReleased { key: String },
+    /// Letting go of a hold that a trip took.
+    #[error("the card hold made under {key} belongs to a trip")]
+    HoldTaken { key: String },
     /// The penalty id was already used.
     #[error("penalty {penalty_id} has already been issued")]
     PenaltyAlreadyIssued { penalty_id: PenaltyId },

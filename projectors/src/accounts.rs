@@ -203,6 +203,9 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
         | AccountEvent::HoldReleased {
             released_at: at, ..
         }
+        | AccountEvent::HoldAbandoned {
+            abandoned_at: at, ..
+        }
         | AccountEvent::DebtNoticeSent { sent_at: at, .. } => {
             touch(conn, &account, version, *at).await?;
         }

@@ -74,6 +74,7 @@ pub(super) fn decide(
             }])
         }
         AccountCommand::Record(fact) => super::payments::record(state, fact, now),
+        AccountCommand::AbandonHold(hold) => super::payments::abandon(state, hold, now),
     }
 }
 

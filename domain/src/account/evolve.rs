@@ -38,7 +38,7 @@ pub(super) fn evolve(mut state: AccountState, event: &AccountEvent) -> AccountSt
             ..
         } => {
             if let Some(charge) = state.charges.get_mut(charge_id) {
-                charge.refunded_kopecks = charge.refunded_kopecks + *amount_kopecks;
+                charge.refunded_kopecks += *amount_kopecks;
             }
         }
         AccountEvent::ChargeWaived {
@@ -47,7 +47,7 @@ pub(super) fn evolve(mut state: AccountState, event: &AccountEvent) -> AccountSt
             ..
         } => {
             if let Some(charge) = state.charges.get_mut(charge_id) {
-                charge.waived_kopecks = charge.waived_kopecks + *amount_kopecks;
+                charge.waived_kopecks += *amount_kopecks;
             }
         }
         _ => super::payments::evolve(&mut state, event),

@@ -35,7 +35,9 @@ mod payments;
 #[cfg(test)]
 mod tests;
 
-pub use payments::{DebtNotice, HoldState, PaymentFact};
+pub use payments::{
+    AbandonReason, DebtNotice, HoldState, HoldToAbandon, PaymentFact, check_hold_key,
+};
 
 use crate::decider::{Decider, DomainEvent};
 use crate::ids::{CompanyId, CustomerId, FineId, PenaltyId, ReservationId, TripId};
@@ -294,6 +296,10 @@ pub enum AccountCommand {
     /// facts). Facts are never refused for their amounts — the money moved — only for their
     /// shape; a fact whose `key` was recorded before records nothing.
     Record(PaymentFact),
+    /// Let go of a card hold that no trip took (before it is cancelled at the gateway), so that
+    /// no start retried later can take it: refused when a trip holds it, nothing when it was let
+    /// go before.
+    AbandonHold(HoldToAbandon),
 }
 
 /// What happened on an account.
@@ -335,6 +341,22 @@ pub enum AccountEvent {
         /// The idempotence key the hold was made with.
         key: String,
         held_at: DateTime<Utc>,
+    },
+    /// A hold on the card that no trip took is being let go: recorded before the gateway is
+    /// asked to cancel it, so a start retried with its key is refused from now on, and whoever
+    /// finds it still held at the gateway knows it is to be cancelled.
+    HoldAbandoned {
+        /// The idempotence key the hold was (or may have been) made with.
+        key: String,
+        /// The gateway's payment, when known (a hold whose answer was lost has none yet).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payment_id: Option<String>,
+        /// The trip start it was made for, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trip_id: Option<TripId>,
+        amount_kopecks: Kopecks,
+        reason: AbandonReason,
+        abandoned_at: DateTime<Utc>,
     },
     /// A hold was cancelled: the money held is free again.
     HoldReleased {
@@ -471,6 +493,9 @@ pub struct AccountState {
     pub charges: BTreeMap<ChargeId, ChargeState>,
     /// Holds on the customer's card, by trip.
     pub holds: BTreeMap<TripId, HoldState>,
+    /// The keys of holds no trip took, let go ([`AccountEvent::HoldAbandoned`]): no trip may
+    /// take them any more.
+    pub abandoned_holds: std::collections::BTreeSet<String>,
     /// The keys of the payment facts recorded, so a repeated fact records nothing.
     pub recorded_keys: std::collections::BTreeSet<String>,
 }

@@ -7,6 +7,11 @@
 //! carries the idempotence `key` of the gateway operation (or notice) it reports; a fact whose
 //! key the account already holds records nothing, so a saga step retried after a crash cannot
 //! count money twice.
+//!
+//! A hold made at a trip's start that no trip took is *abandoned* ([`abandon`]) before the
+//! gateway is asked to cancel it: from then on its key can no longer be taken by a start retried
+//! with it ([`check_hold_key`]), and a hold a trip took cannot be abandoned. The account's
+//! stream version orders the two, so a retried start and the release of its hold never both win.
 
 use super::{AccountEvent, AccountState, ChargeId, positive_amount};
 use crate::ids::TripId;
@@ -101,10 +106,39 @@ pub enum DebtNotice {
     Waived,
 }
 
+/// Why a hold was let go without a trip.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AbandonReason {
+    /// The start it was made for was refused for good (the car was taken meanwhile, the
+    /// customer blocked): no retry will take it.
+    StartRefused,
+    /// No start took it within the grace period left for the app's retry.
+    NotTaken,
+    /// The gateway holds it, but nothing Velka recorded made it (found by the reconciler).
+    UnknownToVelka,
+}
+
+/// A hold to let go: what [`AccountCommand::AbandonHold`](super::AccountCommand) carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HoldToAbandon {
+    /// The idempotence key it was made with (or `payment:<id>` for a hold found without one).
+    pub key: String,
+    /// The gateway's payment, when known.
+    pub payment_id: Option<String>,
+    /// The start it was made for, when known.
+    pub trip_id: Option<TripId>,
+    pub amount_kopecks: Kopecks,
+    pub reason: AbandonReason,
+}
+
 /// A hold on the customer's card for a trip.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HoldState {
     pub payment_id: String,
+    /// The idempotence key it was made with.
+    pub key: String,
     pub amount_kopecks: Kopecks,
     /// Captured (all or part; the rest is released by the gateway) or cancelled.
     pub closed: bool,
@@ -123,6 +157,49 @@ fn check_text(field: &str, text: &str) -> Result<(), Rejection> {
         return Err(FieldError::new(field, "must be 1 to 1000 characters").into());
     }
     Ok(())
+}
+
+/// Whether a trip may take the hold made with `key`: not once it was let go.
+pub fn check_hold_key(state: &AccountState, key: &str) -> Result<(), Rejection> {
+    if state.abandoned_holds.contains(key) {
+        return Err(Rejection::HoldReleased {
+            key: key.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Decides letting go of a hold no trip took: refused when a trip holds it, nothing when it was
+/// let go before.
+pub(super) fn abandon(
+    state: &AccountState,
+    hold: &HoldToAbandon,
+    now: DateTime<Utc>,
+) -> Result<Vec<AccountEvent>, Rejection> {
+    check_key(&hold.key)?;
+    if let Some(payment_id) = &hold.payment_id {
+        check_text("payment_id", payment_id)?;
+    }
+    let taken = state
+        .holds
+        .values()
+        .any(|held| held.key == hold.key || hold.payment_id.as_ref() == Some(&held.payment_id));
+    if taken {
+        return Err(Rejection::HoldTaken {
+            key: hold.key.clone(),
+        });
+    }
+    if state.abandoned_holds.contains(&hold.key) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![AccountEvent::HoldAbandoned {
+        key: hold.key.clone(),
+        payment_id: hold.payment_id.clone(),
+        trip_id: hold.trip_id,
+        amount_kopecks: positive_amount("amount_kopecks", hold.amount_kopecks.get())?,
+        reason: hold.reason,
+        abandoned_at: now,
+    }])
 }
 
 /// Decides a payment fact: the event recording it, nothing for a repeated key.
@@ -157,6 +234,7 @@ pub(super) fn record(
             ..
         } => {
             check_text("payment_id", payment_id)?;
+            check_hold_key(state, &key)?;
             if state.holds.contains_key(trip_id) {
                 return Err(FieldError::new("trip_id", "the trip already has a hold").into());
             }
@@ -294,11 +372,16 @@ pub(super) fn evolve(state: &mut AccountState, event: &AccountEvent) {
                 *trip_id,
                 HoldState {
                     payment_id: payment_id.clone(),
+                    key: key.clone(),
                     amount_kopecks: *amount_kopecks,
                     closed: false,
                 },
             );
             key
+        }
+        AccountEvent::HoldAbandoned { key, .. } => {
+            state.abandoned_holds.insert(key.clone());
+            return;
         }
         AccountEvent::HoldReleased { trip_id, key, .. } => {
             if let Some(hold) = state.holds.get_mut(trip_id) {
@@ -314,7 +397,7 @@ pub(super) fn evolve(state: &mut AccountState, event: &AccountEvent) {
             ..
         } => {
             if let Some(charge) = state.charges.get_mut(charge_id) {
-                charge.captured_kopecks = charge.captured_kopecks + *amount_kopecks;
+                charge.captured_kopecks += *amount_kopecks;
             }
             for hold in state.holds.values_mut() {
                 if hold.payment_id == *payment_id {
@@ -336,7 +419,7 @@ pub(super) fn evolve(state: &mut AccountState, event: &AccountEvent) {
             ..
         } => {
             if let Some(charge) = state.charges.get_mut(charge_id) {
-                charge.returned_kopecks = charge.returned_kopecks + *amount_kopecks;
+                charge.returned_kopecks += *amount_kopecks;
             }
             key
         }

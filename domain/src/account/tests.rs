@@ -621,7 +621,8 @@ fn event_amount(event: &AccountEvent) -> i64 {
         | AccountEvent::PaymentHeld { amount_kopecks, .. }
         | AccountEvent::PaymentCaptured { amount_kopecks, .. }
         | AccountEvent::PaymentRefunded { amount_kopecks, .. }
-        | AccountEvent::DebtHandedToAgency { amount_kopecks, .. } => amount_kopecks.get(),
+        | AccountEvent::DebtHandedToAgency { amount_kopecks, .. }
+        | AccountEvent::HoldAbandoned { amount_kopecks, .. } => amount_kopecks.get(),
         AccountEvent::HoldReleased { .. }
         | AccountEvent::PaymentFailed { .. }
         | AccountEvent::DebtNoticeSent { .. } => 1,
@@ -941,4 +942,135 @@ fn a_hold_is_recorded_once_per_trip_and_released_by_its_payment_id() {
         )
         .then();
     assert_yaml_snapshot!(released);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holds no trip took: let go before the gateway cancels them, never taken after.
+
+fn held_for_trip_1() -> AccountEvent {
+    AccountEvent::PaymentHeld {
+        trip_id: TRIP_1,
+        payment_id: "pay-h1".to_owned(),
+        amount_kopecks: Kopecks(50_000),
+        key: "hold-k1".to_owned(),
+        held_at: at("2026-11-25T09:00:00Z"),
+    }
+}
+
+fn abandon_k2(payment_id: Option<&str>) -> AccountCommand {
+    AccountCommand::AbandonHold(HoldToAbandon {
+        key: "hold-k2".to_owned(),
+        payment_id: payment_id.map(str::to_owned),
+        trip_id: Some(TRIP_2),
+        amount_kopecks: Kopecks(50_000),
+        reason: AbandonReason::NotTaken,
+    })
+}
+
+fn abandoned_k2() -> AccountEvent {
+    AccountEvent::HoldAbandoned {
+        key: "hold-k2".to_owned(),
+        payment_id: None,
+        trip_id: Some(TRIP_2),
+        amount_kopecks: Kopecks(50_000),
+        reason: AbandonReason::NotTaken,
+        abandoned_at: at("2026-11-25T09:10:00Z"),
+    }
+}
+
+fn held_k2() -> AccountCommand {
+    AccountCommand::Record(PaymentFact::Held {
+        trip_id: TRIP_2,
+        payment_id: "pay-h2".to_owned(),
+        amount_kopecks: 50_000,
+        key: "hold-k2".to_owned(),
+    })
+}
+
+#[test]
+fn a_hold_no_trip_took_is_abandoned_before_the_gateway_cancels_it() {
+    let scenario = Account::given([held_for_trip_1()])
+        .when(abandon_k2(None), ivans_now())
+        .then();
+    let state = Account::fold(&[held_for_trip_1(), scenario.events()[0].clone()]);
+    assert!(state.abandoned_holds.contains("hold-k2"));
+    // Trip 1's hold is untouched.
+    assert!(!state.holds[&TRIP_1].closed);
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn a_hold_a_trip_took_cannot_be_abandoned() {
+    let by_key = Account::given([held_for_trip_1()])
+        .when(
+            AccountCommand::AbandonHold(HoldToAbandon {
+                key: "hold-k1".to_owned(),
+                payment_id: None,
+                trip_id: None,
+                amount_kopecks: Kopecks(50_000),
+                reason: AbandonReason::NotTaken,
+            }),
+            ivans_now(),
+        )
+        .then();
+    assert_eq!(
+        by_key.rejection(),
+        &Rejection::HoldTaken {
+            key: "hold-k1".to_owned()
+        }
+    );
+    // Found at the gateway by its payment id alone (the reconciler): the same.
+    let by_payment = Account::given([held_for_trip_1()])
+        .when(
+            AccountCommand::AbandonHold(HoldToAbandon {
+                key: "payment:pay-h1".to_owned(),
+                payment_id: Some("pay-h1".to_owned()),
+                trip_id: None,
+                amount_kopecks: Kopecks(50_000),
+                reason: AbandonReason::UnknownToVelka,
+            }),
+            ivans_now(),
+        )
+        .then();
+    assert!(matches!(
+        by_payment.rejection(),
+        Rejection::HoldTaken { .. }
+    ));
+    assert_yaml_snapshot!(by_key);
+}
+
+#[test]
+fn a_hold_let_go_before_is_not_let_go_again() {
+    let scenario = Account::given([abandoned_k2()])
+        .when(abandon_k2(Some("pay-h2")), ivans_now())
+        .then();
+    assert!(scenario.events().is_empty());
+}
+
+#[test]
+fn a_start_retried_with_the_key_of_a_hold_let_go_cannot_take_it() {
+    // The gateway answers a repeated key with its first answer, a hold, even after it was
+    // cancelled: the account refuses it, so no trip runs on a released hold.
+    let scenario = Account::given([abandoned_k2()])
+        .when(held_k2(), ivans_now())
+        .then();
+    assert_eq!(
+        scenario.rejection(),
+        &Rejection::HoldReleased {
+            key: "hold-k2".to_owned()
+        }
+    );
+    let state = Account::fold(&[abandoned_k2()]);
+    assert!(check_hold_key(&state, "hold-k2").is_err());
+    assert!(check_hold_key(&state, "hold-k3").is_ok());
+    assert_yaml_snapshot!(scenario);
+}
+
+#[test]
+fn an_abandoned_hold_round_trips_through_the_store_encoding() {
+    let event = abandoned_k2();
+    let encoded = crate::decider::encode(&event).unwrap();
+    let decoded: AccountEvent =
+        crate::decider::decode(&encoded.event_type, encoded.schema_version, encoded.data).unwrap();
+    assert_eq!(decoded, event);
 }

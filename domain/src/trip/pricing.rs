@@ -83,7 +83,7 @@ impl PriceBreakdown {
         if let Some(surcharge) = surcharge {
             self.surcharge_zone = Some(surcharge.zone.clone());
             self.surcharge_kopecks = surcharge.amount_kopecks;
-            self.total_kopecks = self.total_kopecks + surcharge.amount_kopecks;
+            self.total_kopecks += surcharge.amount_kopecks;
         }
         self
     }
