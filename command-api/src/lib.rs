@@ -15,7 +15,6 @@
 mod charges;
 mod demand;
 pub mod expiry;
-pub mod holds;
 mod load;
 pub mod nats;
 pub mod pii;
@@ -63,54 +62,9 @@ pub struct CommandContext {
     pub fine_admin_fee_kopecks: domain::money::Kopecks,
     /// The secret the KYC provider signs its callbacks with (`POST /v1/webhooks/kyc`).
     pub kyc_webhook_secret: Arc<[u8]>,
-    /// The payment gateway's holds at a trip's start; `None` runs without payments (trips start
-    /// without a hold, and nothing is charged to a card).
-    pub payments: Option<Payments>,
-}
-
-/// Holding money on the customer's card when a trip starts: a declined hold refuses the start.
-#[derive(Clone, Debug)]
-pub struct Payments {
-    /// The gateway.
-    pub holds: Arc<dyn PaymentHolds>,
-    /// How much to hold.
-    pub hold_kopecks: domain::money::Kopecks,
-}
-
-/// The gateway's two operations the command path needs; the binary implements it over the
-/// payment saga's HTTP adapter.
-pub trait PaymentHolds: Send + Sync + std::fmt::Debug {
-    /// Holds `amount` on the customer's card for `trip_id` under the idempotence `key`, and
-    /// answers the gateway's payment id. The same key answers the same hold.
-    fn hold<'a>(
-        &'a self,
-        key: &'a str,
-        customer_id: domain::ids::CustomerId,
-        trip_id: domain::ids::TripId,
-        amount: domain::money::Kopecks,
-    ) -> futures::future::BoxFuture<'a, Result<String, HoldError>>;
-
-    /// Cancels a hold that no trip took.
-    fn release<'a>(
-        &'a self,
-        payment_id: &'a str,
-        key: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<(), HoldError>>;
-}
-
-/// Why a hold was not made.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HoldError {
-    /// The card was declined, with the gateway's reason.
-    #[error("declined: {0}")]
-    Declined(String),
-    /// The gateway did not answer definitely.
-    #[error("the payment gateway is unavailable: {0}")]
-    Unavailable(String),
-    /// The gateway answered the key with a payment that holds nothing any more (released or
-    /// captured, its status given): a hold of unknown outcome that was let go.
-    #[error("the hold for this key holds nothing any more ({0})")]
-    Settled(String),
+    /// Payments: the hold at a trip's start; `None` runs without payments (trips start without
+    /// a hold, and nothing is charged to a card).
+    pub payments: Option<payments::Payments>,
 }
 
 /// The pricing settings of the city the server runs.

@@ -16,6 +16,7 @@ mod append;
 mod cache;
 pub mod clock;
 pub mod codec;
+pub mod crash;
 pub mod database;
 mod delay;
 mod error;

@@ -33,7 +33,8 @@
 //! The business sagas: [`kyc`] (documents → the KYC provider → verified, rejected or manual
 //! review; silence past the deadline → manual review; with [`kyc::KycProviderClient`], the
 //! adapter that performs its `kyc.submit` over HTTP) and [`fines`] (a received fine → matched to
-//! the trip that had the car, or assigned to the fleet).
+//! the trip that had the car, or assigned to the fleet). The payment saga lives with the rest of
+//! payments, in the `payments` crate, on this runtime.
 //!
 //! Architecture invariant: the only writer of the `saga_*` tables; never calls the network inside
 //! a transaction; never skips an event.
@@ -41,10 +42,8 @@
 mod dispatcher;
 mod error;
 pub mod fines;
-pub mod gateway;
 pub mod kyc;
 mod overview;
-pub mod payments;
 mod runner;
 mod saga;
 mod store;

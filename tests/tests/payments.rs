@@ -505,7 +505,7 @@ async fn start_with_the_answer_lost(paying: &Paying) -> anyhow::Result<(String, 
         lost.body
     );
     assert_eq!(statuses(paying, &customer_id), ["waiting_for_capture"]);
-    let noted = tests::sqlx_scalar(&paying.app, "SELECT count(*) FROM uncertain_holds").await?;
+    let noted = tests::sqlx_scalar(&paying.app, "SELECT count(*) FROM hold_intents").await?;
     assert_eq!(noted, 1, "the hold of unknown outcome is noted");
     paying.faults(json!({})).await?;
     Ok((customer_id, vehicle_id, token))
@@ -562,7 +562,7 @@ async fn a_hold_whose_answer_was_lost_and_never_retried_is_let_go_after_the_grac
     );
     let open = tests::sqlx_scalar(
         &paying.app,
-        "SELECT count(*) FROM uncertain_holds WHERE released_at IS NULL",
+        "SELECT count(*) FROM hold_intents WHERE released_at IS NULL",
     )
     .await?;
     assert_eq!(open, 0);
@@ -580,7 +580,7 @@ async fn a_hold_whose_answer_was_lost_is_taken_by_the_retried_start() -> anyhow:
     // leaves the hold alone.
     paying.app.advance_clock(60 * 60).await?;
     eventually(DEADLINE, || async {
-        let noted = tests::sqlx_scalar(&paying.app, "SELECT count(*) FROM uncertain_holds").await?;
+        let noted = tests::sqlx_scalar(&paying.app, "SELECT count(*) FROM hold_intents").await?;
         Ok((noted == 0).then_some(()))
     })
     .await

@@ -660,6 +660,25 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
     pub trip_hold_kopecks: i64,
 
+    /// How long a card hold whose start did not happen is left for the app's retry (with the
+    /// same `Idempotency-Key`) before it is let go, in seconds by the server's clock. A hold the
+    /// gateway keeps open that nothing in Velka explains is let go after as long.
+    #[arg(long, env = "VELKA_HOLD_GRACE_S", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub hold_grace_s: u32,
+
+    /// How often the gateway's open holds are listed and compared with what Velka recorded, in
+    /// milliseconds of real time.
+    #[arg(long, env = "VELKA_HOLD_RECONCILE_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub hold_reconcile_ms: u64,
+
+    /// Crash switches for fault tests: the process exits (status 137, as if SIGKILLed) the
+    /// first time it reaches one of these named instants (`start.after_hold`, …; see
+    /// `event_store::crash`). Never set it in production.
+    #[arg(long, env = "VELKA_CRASH_AT", value_delimiter = ',', hide = true)]
+    pub crash_at: Vec<String>,
+
     /// The first wait before a saga command that failed is sent again (doubling up to 5
     /// minutes), in milliseconds.
     #[arg(long, env = "VELKA_SAGA_RETRY_MS", default_value_t = 1_000,

@@ -7,102 +7,27 @@
 //!   axum router as HTTP and NATS, in-process, as the `service` caller `saga-<name>`, with the
 //!   outbox command id as its `Idempotency-Key` — so a resent command is answered from the first
 //!   time and appends nothing;
-//! - `gateway.*` is an operation at the payment gateway, done over HTTP by
-//!   [`sagas::gateway::GatewayClient`] with the operation's own key as the `Idempotence-Key`;
-//!   its answer is then recorded on the account through `record_payment`. An unknown outcome (a
-//!   timeout, a 5xx) is a transient failure: the dispatcher sends the same command again later,
-//!   with the same key, and the gateway answers what it did the first time.
+//! - an operation at the payment gateway is done by `payments::operation::perform` (which knows
+//!   what it means), and the fact it answers is recorded on the account through
+//!   `record_payment`. An unknown outcome is a transient failure: the dispatcher sends the same
+//!   command again later, with the same key, and the gateway answers what it did the first time.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use command_api::nats::CommandRoute;
-use domain::ids::{CustomerId, TripId};
-use domain::money::Kopecks;
 use event_store::EventStore;
 use event_store::clock::Clock;
 use futures::future::BoxFuture;
 use http_edge::{Role, TokenKeys};
-use sagas::gateway::{GatewayClient, GatewayError};
+use payments::GatewayClient;
+use payments::operation::{GatewayOperation, OperationError, PaymentCommand};
 use sagas::{CommandSink, OutboxCommand, SinkError};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
-
-/// The command path's holds, over the gateway adapter.
-#[derive(Debug)]
-pub struct GatewayHolds(pub GatewayClient);
-
-impl command_api::PaymentHolds for GatewayHolds {
-    fn hold<'a>(
-        &'a self,
-        key: &'a str,
-        customer_id: CustomerId,
-        trip_id: TripId,
-        amount: Kopecks,
-    ) -> BoxFuture<'a, Result<String, command_api::HoldError>> {
-        Box::pin(async move {
-            use command_api::HoldError;
-            // One quick retry with the same key: a lost answer is the commonest failure, and
-            // the gateway answers the retry with the hold it made.
-            let mut last = String::new();
-            for _ in 0..2 {
-                match self
-                    .0
-                    .create_payment(
-                        key,
-                        amount.get(),
-                        &customer_id.to_string(),
-                        // The same for every retry of the start: the gateway refuses a key
-                        // reused with a different request.
-                        &format!("Trip hold {key}"),
-                        false,
-                    )
-                    .await
-                {
-                    Ok(payment) => {
-                        if let Some(reason) = payment.declined() {
-                            return Err(HoldError::Declined(reason.to_owned()));
-                        }
-                        if payment.status == "waiting_for_capture" {
-                            return Ok(payment.id);
-                        }
-                        return Err(HoldError::Settled(payment.status));
-                    }
-                    Err(GatewayError::Refused { code, .. })
-                        if code == "card_declined" || code == "insufficient_funds" =>
-                    {
-                        return Err(HoldError::Declined(code));
-                    }
-                    // Anything else (a key reused with another request, an invalid amount) is
-                    // our fault, not the customer's card.
-                    Err(GatewayError::Refused { code, description }) => {
-                        tracing::error!(%trip_id, %code, %description, "the gateway refused a hold");
-                        return Err(HoldError::Unavailable(format!("{code}: {description}")));
-                    }
-                    Err(GatewayError::Unavailable(reason)) => last = reason,
-                }
-            }
-            Err(HoldError::Unavailable(last))
-        })
-    }
-
-    fn release<'a>(
-        &'a self,
-        payment_id: &'a str,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(), command_api::HoldError>> {
-        Box::pin(async move {
-            self.0
-                .cancel(payment_id, key)
-                .await
-                .map(|_| ())
-                .map_err(|e| command_api::HoldError::Unavailable(e.to_string()))
-        })
-    }
-}
 
 /// Sends outbox commands: to the command API in-process, or to the gateway, or to the KYC
 /// provider.
@@ -199,129 +124,35 @@ impl Sink {
     }
 
     /// Performs a gateway operation and records its outcome on the account.
-    async fn gateway(&self, command: &OutboxCommand) -> Result<(), SinkError> {
+    async fn gateway(
+        &self,
+        command: &OutboxCommand,
+        operation: &GatewayOperation,
+    ) -> Result<(), SinkError> {
         let gateway = self.gateway.as_ref().ok_or_else(|| {
             SinkError::Transient("no payment gateway is configured (VELKA_GATEWAY_URL)".into())
         })?;
-        let p = &command.payload;
-        let text = |field: &str| -> Result<String, SinkError> {
-            p.get(field)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| SinkError::Permanent(format!("{}: no {field:?}", command.name)))
-        };
-        let amount = || -> Result<i64, SinkError> {
-            p.get("amount_kopecks")
-                .and_then(Value::as_i64)
-                .ok_or_else(|| SinkError::Permanent(format!("{}: no amount", command.name)))
-        };
-        let key = text("key")?;
-        let unknown = |e: GatewayError| SinkError::Transient(e.to_string());
-        let fact = match command.name.as_str() {
-            "gateway.capture" => {
-                let (payment_id, charge_id) = (text("payment_id")?, p["charge_id"].clone());
-                // A capture tried before may have happened: ask before capturing again.
-                let done = if command.attempt > 1 {
-                    match gateway.payment(&payment_id).await {
-                        Ok(payment) if payment.status == "succeeded" => Some(payment),
-                        Ok(_) => None,
-                        Err(error) => return Err(unknown(error)),
-                    }
-                } else {
-                    None
-                };
-                let outcome = match done {
-                    Some(payment) => Ok(payment),
-                    None => gateway.capture(&payment_id, &key, amount()?).await,
-                };
-                match outcome {
-                    Ok(payment) => json!({"kind": "captured", "charge_id": charge_id,
-                        "payment_id": payment.id, "amount_kopecks": payment.captured_kopecks, "key": key}),
-                    Err(GatewayError::Refused { code, .. }) => json!({"kind": "failed",
-                        "charge_id": charge_id, "reason": code, "key": key}),
-                    Err(error) => return Err(unknown(error)),
-                }
-            }
-            "gateway.charge" => {
-                let charge_id = p["charge_id"].clone();
-                let customer = text("customer_id")?;
-                let description = text("description").unwrap_or_else(|_| "Velka".into());
-                match gateway
-                    .create_payment(&key, amount()?, &customer, &description, true)
-                    .await
-                {
-                    Ok(payment) => match payment.declined() {
-                        Some(reason) => json!({"kind": "failed", "charge_id": charge_id,
-                            "reason": reason, "key": key}),
-                        None if payment.status == "succeeded" => json!({"kind": "captured",
-                            "charge_id": charge_id, "payment_id": payment.id,
-                            "amount_kopecks": payment.captured_kopecks, "key": key}),
-                        None => {
-                            return Err(SinkError::Transient(format!(
-                                "payment {} is {}",
-                                payment.id, payment.status
-                            )));
-                        }
-                    },
-                    Err(GatewayError::Refused { code, .. }) => json!({"kind": "failed",
-                        "charge_id": charge_id, "reason": code, "key": key}),
-                    Err(error) => return Err(unknown(error)),
-                }
-            }
-            "gateway.cancel" => {
-                let payment_id = text("payment_id")?;
-                let released = json!({"kind": "hold_released", "trip_id": p["trip_id"],
-                    "payment_id": payment_id, "key": key});
-                match gateway.cancel(&payment_id, &key).await {
-                    Ok(_) => released,
-                    Err(GatewayError::Refused { code, description }) => {
-                        match gateway.payment(&payment_id).await {
-                            Ok(payment) if payment.status == "canceled" => released,
-                            Ok(payment) => {
-                                return Err(SinkError::Permanent(format!(
-                                    "hold {payment_id} cannot be released ({code}: {description}); it is {}",
-                                    payment.status
-                                )));
-                            }
-                            Err(error) => return Err(unknown(error)),
-                        }
-                    }
-                    Err(error) => return Err(unknown(error)),
-                }
-            }
-            "gateway.refund" => {
-                let payment_id = text("payment_id")?;
-                match gateway.refund(&payment_id, &key, amount()?).await {
-                    Ok(refund) => json!({"kind": "refunded", "charge_id": p["charge_id"],
-                        "payment_id": payment_id, "gateway_refund_id": refund.id,
-                        "amount_kopecks": refund.amount_kopecks, "key": key}),
-                    Err(GatewayError::Refused { code, description }) => {
-                        return Err(SinkError::Permanent(format!(
-                            "refund refused: {code}: {description}"
-                        )));
-                    }
-                    Err(error) => return Err(unknown(error)),
-                }
-            }
-            other => {
-                return Err(SinkError::Permanent(format!(
-                    "no gateway operation {other:?}"
-                )));
-            }
-        };
-        let mut fact = fact;
-        fact["account_id"] = p["account_id"].clone();
+        let record = payments::operation::perform(gateway, operation, command.attempt)
+            .await
+            .map_err(|error| match error {
+                OperationError::Transient(reason) => SinkError::Transient(reason),
+                OperationError::Permanent(reason) => SinkError::Permanent(reason),
+            })?;
+        let fact = PaymentCommand::Record(record);
         // The fact's key makes recording it idempotent; no Idempotency-Key, so a fact recorded
         // after a retry is judged by the account, not by the first answer.
-        self.api(&command.saga, "record_payment", &fact, None).await
+        self.api(&command.saga, fact.name(), &fact.payload(), None)
+            .await
     }
 }
 
 impl CommandSink for Sink {
     fn send<'a>(&'a self, command: &'a OutboxCommand) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            if command.name.starts_with("gateway.") {
-                self.gateway(command).await
+            if let Some(operation) = GatewayOperation::from_command(&command.name, &command.payload)
+            {
+                let operation = operation.map_err(SinkError::Permanent)?;
+                self.gateway(command, &operation).await
             } else if command.name == sagas::kyc::KYC_SUBMIT {
                 let kyc = self.kyc.as_ref().ok_or_else(|| {
                     SinkError::Transient(
@@ -363,7 +194,7 @@ pub fn start(setup: SagaSetup, stop: projectors::Shutdown) -> Vec<tokio::task::J
     if setup.payments {
         run_saga(
             &setup,
-            Arc::new(sagas::payments::PaymentSaga),
+            Arc::new(payments::saga::PaymentSaga),
             &stop,
             &mut tasks,
         );

@@ -136,6 +136,7 @@ pub async fn erase_customer(
 
 /// `velka serve`.
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
+    event_store::crash::arm(args.crash_at.iter().cloned());
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -193,14 +194,20 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         }
         (None, false) => None,
     };
-    let gateway = match &gateway_url {
-        Some(url) => Some(
-            sagas::gateway::GatewayClient::new(
+    let payments = match &gateway_url {
+        Some(url) => Some(payments::Payments::new(
+            payments::GatewayClient::new(
                 url,
                 std::time::Duration::from_millis(args.gateway_timeout_ms),
             )
             .map_err(|e| anyhow::anyhow!("VELKA_GATEWAY_URL {url}: {e}"))?,
-        ),
+            store.clone(),
+            clock.clone(),
+            payments::PaymentsConfig {
+                hold_kopecks: domain::money::Kopecks(args.trip_hold_kopecks),
+                grace: chrono::Duration::seconds(i64::from(args.hold_grace_s)),
+            },
+        )),
         None => None,
     };
 
@@ -220,10 +227,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             policy: city.pricing.clone(),
             standard: standard_terms,
         }),
-        payments: gateway.as_ref().map(|client| command_api::Payments {
-            holds: Arc::new(crate::saga_host::GatewayHolds(client.clone())),
-            hold_kopecks: domain::money::Kopecks(args.trip_hold_kopecks),
-        }),
+        payments: payments.clone(),
     };
     // Reservations expire by the injected clock, through the command pipeline.
     let expiry = tokio::spawn({
@@ -231,12 +235,24 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         command_api::expiry::ExpiryWorker::new(command_context.clone())
             .run(async move { shutdown.triggered().await })
     });
-    // Card holds a start could not confirm are let go when no trip took them.
-    let hold_sweeper = tokio::spawn({
-        let shutdown = shutdown.clone();
-        command_api::holds::HoldSweeper::new(command_context.clone())
-            .run(async move { shutdown.triggered().await })
-    });
+    // Card holds no trip took are let go: those Velka noted (the sweeper) and those it finds
+    // open at the gateway unexplained (the reconciler).
+    let hold_workers = match &payments {
+        Some(payments) => vec![
+            tokio::spawn({
+                let shutdown = shutdown.clone();
+                payments::HoldSweeper::new(payments.clone())
+                    .run(async move { shutdown.triggered().await })
+            }),
+            tokio::spawn({
+                let shutdown = shutdown.clone();
+                payments::HoldReconciler::new(payments.clone())
+                    .with_poll(std::time::Duration::from_millis(args.hold_reconcile_ms))
+                    .run(async move { shutdown.triggered().await })
+            }),
+        ],
+        None => Vec::new(),
+    };
     let (commands, commands_doc) = command_api::router(command_context);
     let (queries, queries_doc) = query_api::router(query_api::QueryContext {
         pool: pool.clone(),
@@ -352,7 +368,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         crate::saga_host::SagaSetup {
             store: store.clone(),
             clock: clock.clone(),
-            payments: gateway.is_some(),
+            payments: payments.is_some(),
             kyc: kyc_client.as_ref().map(|_| sagas::kyc::KycSaga {
                 deadline: chrono::Duration::hours(i64::from(args.kyc_deadline_hours)),
             }),
@@ -360,7 +376,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
                 app.clone(),
                 &document,
                 keys.clone(),
-                gateway,
+                payments.as_ref().map(|payments| payments.gateway().clone()),
                 kyc_client,
             )),
             retry_initial: std::time::Duration::from_millis(args.saga_retry_ms),
@@ -420,8 +436,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     if let Err(error) = expiry.await {
         tracing::warn!(%error, "the reservation expiry worker ended abnormally");
     }
-    if let Err(error) = hold_sweeper.await {
-        tracing::warn!(%error, "the uncertain hold sweeper ended abnormally");
+    for worker in hold_workers {
+        if let Err(error) = worker.await {
+            tracing::warn!(%error, "a hold worker ended abnormally");
+        }
     }
     pool.close().await;
     if let Some(simulator) = demo_gateway {

@@ -117,26 +117,18 @@ pub(crate) async fn start(
     let quote_id = body.value.quote_id.map(QuoteId);
     let trip_id = TripId(Uuid::now_v7());
     let waiting_charge_id = ChargeId(Uuid::now_v7());
-    // The hold's idempotence key: from the client's key when it sent one, so a start retried
-    // after a crash between the hold and the append finds the same hold instead of making a
-    // second one.
-    let hold_key = match &envelope.key {
-        Some(key) => {
-            use sha2::{Digest, Sha256};
-            let digest = Sha256::digest(format!("{}\n{key}", envelope.scope).as_bytes());
-            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-            format!("hold-{hex}")
-        }
-        None => format!("hold-{trip_id}"),
-    };
-    let held: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-    let (scope, client_key) = (envelope.scope.clone(), envelope.key.clone());
-    let has_client_key = client_key.is_some();
+    // The card hold of this start (see `payments::hold`): taken inside the decision, settled
+    // with the answer.
+    let hold = context.payments.as_ref().map(|payments| {
+        payments.start_hold(
+            customer_id,
+            trip_id,
+            &envelope.scope,
+            envelope.key.as_deref(),
+        )
+    });
     let context = &context;
-    let (hold_key, held_ref) = (&hold_key, &held);
-    // Notes this start's hold as one whose outcome is not known (see `crate::holds`).
-    let note_hold =
-        move |amount| crate::holds::note(context, hold_key, customer_id, trip_id, amount);
+    let hold_ref = hold.as_ref();
     let response = execute(context, envelope, || async move {
         let (customer_stream, vehicle_stream, trip_stream) = (
             customer_id.stream_id(),
@@ -195,10 +187,10 @@ pub(crate) async fn start(
         let self_paid = decision.trip.iter().any(|event| {
             matches!(event, TripEvent::TripStarted { start, .. } if start.company_id.is_none())
         });
-        let holds = context.payments.as_ref().filter(|_| self_paid);
+        let hold = hold_ref.filter(|_| self_paid);
         // The account is read only when something goes on it: paid waiting or a hold.
         let account_id = AccountId::Customer(customer_id);
-        let account = match reservation.is_some() || holds.is_some() {
+        let account = match reservation.is_some() || hold.is_some() {
             true => Some(load_account(&context.store, account_id).await?),
             false => None,
         };
@@ -223,50 +215,13 @@ pub(crate) async fn start(
                 }
             }
         }
-        if let (Some(payments), Some(account)) = (holds, &account) {
-            // Only a client's key can be retried; a start without one has a hold key of its own.
-            if has_client_key
-                && crate::holds::released(context, hold_key)
-                .await
-                .map_err(event_store::StoreError::from)?
-            {
-                return Err(hold_released("released"));
+        if let (Some(hold), Some(account)) = (hold, &account) {
+            // The account's state as it stands after the paid waiting, if any.
+            let mut state = account.state.clone();
+            for event in &account_events {
+                state = domain::account::Account::evolve(state, event);
             }
-            let payment_id = match payments
-                .holds
-                .hold(hold_key, customer_id, trip_id, payments.hold_kopecks)
-                .await
-            {
-                Ok(payment_id) => payment_id,
-                Err(crate::HoldError::Declined(reason)) => {
-                    return Err(CommandError::Rejected(domain::Rejection::PaymentDeclined {
-                        reason,
-                    }));
-                }
-                Err(crate::HoldError::Settled(status)) => return Err(hold_released(&status)),
-                Err(crate::HoldError::Unavailable(reason)) => {
-                    // The hold may exist: noted, so that it cannot outlive this start.
-                    note_hold(payments.hold_kopecks).await;
-                    return Err(CommandError::Refused(Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "payment-unavailable",
-                        "The payment gateway is not answering",
-                        format!("no hold could be made on the card ({reason}); retry with the same Idempotency-Key"),
-                    )));
-                }
-            };
-            *held_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(payment_id.clone());
-            let record = domain::account::Account::decide(
-                &account.state,
-                &domain::account::AccountCommand::Record(domain::account::PaymentFact::Held {
-                    trip_id,
-                    payment_id,
-                    amount_kopecks: payments.hold_kopecks.get(),
-                    key: hold_key.clone(),
-                }),
-                &AccountContext { account_id, now },
-            )?;
-            account_events.extend(record);
+            account_events.extend(hold.take(&state, now).await.map_err(hold_refused)?);
         }
         if let (false, Some(account)) = (account_events.is_empty(), &account) {
             writes.push(account_write(account_id, account, &account_events, now)?);
@@ -283,68 +238,35 @@ pub(crate) async fn start(
         })
     })
     .await;
-    let Some(payments) = &context.payments else {
-        return response;
-    };
-    let made = held.lock().unwrap_or_else(|p| p.into_inner()).take();
-    match (made, response.status() == StatusCode::CREATED) {
-        // The trip holds it (a note an earlier try left for its key is cleared by the sweeper,
-        // which finds the hold on the account, so a start pays nothing more for it).
-        (_, true) => {}
-        // A hold made for a start that did not happen. If the app may still retry (a 503 after
-        // the hold, a concurrency conflict: answers that are not recorded), the retry gets the
-        // same hold, so it is only noted, for the sweeper should no retry come.
-        (Some(_), false)
-            if matches!(&client_key, Some(key)
-                if !crate::holds::refused_for_good(context, &scope, key).await) =>
-        {
-            note_hold(payments.hold_kopecks).await;
-        }
-        // Otherwise (the car was taken meanwhile: a recorded refusal; or no key to retry with)
-        // it is let go at once and noted released, so a retry with the key is refused rather
-        // than given it; if the gateway does not answer, it is noted for the sweeper.
-        (Some(payment_id), false) => {
-            let release_key = format!("release-{hold_key}");
-            match payments.holds.release(&payment_id, &release_key).await {
-                Ok(()) => {
-                    crate::holds::note_released(
-                        context,
-                        hold_key,
-                        customer_id,
-                        trip_id,
-                        payments.hold_kopecks,
-                    )
-                    .await;
-                }
-                Err(error) => {
-                    tracing::warn!(%payment_id, %error, "a hold of a start that did not happen was not released");
-                    note_hold(payments.hold_kopecks).await;
-                }
-            }
-        }
-        // No hold this time; one an earlier try with the same key left uncertain is let go if
-        // the key's answer is now a refusal.
-        (None, false) => {
-            if let Some(client_key) = &client_key {
-                crate::holds::release_refused(context, payments, &scope, client_key, hold_key)
-                    .await;
-            }
-        }
+    if let Some(hold) = &hold {
+        hold.settle(response.status() == StatusCode::CREATED).await;
     }
     response
 }
 
-/// The refusal of a start retried after its key's hold was let go (its answer came too late for
-/// the sweeper): a new key makes a new hold.
-fn hold_released(status: &str) -> CommandError {
-    CommandError::Refused(Problem::new(
-        StatusCode::CONFLICT,
-        "hold-released",
-        "The hold for this start was released",
-        format!(
-            "the card hold made for this Idempotency-Key is {status}; start again with a new Idempotency-Key"
-        ),
-    ))
+/// How a start without a hold is answered.
+fn hold_refused(refused: payments::HoldRefused) -> CommandError {
+    match refused {
+        payments::HoldRefused::Declined(reason) => {
+            CommandError::Rejected(domain::Rejection::PaymentDeclined { reason })
+        }
+        payments::HoldRefused::Released => CommandError::Refused(Problem::new(
+            StatusCode::CONFLICT,
+            "hold-released",
+            "The hold for this start was released",
+            "the card hold made for this Idempotency-Key was released; start again with a new Idempotency-Key",
+        )),
+        payments::HoldRefused::Unavailable(reason) => CommandError::Refused(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "payment-unavailable",
+            "The payment gateway is not answering",
+            format!(
+                "no hold could be made on the card ({reason}); retry with the same Idempotency-Key"
+            ),
+        )),
+        payments::HoldRefused::Rejected(rejection) => CommandError::Rejected(rejection),
+        payments::HoldRefused::Failed(error) => CommandError::Refused(Problem::unavailable(&error)),
+    }
 }
 
 /// Loads a trip and checks that `customer_id` is its customer.

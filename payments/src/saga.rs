@@ -11,10 +11,12 @@
 //! - a hold whose trip ended owing nothing (or whose capture failed) is **released**;
 //! - money a refund says must go back is **refunded** to the card, payment by payment.
 //!
-//! Gateway operations are outbox commands named `gateway.*`; the binary's sink performs them
-//! over HTTP with the operation's `key` as the `Idempotence-Key` and records the answer on the
-//! account (`record_payment`), which brings it back here as an event. A timeout is retried with
-//! the same key, so the gateway answers the first attempt instead of charging again.
+//! Gateway operations are typed outbox commands ([`crate::operation::GatewayOperation`]); the
+//! binary's sink has [`crate::operation::perform`] do them over HTTP with the operation's `key`
+//! as the `Idempotence-Key` and records the answer on the account (`record_payment`), which
+//! brings it back here as an event. A timeout is retried with the same key, so the gateway
+//! answers the first attempt instead of charging again. Amounts are the domain's
+//! [`Kopecks`].
 //!
 //! # Debt collection
 //!
@@ -27,14 +29,20 @@
 //!
 //! Times come from the events and timers (business time), never from a clock: the saga is pure.
 
-use crate::saga::{FiredTimer, Reaction, ReactionError, Saga};
+use crate::operation::{
+    Cancel, Capture, Charge, GatewayOperation, PaymentCommand, RecordPayment, Refund,
+};
 use chrono::{DateTime, Duration, Utc};
-use domain::account::{AccountEvent, AccountId, ChargeId, ChargeReason, ChargeSource, DebtNotice};
+use domain::account::{
+    AccountEvent, AccountId, ChargeId, ChargeReason, ChargeSource, DebtNotice, PaymentFact,
+};
 use domain::ids::{CustomerId, TripId};
+use domain::money::Kopecks;
 use domain::trip::TripEvent;
 use event_store::RecordedEvent;
+use sagas::{FiredTimer, Reaction, ReactionError, Saga};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// When a debt's payment is retried, counted from the first failure.
@@ -74,11 +82,11 @@ pub struct ChargeProgress {
     pub reason: Option<ChargeReason>,
     /// The trip whose price it is.
     pub trip_id: Option<TripId>,
-    pub amount: i64,
-    pub refunded: i64,
-    pub waived: i64,
+    pub amount: Kopecks,
+    pub refunded: Kopecks,
+    pub waived: Kopecks,
     /// Kept per gateway payment: captured − returned.
-    pub kept: BTreeMap<String, i64>,
+    pub kept: BTreeMap<String, Kopecks>,
     /// The key of the gateway operation in flight, if any.
     pub in_flight: Option<String>,
     /// Separate payments tried so far (numbers their keys).
@@ -90,12 +98,12 @@ pub struct ChargeProgress {
 }
 
 impl ChargeProgress {
-    fn paid(&self) -> i64 {
-        self.kept.values().sum()
+    fn paid(&self) -> Kopecks {
+        self.kept.values().copied().sum()
     }
 
     /// Positive: owed; negative: to give back.
-    pub fn balance(&self) -> i64 {
+    pub fn balance(&self) -> Kopecks {
         self.amount - self.refunded - self.waived - self.paid()
     }
 }
@@ -115,7 +123,7 @@ pub struct Debt {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldProgress {
     pub payment_id: String,
-    pub amount: i64,
+    pub amount: Kopecks,
     /// Captured or released.
     pub closed: bool,
     /// The key of the capture or release in flight.
@@ -174,11 +182,18 @@ impl Saga for PaymentSaga {
         let mut state = state.unwrap_or_default();
         let mut out = Effects::default();
         if event.category() == "trip" {
-            if let TripEvent::TripEnded { trip_id, price, .. } = decode::<TripEvent>(event)?
-                && let Some(hold) = state.holds.get_mut(&trip_id)
+            if let TripEvent::TripEnded {
+                trip_id,
+                customer_id,
+                price,
+                ..
+            } = decode::<TripEvent>(event)?
             {
-                hold.trip_ended = true;
-                hold.priced = price.total_kopecks.get() > 0;
+                state.customer_id.get_or_insert(customer_id);
+                if let Some(hold) = state.holds.get_mut(&trip_id) {
+                    hold.trip_ended = true;
+                    hold.priced = price.total_kopecks > Kopecks::ZERO;
+                }
             }
         } else {
             if state.customer_id.is_none() {
@@ -188,7 +203,7 @@ impl Saga for PaymentSaga {
             apply(&mut state, &decode::<AccountEvent>(event)?, &mut out)?;
         }
         plan(&mut state, event.recorded_at, &mut out);
-        Ok(out.into_reaction(state))
+        out.into_reaction(state)
     }
 
     fn on_timer(
@@ -206,39 +221,39 @@ impl Saga for PaymentSaga {
             .ok_or_else(|| ReactionError::new(format!("timer {:?} names no charge", timer.name)))?;
         let customer_id = state.customer_id;
         let Some(charge) = state.charges.get_mut(&charge_id) else {
-            return Ok(out.into_reaction(state));
+            return out.into_reaction(state);
         };
         let owed = charge.balance();
         match kind {
-            "retry" if owed > 0 && charge.in_flight.is_none() && charge.debt.is_some() => {
+            "retry"
+                if owed > Kopecks::ZERO && charge.in_flight.is_none() && charge.debt.is_some() =>
+            {
                 charge.attempts += 1;
                 let key = format!("{charge_id}-pay-{}", charge.attempts);
                 charge.in_flight = Some(key.clone());
-                out.command(
-                    "gateway.charge",
-                    json!({
-                        "account_id": account_of(customer_id),
-                        "customer_id": customer_id,
-                        "charge_id": charge_id,
-                        "amount_kopecks": owed,
-                        "key": key,
-                        "description": format!("Debt on charge {charge_id}, retry"),
-                    }),
-                );
+                out.gateway(customer_id, |account_id| {
+                    GatewayOperation::Charge(Charge {
+                        account_id,
+                        customer_id: account_id,
+                        charge_id,
+                        amount_kopecks: owed,
+                        key,
+                        description: format!("Debt on charge {charge_id}, retry"),
+                    })
+                });
             }
-            "agency" if owed > 0 => {
+            "agency" if owed > Kopecks::ZERO => {
                 if let Some(debt) = &mut charge.debt
                     && !debt.with_agency
                 {
                     debt.with_agency = true;
                     out.fact(
                         customer_id,
-                        json!({
-                            "kind": "handed_to_agency",
-                            "charge_id": charge_id,
-                            "amount_kopecks": owed,
-                            "key": format!("{charge_id}-agency"),
-                        }),
+                        PaymentFact::HandedToAgency {
+                            charge_id,
+                            amount_kopecks: owed.get(),
+                            key: format!("{charge_id}-agency"),
+                        },
                     );
                     out.notice(
                         customer_id,
@@ -254,27 +269,47 @@ impl Saga for PaymentSaga {
             }
             _ => {}
         }
-        Ok(out.into_reaction(state))
+        out.into_reaction(state)
     }
 }
 
 /// What a reaction will do, gathered while it is decided.
 #[derive(Default)]
 struct Effects {
-    commands: Vec<(String, Value)>,
+    commands: Vec<PaymentCommand>,
     timers: Vec<(String, DateTime<Utc>)>,
     cancel: Vec<String>,
+    /// A command that needed the account's customer before the saga knew it.
+    unaddressed: bool,
 }
 
 impl Effects {
-    fn command(&mut self, name: &str, payload: Value) {
-        self.commands.push((name.to_owned(), payload));
+    /// A command for the customer's account, built once the customer is known.
+    fn for_customer(
+        &mut self,
+        customer_id: Option<CustomerId>,
+        command: impl FnOnce(CustomerId) -> PaymentCommand,
+    ) {
+        match customer_id {
+            Some(customer_id) => self.commands.push(command(customer_id)),
+            None => self.unaddressed = true,
+        }
     }
 
-    fn fact(&mut self, customer_id: Option<CustomerId>, fact: Value) {
-        let mut payload = fact;
-        payload["account_id"] = json!(account_of(customer_id));
-        self.command("record_payment", payload);
+    fn gateway(
+        &mut self,
+        customer_id: Option<CustomerId>,
+        operation: impl FnOnce(CustomerId) -> GatewayOperation,
+    ) {
+        self.for_customer(customer_id, |customer| {
+            PaymentCommand::Gateway(operation(customer))
+        });
+    }
+
+    fn fact(&mut self, customer_id: Option<CustomerId>, fact: PaymentFact) {
+        self.for_customer(customer_id, |account_id| {
+            PaymentCommand::Record(RecordPayment { account_id, fact })
+        });
     }
 
     fn notice(
@@ -287,20 +322,25 @@ impl Effects {
     ) {
         self.fact(
             customer_id,
-            json!({
-                "kind": "notice_sent",
-                "charge_id": charge_id,
-                "notice": notice,
-                "message": message,
-                "key": key,
-            }),
+            PaymentFact::NoticeSent {
+                charge_id,
+                notice,
+                message,
+                key,
+            },
         );
     }
 
-    fn into_reaction(self, state: PaymentsState) -> Reaction<PaymentsState> {
+    fn into_reaction(self, state: PaymentsState) -> Result<Reaction<PaymentsState>, ReactionError> {
+        if self.unaddressed {
+            // Every account event names its account, so this is a history Velka did not write.
+            return Err(ReactionError::new(
+                "a payment command for an account whose customer is unknown",
+            ));
+        }
         let mut reaction = Reaction::new(state);
-        for (name, payload) in self.commands {
-            reaction = reaction.with_command(name, payload);
+        for command in self.commands {
+            reaction = reaction.with_command(command.name(), command.payload());
         }
         for name in self.cancel {
             reaction = reaction.cancelling(name);
@@ -308,16 +348,12 @@ impl Effects {
         for (name, due_at) in self.timers {
             reaction = reaction.with_timer(name, due_at, Value::Null);
         }
-        reaction
+        Ok(reaction)
     }
 }
 
-/// The account id in the form the command API's paths take: the customer's id.
-fn account_of(customer_id: Option<CustomerId>) -> String {
-    customer_id.map(|c| c.0.to_string()).unwrap_or_default()
-}
-
-fn rubles(kopecks: i64) -> String {
+fn rubles(amount: Kopecks) -> String {
+    let kopecks = amount.get();
     format!("{}.{:02}", kopecks / 100, kopecks % 100)
 }
 
@@ -345,7 +381,7 @@ fn apply(
             state.charges.entry(*charge_id).or_insert(ChargeProgress {
                 reason: Some(*reason),
                 trip_id,
-                amount: amount_kopecks.get(),
+                amount: *amount_kopecks,
                 ..ChargeProgress::default()
             });
         }
@@ -355,7 +391,7 @@ fn apply(
             ..
         } => {
             if let Some(charge) = state.charges.get_mut(charge_id) {
-                charge.refunded += amount_kopecks.get();
+                charge.refunded += *amount_kopecks;
             }
         }
         AccountEvent::ChargeWaived {
@@ -364,7 +400,7 @@ fn apply(
             ..
         } => {
             if let Some(charge) = state.charges.get_mut(charge_id) {
-                charge.waived += amount_kopecks.get();
+                charge.waived += *amount_kopecks;
             }
         }
         AccountEvent::PaymentHeld {
@@ -375,7 +411,7 @@ fn apply(
         } => {
             state.holds.entry(*trip_id).or_insert(HoldProgress {
                 payment_id: payment_id.clone(),
-                amount: amount_kopecks.get(),
+                amount: *amount_kopecks,
                 ..HoldProgress::default()
             });
         }
@@ -401,7 +437,7 @@ fn apply(
                 }
             }
             if let Some(charge) = state.charges.get_mut(charge_id) {
-                *charge.kept.entry(payment_id.clone()).or_default() += amount_kopecks.get();
+                *charge.kept.entry(payment_id.clone()).or_default() += *amount_kopecks;
                 if charge.in_flight.as_ref() == Some(key) {
                     charge.in_flight = None;
                 }
@@ -415,7 +451,7 @@ fn apply(
             ..
         } => {
             if let Some(charge) = state.charges.get_mut(charge_id) {
-                *charge.kept.entry(payment_id.clone()).or_default() -= amount_kopecks.get();
+                *charge.kept.entry(payment_id.clone()).or_default() -= *amount_kopecks;
                 if charge.in_flight.as_ref() == Some(key) {
                     charge.in_flight = None;
                 }
@@ -441,7 +477,7 @@ fn apply(
                 charge.in_flight = None;
             }
             let owed = charge.balance();
-            if owed <= 0 {
+            if owed <= Kopecks::ZERO {
                 return Ok(());
             }
             match &mut charge.debt {
@@ -470,14 +506,10 @@ fn apply(
                         .push((timer_agency(*charge_id), *failed_at + AGENCY_AFTER));
                     if !blocked {
                         state.blocked = true;
-                        out.command(
-                            "block_customer",
-                            json!({
-                                "customer_id": customer_id,
-                                "reason": "debt",
-                                "note": format!("Unpaid charge {charge_id}"),
-                            }),
-                        );
+                        out.for_customer(customer_id, |customer_id| PaymentCommand::Block {
+                            customer_id,
+                            note: format!("Unpaid charge {charge_id}"),
+                        });
                     }
                 }
                 Some(debt) => {
@@ -505,7 +537,8 @@ fn apply(
                 debt.with_agency = true;
             }
         }
-        AccountEvent::DebtNoticeSent { .. } => {}
+        // A hold no trip took is let go by its own owner (`crate::sweeper`), not here.
+        AccountEvent::DebtNoticeSent { .. } | AccountEvent::HoldAbandoned { .. } => {}
     }
     Ok(())
 }
@@ -514,7 +547,6 @@ fn apply(
 /// closes the debts that are no longer owed.
 fn plan(state: &mut PaymentsState, now: DateTime<Utc>, out: &mut Effects) {
     let customer_id = state.customer_id;
-    let account_id = account_of(customer_id);
     // Holds of ended trips: capture the price from them, or release them.
     for (trip_id, hold) in &mut state.holds {
         if hold.closed || hold.in_flight.is_some() || !hold.trip_ended {
@@ -526,23 +558,24 @@ fn plan(state: &mut PaymentsState, now: DateTime<Utc>, out: &mut Effects) {
             .find(|(_, c)| c.trip_id == Some(*trip_id));
         match price {
             Some((charge_id, charge))
-                if !hold.capture_refused && charge.in_flight.is_none() && charge.balance() > 0 =>
+                if !hold.capture_refused
+                    && charge.in_flight.is_none()
+                    && charge.balance() > Kopecks::ZERO =>
             {
                 let amount = charge.balance().min(hold.amount);
                 let key = format!("{charge_id}-hold");
                 charge.in_flight = Some(key.clone());
                 hold.in_flight = Some(key.clone());
-                out.command(
-                    "gateway.capture",
-                    json!({
-                        "account_id": account_id,
-                        "charge_id": charge_id,
-                        "trip_id": trip_id,
-                        "payment_id": hold.payment_id,
-                        "amount_kopecks": amount,
-                        "key": key,
-                    }),
-                );
+                out.gateway(customer_id, |account_id| {
+                    GatewayOperation::Capture(Capture {
+                        account_id,
+                        charge_id: *charge_id,
+                        trip_id: *trip_id,
+                        payment_id: hold.payment_id.clone(),
+                        amount_kopecks: amount,
+                        key,
+                    })
+                });
             }
             Some((_, charge)) if charge.in_flight.is_some() => {}
             // The price's charge is in the same append as the trip's end: it comes next.
@@ -552,28 +585,27 @@ fn plan(state: &mut PaymentsState, now: DateTime<Utc>, out: &mut Effects) {
             _ => {
                 let key = format!("release-{trip_id}");
                 hold.in_flight = Some(key.clone());
-                out.command(
-                    "gateway.cancel",
-                    json!({
-                        "account_id": account_id,
-                        "trip_id": trip_id,
-                        "payment_id": hold.payment_id,
-                        "key": key,
-                    }),
-                );
+                out.gateway(customer_id, |account_id| {
+                    GatewayOperation::Cancel(Cancel {
+                        account_id,
+                        trip_id: *trip_id,
+                        payment_id: hold.payment_id.clone(),
+                        key,
+                    })
+                });
             }
         }
     }
     let mut debts_left = false;
     for (charge_id, charge) in &mut state.charges {
         let balance = charge.balance();
-        if balance <= 0 && charge.debt.is_some() {
+        if balance <= Kopecks::ZERO && charge.debt.is_some() {
             charge.debt = None;
             for n in 1..=RETRY_AFTER.len() {
                 out.cancel.push(timer_retry(*charge_id, n));
             }
             out.cancel.push(timer_agency(*charge_id));
-            let (notice, message, word) = if charge.waived > 0 {
+            let (notice, message, word) = if charge.waived > Kopecks::ZERO {
                 (
                     DebtNotice::Waived,
                     "Your debt was forgiven. Your account is unblocked.",
@@ -600,7 +632,7 @@ fn plan(state: &mut PaymentsState, now: DateTime<Utc>, out: &mut Effects) {
         if charge.in_flight.is_some() {
             continue;
         }
-        if balance > 0 {
+        if balance > Kopecks::ZERO {
             let waits_for_hold = charge.trip_id.is_some_and(|trip| {
                 state
                     .holds
@@ -615,26 +647,26 @@ fn plan(state: &mut PaymentsState, now: DateTime<Utc>, out: &mut Effects) {
             charge.attempts = 1;
             let key = format!("{charge_id}-pay-1");
             charge.in_flight = Some(key.clone());
-            out.command(
-                "gateway.charge",
-                json!({
-                    "account_id": account_id,
-                    "customer_id": customer_id,
-                    "charge_id": charge_id,
-                    "amount_kopecks": balance,
-                    "key": key,
-                    "description": match charge.reason {
-                        Some(reason) => format!("{} {charge_id}", reason.as_str()),
-                        None => format!("charge {charge_id}"),
-                    },
-                }),
-            );
-        } else if balance < 0 {
+            let description = match charge.reason {
+                Some(reason) => format!("{} {charge_id}", reason.as_str()),
+                None => format!("charge {charge_id}"),
+            };
+            out.gateway(customer_id, |account_id| {
+                GatewayOperation::Charge(Charge {
+                    account_id,
+                    customer_id: account_id,
+                    charge_id: *charge_id,
+                    amount_kopecks: balance,
+                    key,
+                    description,
+                })
+            });
+        } else if balance < Kopecks::ZERO {
             // Give back, from the payments that kept money, largest first.
             let Some((payment_id, kept)) = charge
                 .kept
                 .iter()
-                .filter(|(_, kept)| **kept > 0)
+                .filter(|(_, kept)| **kept > Kopecks::ZERO)
                 .max_by_key(|(_, kept)| **kept)
             else {
                 continue;
@@ -642,28 +674,25 @@ fn plan(state: &mut PaymentsState, now: DateTime<Utc>, out: &mut Effects) {
             charge.returns += 1;
             let key = format!("{charge_id}-refund-{}", charge.returns);
             charge.in_flight = Some(key.clone());
-            out.command(
-                "gateway.refund",
-                json!({
-                    "account_id": account_id,
-                    "charge_id": charge_id,
-                    "payment_id": payment_id,
-                    "amount_kopecks": (-balance).min(*kept),
-                    "key": key,
-                }),
-            );
+            let amount = (-balance).min(*kept);
+            let payment_id = payment_id.clone();
+            out.gateway(customer_id, |account_id| {
+                GatewayOperation::Refund(Refund {
+                    account_id,
+                    charge_id: *charge_id,
+                    payment_id,
+                    amount_kopecks: amount,
+                    key,
+                })
+            });
         }
     }
     if state.blocked && !debts_left {
         state.blocked = false;
-        out.command(
-            "unblock_customer",
-            json!({
-                "customer_id": customer_id,
-                "reason": "debt",
-                "note": format!("All debts settled ({now})"),
-            }),
-        );
+        out.for_customer(customer_id, |customer_id| PaymentCommand::Unblock {
+            customer_id,
+            note: format!("All debts settled ({now})"),
+        });
     }
 }
 
@@ -675,8 +704,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use domain::money::Kopecks;
     use event_store::{LogPosition, Metadata};
+    use serde_json::json;
     use uuid::Uuid;
 
     const CUSTOMER: CustomerId = CustomerId(Uuid::from_u128(0x100));
