@@ -163,11 +163,18 @@ pub async fn due(
     .await
 }
 
-/// Every pending hold (for the money audit: holds Velka knows of and will settle).
-pub async fn pending(pool: &PgPool) -> Result<Vec<HoldIntent>, sqlx::Error> {
+/// Every pending hold, and those released since `released_since` (for the money audit: holds
+/// Velka knows of and will settle, or has just let go — a gateway listing read a moment
+/// before may still show them held).
+pub async fn unsettled(
+    pool: &PgPool,
+    released_since: DateTime<Utc>,
+) -> Result<Vec<HoldIntent>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM hold_intents WHERE released_at IS NULL ORDER BY noted_at"
+        "SELECT {COLUMNS} FROM hold_intents
+         WHERE released_at IS NULL OR released_at >= $1 ORDER BY noted_at"
     ))
+    .bind(released_since)
     .fetch_all(pool)
     .await
 }

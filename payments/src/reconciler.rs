@@ -93,7 +93,7 @@ impl HoldReconciler {
                 Ok(pass) if pass.released > 0 || pass.failed > 0 => {
                     tracing::info!(?pass, "holds reconciled with the gateway");
                 }
-                Ok(_) => {}
+                Ok(pass) => tracing::debug!(?pass, "holds reconciled with the gateway"),
                 Err(error) => tracing::warn!(%error, "hold reconciliation failed; retrying"),
             }
             tokio::select! {

@@ -159,6 +159,104 @@ impl App {
         Ok(())
     }
 
+    /// Kills the server (SIGKILL) and starts it again with `env` instead of the environment it
+    /// was started with (to arm or disarm a crash switch, say).
+    pub async fn restart_with(&mut self, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        self.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.restart().await
+    }
+
+    /// Kills and restarts the server, then moves its fresh manual clock on to where the old one
+    /// stood, so business time never steps back across the restart.
+    pub async fn restart_keeping_clock(&mut self) -> anyhow::Result<()> {
+        let before = self.server_now().await.ok();
+        self.restart().await?;
+        if let Some(before) = before {
+            let behind = (before - self.server_now().await?).num_seconds() + 1;
+            if behind > 0 {
+                self.advance_clock(behind).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits (up to `deadline`) until the server process has exited on its own, and answers
+    /// its exit code.
+    pub async fn exited(&mut self, deadline: Duration) -> anyhow::Result<Option<i32>> {
+        let status = tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .context("the server did not exit")??;
+        Ok(status.code())
+    }
+
+    /// The server's clock (`GET /v1/admin/clock`).
+    pub async fn server_now(&self) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+        let service = self.token(Role::Service, "test-clock");
+        let answer = self.get("/v1/admin/clock", Some(&service)).await?;
+        answer.body["now"]
+            .as_str()
+            .context("the clock answered no time")?
+            .parse()
+            .context("the clock answered something that is not a time")
+    }
+
+    /// Runs `velka audit money --gateway-url GATEWAY --at <the server's now>` on the server's
+    /// database: (exit success, stdout).
+    pub async fn audit_money(&self, gateway_url: &str) -> anyhow::Result<(bool, String)> {
+        let at = self.server_now().await?.to_rfc3339();
+        let output = Command::new(velka_binary()?)
+            .args([
+                "audit",
+                "money",
+                "--by",
+                "test",
+                "--gateway-url",
+                gateway_url,
+                "--at",
+                &at,
+            ])
+            .env("DATABASE_URL", self.db.url())
+            .env("VELKA_LOG", "warn")
+            .output()
+            .await?;
+        Ok((
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        ))
+    }
+
+    /// Waits until the payment saga has nothing to send, no overdue timer and its checkpoint
+    /// at the head, three polls in a row.
+    pub async fn payments_settled(&self, deadline: Duration) -> anyhow::Result<()> {
+        let support = self.token(Role::Support, "agent-1");
+        let mut quiet = 0;
+        let started = tokio::time::Instant::now();
+        loop {
+            let sagas = self.get("/v1/admin/sagas", Some(&support)).await?;
+            let head = sqlx_scalar(self, "SELECT coalesce(max(position), 0) FROM events").await?;
+            let saga = sagas
+                .body
+                .as_array()
+                .and_then(|all| all.iter().find(|s| s["saga"] == "payments"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let idle = saga["commands_pending"] == 0
+                && saga["checkpoint_position"].as_i64() == Some(head)
+                && saga["overdue_timers"] == 0;
+            quiet = if idle { quiet + 1 } else { 0 };
+            if quiet >= 3 {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                bail!("the payment saga did not settle within {deadline:?}: {saga}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn start_server(
         db: &TestDatabase,
         nats_prefix: &str,
@@ -428,4 +526,80 @@ impl App {
 /// Runs a scalar query on the server's database (for checking what the log holds).
 pub async fn sqlx_scalar(app: &App, sql: &str) -> anyhow::Result<i64> {
     Ok(event_store::testing::scalar(app.db.pool(), sql).await?)
+}
+
+/// What the money tests check at their end, against the gateway simulator's ledger.
+pub mod money {
+    use super::{App, eventually, sqlx_scalar};
+    use anyhow::{Context, ensure};
+    use fixtures::gateway::RunningGateway;
+    use std::time::Duration;
+
+    /// How many holds the gateway keeps open.
+    pub fn open_holds(gateway: &RunningGateway) -> usize {
+        gateway.ledger()["payments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["status"] == "waiting_for_capture")
+            .count()
+    }
+
+    /// With no trip running: once the grace period (`grace_s` on the server's manual clock) has
+    /// passed — twice: once for the holds Velka noted, once more for any the reconciler first
+    /// saw late — no hold is left open, every noted hold is settled, no idempotence key made two
+    /// payments, the payment saga is idle, and `velka audit money --gateway-url` finds no
+    /// difference and nothing waiting. Unless `strays` are expected, every hold let go was one
+    /// Velka had noted, not one only the reconciler (the safety net) found.
+    pub async fn nothing_left(
+        app: &App,
+        gateway: &RunningGateway,
+        grace_s: i64,
+        strays: bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Duration::from_secs(60);
+        for _ in 0..2 {
+            app.advance_clock(grace_s + 1).await?;
+            eventually(deadline, || async {
+                Ok((open_holds(gateway) == 0).then_some(()))
+            })
+            .await
+            .with_context(|| format!("holds left open: {}", gateway.ledger()["payments"]))?;
+        }
+        eventually(deadline, || async {
+            let pending = sqlx_scalar(
+                app,
+                "SELECT count(*) FROM hold_intents WHERE released_at IS NULL",
+            )
+            .await?;
+            Ok((pending == 0).then_some(()))
+        })
+        .await
+        .context("a noted hold was never settled")?;
+        let ledger = gateway.ledger();
+        for key in ledger["idempotence_keys"].as_array().into_iter().flatten() {
+            ensure!(
+                key["creations"].as_u64().unwrap_or(0) <= 1,
+                "a key made two payments: {key}"
+            );
+        }
+        let found_by_reconciler = sqlx_scalar(
+            app,
+            "SELECT count(*) FROM events WHERE event_type = 'HoldAbandoned'
+               AND data::jsonb->>'reason' = 'unknown_to_velka'",
+        )
+        .await?;
+        ensure!(
+            (found_by_reconciler > 0) == strays,
+            "{found_by_reconciler} holds let go by the reconciler"
+        );
+        app.payments_settled(deadline).await?;
+        let (ok, stdout) = app.audit_money(&gateway.url()).await?;
+        let last = stdout.lines().last().unwrap_or_default();
+        ensure!(
+            ok && last.ends_with("differences=0 waiting=0"),
+            "the money audit: {stdout}"
+        );
+        Ok(())
+    }
 }

@@ -167,7 +167,7 @@ async fn money_reconciles_and_a_tampered_row_and_a_foreign_capture_are_named() -
     assert!(ok, "{stdout}\n{stderr}");
     assert_eq!(
         last_line(&stdout),
-        "result: audit=money accounts=2 differences=0",
+        "result: audit=money accounts=2 differences=0 waiting=0",
         "{stdout}\n{stderr}"
     );
 
@@ -194,7 +194,7 @@ async fn money_reconciles_and_a_tampered_row_and_a_foreign_capture_are_named() -
     assert!(!ok, "differences must fail the run: {stdout}");
     assert_eq!(
         last_line(&stdout),
-        "result: audit=money accounts=2 differences=2",
+        "result: audit=money accounts=2 differences=2 waiting=0",
         "{stdout}\n{stderr}"
     );
     assert!(
@@ -257,7 +257,7 @@ async fn money_reconciles_and_a_tampered_row_and_a_foreign_capture_are_named() -
     assert!(!ok, "{stdout}");
     assert_eq!(
         last_line(&stdout),
-        "result: audit=money accounts=2 differences=1",
+        "result: audit=money accounts=2 differences=1 waiting=0",
         "{stdout}\n{stderr}"
     );
     assert!(
@@ -277,7 +277,7 @@ async fn money_reconciles_and_a_tampered_row_and_a_foreign_capture_are_named() -
     assert!(ok, "{stdout}");
     assert_eq!(
         last_line(&stdout),
-        "result: audit=money accounts=2 differences=0"
+        "result: audit=money accounts=2 differences=0 waiting=0"
     );
 
     // The same over HTTP, for auditors only.

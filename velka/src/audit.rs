@@ -178,7 +178,7 @@ pub async fn money(global: &Global, args: AuditMoneyArgs) -> anyhow::Result<()> 
         &pool,
         args.gateway_url.as_deref(),
         &actor,
-        chrono::Utc::now(),
+        args.at.unwrap_or_else(chrono::Utc::now),
     )
     .await
     .context("reconciling money")?;
@@ -222,6 +222,17 @@ pub async fn money(global: &Global, args: AuditMoneyArgs) -> anyhow::Result<()> 
                 payment.events_kopecks
             );
         }
+    }
+    for hold in &found.waiting {
+        println!(
+            "waiting: account {} payment {} (key {}): {} kopecks held, {}, settled by {}",
+            hold.account,
+            hold.payment_id,
+            hold.key,
+            hold.amount_kopecks,
+            hold.state,
+            hold.settles_at.to_rfc3339()
+        );
     }
     for lag in &found.lagging {
         eprintln!(

@@ -199,6 +199,10 @@ pub struct AuditMoneyArgs {
     /// Print the whole reconciliation as one JSON document before the result line.
     #[arg(long)]
     pub json: bool,
+    /// Judge whether a hold Velka noted is still within its settling time as of this time
+    /// (RFC 3339) rather than now: for a server that runs a manual clock.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Args)]

@@ -149,14 +149,19 @@ fn ledger() -> GatewayLedger {
 
 #[test]
 fn three_witnesses_that_agree_give_no_difference() {
-    let found = reconcile(&[stream()], &view(), Some(&ledger()));
+    let found = reconcile(
+        &[stream()],
+        &view(),
+        Some(&ledger()),
+        &NotedHolds::default(),
+    );
     assert_eq!(found.differences, vec![]);
     assert_eq!(found.accounts, 1);
     assert_eq!(found.events, 6);
     assert!(found.gateway_checked);
     assert_eq!(
         found.result_line(),
-        "result: audit=money accounts=1 differences=0"
+        "result: audit=money accounts=1 differences=0 waiting=0"
     );
 }
 
@@ -167,7 +172,7 @@ fn an_edited_read_model_row_is_named_with_the_events_behind_the_figure() {
         row.paid_kopecks -= 100;
         row.open_kopecks += 100;
     }
-    let found = reconcile(&[stream()], &views, None);
+    let found = reconcile(&[stream()], &views, None, &NotedHolds::default());
     let fields: Vec<(&str, &str, Option<i64>, Option<i64>)> = found
         .differences
         .iter()
@@ -202,7 +207,7 @@ fn a_charge_row_and_its_adjustments_are_compared_too() {
     {
         row.adjustments_refunded_kopecks = 0;
     }
-    let found = reconcile(&[stream()], &views, None);
+    let found = reconcile(&[stream()], &views, None, &NotedHolds::default());
     assert_eq!(found.differences.len(), 1, "{:?}", found.differences);
     let difference = &found.differences[0];
     assert_eq!(
@@ -242,7 +247,7 @@ fn a_read_model_behind_its_stream_is_lagging_not_wrong() {
             )]),
         };
     }
-    let found = reconcile(&[stream()], &views, None);
+    let found = reconcile(&[stream()], &views, None, &NotedHolds::default());
     assert_eq!(found.differences, vec![]);
     assert_eq!(
         found.lagging,
@@ -264,7 +269,7 @@ fn a_capture_velka_never_recorded_is_named_with_its_key() {
         key: "not-velkas".into(),
         created: vec!["rogue".into()],
     });
-    let found = reconcile(&[stream()], &view(), Some(&ledger));
+    let found = reconcile(&[stream()], &view(), Some(&ledger), &NotedHolds::default());
     assert_eq!(found.differences.len(), 1, "{:?}", found.differences);
     let difference = &found.differences[0];
     assert_eq!(difference.account, customer().to_string());
@@ -291,7 +296,7 @@ fn a_hold_the_gateway_keeps_open_but_the_events_do_not_know_is_found() {
     ledger
         .payments
         .push(payment("orphan-hold", "waiting_for_capture", 400, 0, 0));
-    let found = reconcile(&[stream()], &view(), Some(&ledger));
+    let found = reconcile(&[stream()], &view(), Some(&ledger), &NotedHolds::default());
     let fields: Vec<(&str, Option<i64>, Option<i64>)> = found
         .differences
         .iter()
@@ -312,7 +317,7 @@ fn a_missing_account_row_and_a_row_without_events_are_both_differences() {
             ..ViewAccount::default()
         },
     );
-    let found = reconcile(&[stream()], &views, None);
+    let found = reconcile(&[stream()], &views, None, &NotedHolds::default());
     let fields: Vec<(&str, &str)> = found
         .differences
         .iter()
@@ -332,4 +337,96 @@ fn a_missing_account_row_and_a_row_without_events_are_both_differences() {
         ]
     );
     assert_eq!(found.accounts, 2);
+}
+
+/// A gateway hold under key `k-new` that the events do not show, and Velka's note of it due at
+/// `due`.
+fn noted_hold(due: DateTime<Utc>, now: DateTime<Utc>) -> (GatewayLedger, NotedHolds) {
+    let mut ledger = ledger();
+    ledger
+        .payments
+        .push(payment("new-hold", "waiting_for_capture", 400, 0, 0));
+    ledger.idempotence_keys.push(LedgerKey {
+        key: "k-new".into(),
+        created: vec!["new-hold".into()],
+    });
+    let noted = NotedHolds {
+        holds: vec![NotedHold {
+            hold_key: "k-new".into(),
+            customer_id: Uuid::from_u128(0xC1),
+            amount_kopecks: 400,
+            release_from: due,
+        }],
+        now,
+    };
+    (ledger, noted)
+}
+
+#[test]
+fn a_noted_hold_within_its_settling_time_is_waiting_not_a_difference() {
+    let (ledger, noted) = noted_hold(at() + chrono::Duration::minutes(10), at());
+    let found = reconcile(&[stream()], &view(), Some(&ledger), &noted);
+    assert_eq!(found.differences, vec![]);
+    assert_eq!(
+        found.waiting,
+        vec![WaitingHold {
+            account: customer().to_string(),
+            payment_id: "new-hold".into(),
+            key: "k-new".into(),
+            amount_kopecks: 400,
+            state: "noted".into(),
+            settles_at: at() + chrono::Duration::minutes(10),
+        }]
+    );
+    assert_eq!(
+        found.result_line(),
+        "result: audit=money accounts=1 differences=0 waiting=1"
+    );
+}
+
+#[test]
+fn a_noted_hold_past_its_settling_time_is_a_difference() {
+    let due = at() + chrono::Duration::minutes(10);
+    let (ledger, noted) = noted_hold(due, due + SETTLE_SLACK + chrono::Duration::seconds(1));
+    let found = reconcile(&[stream()], &view(), Some(&ledger), &noted);
+    assert_eq!(found.waiting, vec![]);
+    let fields: Vec<(&str, Option<i64>, Option<i64>)> = found
+        .differences
+        .iter()
+        .map(|d| (d.field.as_str(), d.events, d.gateway))
+        .collect();
+    assert_eq!(fields, vec![("held_kopecks (gateway)", Some(0), Some(400))]);
+}
+
+#[test]
+fn a_noted_hold_being_released_is_waiting_as_releasing() {
+    let mut with_abandon = stream();
+    with_abandon.events.push((
+        EventRef {
+            position: 7,
+            stream_version: 7,
+            event_id: Uuid::from_u128(7),
+            event_type: "HoldAbandoned".into(),
+            amount_kopecks: Some(400),
+            charge_id: None,
+            payment_id: None,
+        },
+        AccountEvent::HoldAbandoned {
+            key: "k-new".into(),
+            payment_id: None,
+            trip_id: None,
+            amount_kopecks: Kopecks(400),
+            reason: domain::account::AbandonReason::StartRefused,
+            abandoned_at: at(),
+        },
+    ));
+    let mut views = view();
+    if let Some(view) = views.values_mut().next() {
+        view.stream_version = 7;
+    }
+    let (ledger, noted) = noted_hold(at(), at());
+    let found = reconcile(&[with_abandon], &views, Some(&ledger), &noted);
+    assert_eq!(found.differences, vec![]);
+    assert_eq!(found.waiting.len(), 1);
+    assert_eq!(found.waiting[0].state, "releasing");
 }
