@@ -99,7 +99,7 @@ impl Client {
             let key = uuid::Uuid::new_v4().to_string();
             // One client in five gives up after its first unknown outcome: its hold (if the
             // gateway made one) is left to the sweeper.
-            let patient = next(&mut self.rng) % 5 != 0;
+            let patient = !next(&mut self.rng).is_multiple_of(5);
             let tries = if patient { 40 } else { 1 };
             let started = self
                 .retried(
