@@ -10,10 +10,10 @@ use crate::record::{self, AUDIT_LOG_STREAM, QUERY_PERFORMED};
 use axum::Json;
 use axum::Router;
 use axum::extract::{FromRef, Path, Query, State};
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use event_store::clock::Clock;
 use event_store::{AppendError, EventStore, LogPosition, StoreError};
+use http_edge::ProblemType;
 use http_edge::openapi::BearerAuth;
 use http_edge::{Caller, Problem, Role, TokenKeys};
 use serde::Serialize;
@@ -118,14 +118,8 @@ pub(crate) async fn audit_events(
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, Problem> {
     caller.require(&[Role::Auditor, Role::Support])?;
-    let Query(pairs) = query.map_err(|rejection| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-query",
-            "The query string cannot be read",
-            rejection.body_text(),
-        )
-    })?;
+    let Query(pairs) = query
+        .map_err(|rejection| Problem::new(ProblemType::MalformedQuery, rejection.body_text()))?;
     let request = parse(&pairs)?;
     let page = history::page(
         &context.pool,
@@ -225,14 +219,8 @@ pub(crate) async fn audit_stream_state(
 ) -> Result<Json<crate::as_of::StateAsOf>, Problem> {
     use crate::as_of::{AsOfError, STATE_QUERIED};
     caller.require(&[Role::Auditor])?;
-    let Query(pairs) = query.map_err(|rejection| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-query",
-            "The query string cannot be read",
-            rejection.body_text(),
-        )
-    })?;
+    let Query(pairs) = query
+        .map_err(|rejection| Problem::new(ProblemType::MalformedQuery, rejection.body_text()))?;
     if let Some((name, _)) = pairs.iter().find(|(name, _)| name != "as_of") {
         return Err(Problem::invalid_field(
             name.clone(),
@@ -256,12 +244,7 @@ pub(crate) async fn audit_stream_state(
             AsOfError::UnknownCategory { .. } => {
                 Problem::invalid_field("stream_id", error.to_string())
             }
-            AsOfError::NoStream(_) => Problem::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "No such stream",
-                error.to_string(),
-            ),
+            AsOfError::NoStream(_) => Problem::new(ProblemType::NotFound, error.to_string()),
             AsOfError::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
             ) => Problem::unavailable(&error),

@@ -14,8 +14,9 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderName, Request, StatusCode, header};
+use axum::http::{HeaderName, Request, header};
 use futures::StreamExt;
+use http_edge::ProblemType;
 use http_edge::{Role, TokenKeys};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -104,8 +105,9 @@ pub struct NatsBridge {
 }
 
 /// A bad NATS message: answered as a problem, like a bad HTTP request.
-fn problem(status: StatusCode, rule: &str, detail: String, field: Option<&str>) -> Value {
-    let mut problem = http_edge::Problem::new(status, rule, "The NATS message was refused", detail);
+fn problem(kind: ProblemType, detail: String, field: Option<&str>) -> Value {
+    let status = kind.status();
+    let mut problem = http_edge::Problem::new(kind, detail);
     if let Some(field) = field {
         problem = problem.with_field(field);
     }
@@ -216,8 +218,7 @@ impl NatsBridge {
             let mut known: Vec<&String> = self.commands.keys().collect();
             known.sort();
             return problem(
-                StatusCode::NOT_FOUND,
-                "unknown-command",
+                ProblemType::UnknownCommand,
                 format!("no command {name:?}; known commands: {known:?}"),
                 None,
             );
@@ -253,8 +254,7 @@ impl NatsBridge {
             .unwrap_or_default();
         if vehicle_id.is_empty() || vehicle_id.contains(['/', '?', '#', '%']) {
             return problem(
-                StatusCode::NOT_FOUND,
-                "vehicle-not-found",
+                ProblemType::VehicleNotFound,
                 format!("{vehicle_id:?} is not a vehicle id"),
                 Some("vehicle_id"),
             );
@@ -271,12 +271,7 @@ impl NatsBridge {
         ) {
             Ok(token) => token,
             Err(error) => {
-                return problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    error.to_string(),
-                    None,
-                );
+                return problem(ProblemType::Internal, error.to_string(), None);
             }
         };
         let request = Request::post(format!("/v1/vehicles/{vehicle_id}/telemetry"))
@@ -291,12 +286,7 @@ impl NatsBridge {
         let request = match request.body(Body::from(bytes)) {
             Ok(request) => request,
             Err(error) => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "malformed-message",
-                    error.to_string(),
-                    None,
-                );
+                return problem(ProblemType::MalformedMessage, error.to_string(), None);
             }
         };
         let Ok(response) = self.router.clone().oneshot(request).await;
@@ -329,17 +319,11 @@ fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, Value> {
     match serde_json::from_slice::<Value>(payload) {
         Ok(Value::Object(object)) => Ok(object),
         Ok(_) => Err(problem(
-            StatusCode::BAD_REQUEST,
-            "malformed-body",
+            ProblemType::MalformedBody,
             "the payload must be a JSON object".to_owned(),
             None,
         )),
-        Err(error) => Err(problem(
-            StatusCode::BAD_REQUEST,
-            "malformed-body",
-            error.to_string(),
-            None,
-        )),
+        Err(error) => Err(problem(ProblemType::MalformedBody, error.to_string(), None)),
     }
 }
 
@@ -354,8 +338,7 @@ pub fn fill_path(
             Some(Value::String(value)) if !value.is_empty() => value,
             Some(_) | None => {
                 return Err(problem(
-                    StatusCode::BAD_REQUEST,
-                    "malformed-body",
+                    ProblemType::MalformedBody,
                     format!(
                         "the payload needs {param:?}, a string: it is part of the route's path"
                     ),
@@ -365,8 +348,7 @@ pub fn fill_path(
         };
         if value.contains(['/', '?', '#', '%']) {
             return Err(problem(
-                StatusCode::BAD_REQUEST,
-                "malformed-body",
+                ProblemType::MalformedBody,
                 format!("{param:?} must not contain '/', '?', '#' or '%'"),
                 Some(param),
             ));

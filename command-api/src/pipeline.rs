@@ -18,6 +18,7 @@ use event_store::{
     AppendError, AppendRequest, Claims, CommandResult, ExpectedVersion, Metadata, NewEvent,
     StoreError, StreamWrite,
 };
+use http_edge::ProblemType;
 use http_edge::{Caller, Problem};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -140,9 +141,7 @@ impl Envelope {
                     Some(key) => Some(key.to_owned()),
                     None => {
                         return Err(Problem::new(
-                            StatusCode::BAD_REQUEST,
-                            "invalid-idempotency-key",
-                            "The Idempotency-Key header is not acceptable",
+                            ProblemType::InvalidIdempotencyKey,
                             "use 1 to 255 visible ASCII characters, for example a UUID",
                         )
                         .with_field("Idempotency-Key"));
@@ -286,9 +285,7 @@ where
     }
     metrics::counter!("velka_command_gave_up_total").increment(1);
     Err(Problem::new(
-        StatusCode::CONFLICT,
-        "concurrency-conflict",
-        "Too many concurrent changes",
+        ProblemType::ConcurrencyConflict,
         "the objects this command touches kept changing while it was decided; retry",
     ))
 }
@@ -328,9 +325,7 @@ pub(crate) fn replay(
 ) -> Result<Response, Problem> {
     if stored.request_hash != envelope.request_hash {
         return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "The Idempotency-Key was used for a different request",
+            ProblemType::IdempotencyKeyReused,
             "a key may be reused only to retry the very same request; use a new key",
         )
         .with_field("Idempotency-Key"));

@@ -61,9 +61,7 @@ where
             });
         if !is_json {
             return Err(Problem::new(
-                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "The body must be JSON",
+                crate::ProblemType::UnsupportedMediaType,
                 "send the body as JSON with Content-Type: application/json",
             ));
         }

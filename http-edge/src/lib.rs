@@ -1,5 +1,5 @@
 //! The HTTP edge shared by the command API and the query API: who is calling ([`auth`]), how
-//! errors look ([`problem`]), and how a JSON body is read so that a bad one names its field
+//! errors look ([`problem`], every kind of them in one table: [`problems`]), and how a JSON body is read so that a bad one names its field
 //! ([`json`]).
 //!
 //! It exists as its own crate so that the read side does not depend on the write side (or the
@@ -11,7 +11,9 @@ pub mod auth;
 pub mod json;
 pub mod openapi;
 pub mod problem;
+pub mod problems;
 
 pub use auth::{Caller, Role, TokenKeys};
 pub use json::JsonBody;
 pub use problem::Problem;
+pub use problems::ProblemType;

@@ -1,6 +1,7 @@
 //! `application/problem+json` (RFC 9457) errors. Every error any route returns is a [`Problem`]
 //! with a stable `type` URI, so clients branch on `type`, never on the wording of `detail`.
 
+use crate::problems::ProblemType;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -28,15 +29,15 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem of rule `rule` (kebab-case, stable) with HTTP status `status`.
-    pub fn new(status: StatusCode, rule: &str, title: &str, detail: impl Into<String>) -> Self {
+    /// A problem of kind `kind`, with what happened this time.
+    pub fn new(kind: ProblemType, detail: impl Into<String>) -> Self {
         Self {
-            problem_type: format!("{PROBLEM_BASE}{rule}"),
-            title: title.to_owned(),
-            status: status.as_u16(),
+            problem_type: kind.uri(),
+            title: kind.title().to_owned(),
+            status: kind.status().as_u16(),
             detail: detail.into(),
             field: None,
-            rule: rule.to_owned(),
+            rule: kind.slug().to_owned(),
         }
     }
 
@@ -51,45 +52,35 @@ impl Problem {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// Its kind, read back from its name (`None` for a problem this build does not know, say
+    /// one parsed from another server's answer).
+    pub fn kind(&self) -> Option<ProblemType> {
+        ProblemType::from_slug(&self.rule)
+    }
+
     /// 401: no valid bearer token.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "A valid bearer token is required",
-            detail,
-        )
+        Self::new(ProblemType::Unauthorized, detail)
     }
 
     /// 403: the caller's role may not do this, or the object is someone else's.
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
+        Self::new(ProblemType::Forbidden, detail)
     }
 
-    /// 404: no such object (or none the caller may see).
-    pub fn not_found(rule: &str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, rule, "Not found", detail)
+    /// 404: no such object (or none the caller may see), of kind `kind`.
+    pub fn not_found(kind: ProblemType, detail: impl Into<String>) -> Self {
+        Self::new(kind, detail)
     }
 
     /// 422: a field has an unacceptable value.
     pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-field",
-            "A field has an invalid value",
-            detail,
-        )
-        .with_field(field)
+        Self::new(ProblemType::InvalidField, detail).with_field(field)
     }
 
     /// 400: the body is not JSON of the expected shape.
     pub fn malformed_body(field: Option<String>, detail: impl Into<String>) -> Self {
-        let problem = Self::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-body",
-            "The request body is not valid JSON of the expected shape",
-            detail,
-        );
+        let problem = Self::new(ProblemType::MalformedBody, detail);
         match field {
             Some(field) => problem.with_field(field),
             None => problem,
@@ -100,9 +91,7 @@ impl Problem {
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
+            ProblemType::Internal,
             "the server failed to handle the request; it has been logged",
         )
     }
@@ -111,9 +100,7 @@ impl Problem {
     pub fn unavailable(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "dependency unavailable");
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Service unavailable",
+            ProblemType::Unavailable,
             "a dependency of the server is unavailable; retry later",
         )
     }

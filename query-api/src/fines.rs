@@ -13,6 +13,7 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use chrono::{DateTime, NaiveDate, Utc};
+use http_edge::ProblemType;
 use http_edge::{Caller, Problem, Role};
 use serde::Serialize;
 use uuid::Uuid;
@@ -72,6 +73,10 @@ pub(crate) async fn get_fine(
     .fetch_optional(&context.pool)
     .await
     .map_err(QueryError::from)?;
-    fine.map(Json)
-        .ok_or_else(|| Problem::not_found("fine-not-found", format!("there is no fine {fine_id}")))
+    fine.map(Json).ok_or_else(|| {
+        Problem::not_found(
+            ProblemType::FineNotFound,
+            format!("there is no fine {fine_id}"),
+        )
+    })
 }

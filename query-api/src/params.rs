@@ -5,6 +5,7 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use domain::FieldError;
 use http_edge::Problem;
+use http_edge::ProblemType;
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
@@ -37,12 +38,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
         let Query(pairs) =
             Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(|rejection| {
-                Problem::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "malformed-query",
-                    "The query string cannot be read",
-                    rejection.body_text(),
-                )
+                Problem::new(ProblemType::MalformedQuery, rejection.body_text())
             })?;
         Ok(Self(pairs))
     }

@@ -13,6 +13,7 @@ use domain::ids::{CustomerId, ReservationId, VehicleId};
 use domain::money::Kopecks;
 use domain::pricing::RentalTerms;
 use domain::reservation::{ReservationDetails, WaitingCharge, waiting_charge};
+use http_edge::ProblemType;
 use http_edge::{Caller, Problem, Role};
 use serde::Serialize;
 use sqlx::types::Json as Jsonb;
@@ -95,7 +96,7 @@ pub(crate) async fn get_reservation(
     .map_err(QueryError::from)?;
     let Some(row) = row else {
         return Err(Problem::not_found(
-            "reservation-not-found",
+            ProblemType::ReservationNotFound,
             format!("there is no reservation {reservation_id}"),
         ));
     };

@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
+use http_edge::ProblemType;
 use http_edge::{Caller, Problem, Role};
 use serde::Serialize;
 use uuid::Uuid;
@@ -70,7 +71,7 @@ pub(crate) async fn get_service_task(
     .map_err(QueryError::from)?;
     row.map(Json).ok_or_else(|| {
         Problem::not_found(
-            "service-task-not-found",
+            ProblemType::ServiceTaskNotFound,
             format!("there is no service task {task_id}"),
         )
     })

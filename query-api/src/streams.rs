@@ -10,6 +10,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use event_store::{Metadata, RecordedEvent};
+use http_edge::ProblemType;
 use http_edge::{Caller, Problem, Role};
 use serde::Serialize;
 use uuid::Uuid;
@@ -135,7 +136,7 @@ pub(crate) async fn stream_events(
                 .is_empty());
     if !exists {
         return Err(Problem::not_found(
-            "stream-not-found",
+            ProblemType::StreamNotFound,
             format!("there is no stream {stream_id:?}"),
         ));
     }

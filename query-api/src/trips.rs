@@ -9,6 +9,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use domain::trip::{PriceBreakdown, Tariff, TripPhase, TripState};
+use http_edge::ProblemType;
 use http_edge::{Caller, Problem, Role};
 use serde::Serialize;
 use sqlx::types::Json as Jsonb;
@@ -82,7 +83,7 @@ pub(crate) async fn get_trip(
     .map_err(QueryError::from)?;
     let Some(row) = row else {
         return Err(Problem::not_found(
-            "trip-not-found",
+            ProblemType::TripNotFound,
             format!("there is no trip {trip_id}"),
         ));
     };

@@ -10,9 +10,10 @@
 //! can be watched while it sheds.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_edge::ProblemType;
 use http_edge::problem::Problem;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -46,9 +47,7 @@ pub async fn admit(State(admission): State<Admission>, request: Request, next: N
     let Ok(permit) = admission.permits.clone().try_acquire_owned() else {
         metrics::counter!("velka_http_shed_total").increment(1);
         let mut response = Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "The server is at capacity",
+            ProblemType::Overloaded,
             format!(
                 "{} requests are already in progress (--max-in-flight); retry after the \
                  Retry-After seconds",
@@ -70,6 +69,7 @@ pub async fn admit(State(admission): State<Admission>, request: Request, next: N
 mod tests {
     use super::*;
     use axum::Router;
+    use axum::http::StatusCode;
     use axum::body::Body;
     use axum::routing::get;
     use std::sync::atomic::{AtomicUsize, Ordering};

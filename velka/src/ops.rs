@@ -5,6 +5,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_edge::ProblemType;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use std::sync::Arc;
@@ -178,16 +179,17 @@ async fn metrics(State(context): State<OpsContext>) -> Response {
 
 /// Any path no route matches: a problem, like every other error.
 pub async fn no_route(uri: axum::http::Uri) -> Response {
-    http_edge::Problem::not_found("route-not-found", format!("no route for {}", uri.path()))
-        .into_response()
+    http_edge::Problem::not_found(
+        ProblemType::RouteNotFound,
+        format!("no route for {}", uri.path()),
+    )
+    .into_response()
 }
 
 /// A known path asked with a method it does not take.
 pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     http_edge::Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "The route does not take this method",
+        ProblemType::MethodNotAllowed,
         format!("{} does not take {method}", uri.path()),
     )
     .into_response()

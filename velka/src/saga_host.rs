@@ -103,9 +103,11 @@ impl Sink {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(error) => error.to_string(),
         };
-        if status.is_server_error()
-            || status == StatusCode::CONFLICT && text.contains("concurrency-conflict")
-        {
+        // A command that kept losing races is worth sending again; the problem's type says so.
+        let kind = serde_json::from_str::<http_edge::Problem>(&text)
+            .ok()
+            .and_then(|problem| problem.kind());
+        if status.is_server_error() || kind == Some(http_edge::ProblemType::ConcurrencyConflict) {
             return Err(SinkError::Transient(format!("{name}: {status}: {text}")));
         }
         if matches!(

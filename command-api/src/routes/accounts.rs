@@ -15,6 +15,7 @@ use domain::account::{
 use domain::ids::CustomerId;
 use domain::money::Kopecks;
 use event_store::Claims;
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
 use serde::{Deserialize, Serialize};
@@ -81,14 +82,14 @@ fn charge_request(
 ) -> Result<(AccountId, ChargeId, Envelope), Problem> {
     caller.require(&[Role::Support])?;
     let account_id = account_of(raw_account)?;
-    let charge_id = ChargeId(path_id(raw_charge, "charge-not-found", "charge")?);
+    let charge_id = ChargeId(path_id(raw_charge, ProblemType::ChargeNotFound, "charge")?);
     let envelope = envelope_of(caller, method, uri, headers, body)?;
     Ok((account_id, charge_id, envelope))
 }
 
 /// The account a path names: a customer's id, or `company:<uuid>` for a company's account.
 fn account_of(raw: &str) -> Result<AccountId, Problem> {
-    match path_id(raw, "charge-not-found", "account") {
+    match path_id(raw, ProblemType::ChargeNotFound, "account") {
         Ok(id) => Ok(AccountId::Customer(CustomerId(id))),
         Err(problem) => raw.parse().map_err(|_| problem),
     }

@@ -4,8 +4,8 @@
 use crate::CommandContext;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
 use serde::{Deserialize, Serialize};
@@ -51,9 +51,7 @@ pub(crate) async fn advance_clock(
     }
     let Some(clock) = &context.manual_clock else {
         return Problem::new(
-            StatusCode::CONFLICT,
-            "clock-not-manual",
-            "The clock is the real time",
+            ProblemType::ClockNotManual,
             "start the server with VELKA_CLOCK=manual to move the clock",
         )
         .into_response();

@@ -18,6 +18,7 @@ use domain::customer::Customer;
 use domain::ids::{CompanyId, CustomerId};
 use domain::value::Email;
 use event_store::{Claims, ExpectedVersion};
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Role};
 use serde::{Deserialize, Serialize};
@@ -143,7 +144,7 @@ async fn change_employment(
     if let Err(problem) = caller.require(&[Role::Support]) {
         return problem.into_response();
     }
-    let company_id = match path_id(raw_company, "company-not-found", "company") {
+    let company_id = match path_id(raw_company, ProblemType::CompanyNotFound, "company") {
         Ok(id) => CompanyId(id),
         Err(problem) => return problem.into_response(),
     };
@@ -247,7 +248,7 @@ pub(crate) async fn remove_employee(
     if let Err(problem) = caller.require(&[Role::Support]) {
         return problem.into_response();
     }
-    let customer_id = match path_id(&raw_customer, "customer-not-found", "customer") {
+    let customer_id = match path_id(&raw_customer, ProblemType::CustomerNotFound, "customer") {
         Ok(id) => CustomerId(id),
         Err(problem) => return problem.into_response(),
     };

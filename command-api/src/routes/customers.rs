@@ -18,6 +18,7 @@ use domain::customer::{
 use domain::ids::CustomerId;
 use domain::value::{Email, Licence, PersonName, Phone};
 use event_store::{Claims, ExpectedVersion};
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
 use serde::{Deserialize, Serialize};
@@ -187,7 +188,7 @@ pub(crate) async fn decide_verification(
     if let Err(problem) = caller.require(&[Role::Support, Role::Service]) {
         return problem.into_response();
     }
-    let customer_id = match path_id(&raw_id, "customer-not-found", "customer") {
+    let customer_id = match path_id(&raw_id, ProblemType::CustomerNotFound, "customer") {
         Ok(id) => CustomerId(id),
         Err(problem) => return problem.into_response(),
     };
@@ -235,7 +236,7 @@ pub(crate) async fn decide_verification(
 
 /// Parses the customer id in the path.
 fn customer_in_path(raw_id: &str) -> Result<CustomerId, Problem> {
-    path_id(raw_id, "customer-not-found", "customer").map(CustomerId)
+    path_id(raw_id, ProblemType::CustomerNotFound, "customer").map(CustomerId)
 }
 
 /// Loads a customer, decides `command` for them and answers `body` with `status`.
@@ -634,9 +635,7 @@ pub(crate) async fn erase(
             crate::rejection::problem(&rejection).into_response()
         }
         Err(EraseError::Conflict) => Problem::new(
-            StatusCode::CONFLICT,
-            "concurrency-conflict",
-            "Too many concurrent changes",
+            ProblemType::ConcurrencyConflict,
             "the customer kept changing while the erasure was decided; retry",
         )
         .into_response(),

@@ -34,6 +34,7 @@ use domain::trip::Trip;
 use domain::value::Plate;
 use domain::{Decider, Rejection};
 use event_store::{Claims, LogPosition};
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
 use serde::{Deserialize, Serialize};
@@ -230,7 +231,7 @@ pub(crate) async fn match_fine(
     if let Err(problem) = caller.require(&[Role::Service, Role::Support]) {
         return problem.into_response();
     }
-    let fine_id = match path_id(&raw_id, "fine-not-found", "fine") {
+    let fine_id = match path_id(&raw_id, ProblemType::FineNotFound, "fine") {
         Ok(id) => FineId(id),
         Err(problem) => return problem.into_response(),
     };
@@ -366,9 +367,7 @@ async fn possessions_caught_up(context: &CommandContext, fine_id: FineId) -> Res
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "read-model-behind",
-                "Who had the car is not known yet",
+                ProblemType::ReadModelBehind,
                 format!(
                     "the {POSSESSIONS} read model has not yet reached fine {fine_id}; try again shortly"
                 ),

@@ -19,6 +19,7 @@ use domain::service_task::{
 use domain::trip::Trip;
 use domain::vehicle::Vehicle;
 use event_store::Claims;
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ fn staff_of(caller: &Caller) -> Result<StaffId, Problem> {
 }
 
 fn task_in_path(raw_id: &str) -> Result<ServiceTaskId, Problem> {
-    path_id(raw_id, "service-task-not-found", "service task").map(ServiceTaskId)
+    path_id(raw_id, ProblemType::ServiceTaskNotFound, "service task").map(ServiceTaskId)
 }
 
 /// `POST /v1/vehicles/{id}/service-tasks` body.
@@ -85,7 +86,7 @@ pub(crate) async fn open_task(
     if let Err(problem) = caller.require(&[Role::Fleet]) {
         return problem.into_response();
     }
-    let vehicle_id = match path_id(&raw_id, "vehicle-not-found", "vehicle") {
+    let vehicle_id = match path_id(&raw_id, ProblemType::VehicleNotFound, "vehicle") {
         Ok(id) => VehicleId(id),
         Err(problem) => return problem.into_response(),
     };
@@ -398,7 +399,7 @@ pub(crate) async fn report_damage(
         },
         _ => Reporter::Staff,
     };
-    let vehicle_id = match path_id(&raw_id, "vehicle-not-found", "vehicle") {
+    let vehicle_id = match path_id(&raw_id, ProblemType::VehicleNotFound, "vehicle") {
         Ok(id) => VehicleId(id),
         Err(problem) => return problem.into_response(),
     };

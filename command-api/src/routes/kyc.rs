@@ -19,6 +19,7 @@ use domain::customer::{Customer, CustomerCommand, CustomerContext, KycOutcome};
 use domain::ids::CustomerId;
 use event_store::Claims;
 use hmac::{Hmac, Mac};
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
 use serde::{Deserialize, Serialize};
@@ -213,7 +214,7 @@ pub(crate) async fn request_manual_review(
     if let Err(problem) = caller.require(&[Role::Service, Role::Support]) {
         return problem.into_response();
     }
-    let customer_id = match super::path_id(&raw_id, "customer-not-found", "customer") {
+    let customer_id = match super::path_id(&raw_id, ProblemType::CustomerNotFound, "customer") {
         Ok(id) => CustomerId(id),
         Err(problem) => return problem.into_response(),
     };

@@ -19,7 +19,7 @@ use crate::CommandContext;
 use crate::pipeline::Envelope;
 use axum::http::{HeaderMap, Method, Uri};
 use http_edge::openapi::BearerAuth;
-use http_edge::{Caller, Problem};
+use http_edge::{Caller, Problem, ProblemType};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -95,7 +95,7 @@ pub(crate) fn envelope_of(
 }
 
 /// Parses an id from the path; a malformed one names nothing that exists, so it is a 404.
-pub(crate) fn path_id(raw: &str, rule: &str, what: &str) -> Result<uuid::Uuid, Problem> {
+pub(crate) fn path_id(raw: &str, rule: ProblemType, what: &str) -> Result<uuid::Uuid, Problem> {
     uuid::Uuid::parse_str(raw)
         .map_err(|_| Problem::not_found(rule, format!("{what} {raw:?} does not exist")))
 }

@@ -24,6 +24,7 @@ use domain::rental::{
 use domain::reservation::{Reservation, ReservationEvent, ReservationState, WaitingCharge};
 use domain::vehicle::Vehicle;
 use event_store::{Claims, EventStore};
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem};
 use serde::{Deserialize, Serialize};
@@ -204,8 +205,11 @@ pub(crate) async fn cancel(
 ) -> Response {
     let request = (|| {
         let customer_id = customer_of(&caller)?;
-        let reservation_id =
-            ReservationId(path_id(&raw_id, "reservation-not-found", "reservation")?);
+        let reservation_id = ReservationId(path_id(
+            &raw_id,
+            ProblemType::ReservationNotFound,
+            "reservation",
+        )?);
         let envelope = envelope_of(&caller, &method, &uri, &headers, &body)?;
         Ok::<_, Problem>((customer_id, reservation_id, envelope))
     })();

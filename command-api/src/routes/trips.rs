@@ -22,6 +22,7 @@ use domain::trip::PriceBreakdown;
 use domain::trip::{Trip, TripCommand, TripContext, TripEvent, TripState};
 use domain::vehicle::{Vehicle, VehicleStatus};
 use event_store::Claims;
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
 use serde::{Deserialize, Serialize};
@@ -251,15 +252,11 @@ fn hold_refused(refused: payments::HoldRefused) -> CommandError {
             CommandError::Rejected(domain::Rejection::PaymentDeclined { reason })
         }
         payments::HoldRefused::Released => CommandError::Refused(Problem::new(
-            StatusCode::CONFLICT,
-            "hold-released",
-            "The hold for this start was released",
+            ProblemType::HoldReleased,
             "the card hold made for this Idempotency-Key was released; start again with a new Idempotency-Key",
         )),
         payments::HoldRefused::Unavailable(reason) => CommandError::Refused(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "payment-unavailable",
-            "The payment gateway is not answering",
+            ProblemType::PaymentUnavailable,
             format!(
                 "no hold could be made on the card ({reason}); retry with the same Idempotency-Key"
             ),
@@ -301,7 +298,7 @@ fn trip_request(
     body: &[u8],
 ) -> Result<TripRequest, Problem> {
     let customer_id = customer_of(caller)?;
-    let trip_id = TripId(path_id(raw_id, "trip-not-found", "trip")?);
+    let trip_id = TripId(path_id(raw_id, ProblemType::TripNotFound, "trip")?);
     let envelope = envelope_of(caller, method, uri, headers, body)?;
     Ok(TripRequest {
         customer_id,

@@ -16,6 +16,7 @@ use domain::vehicle::{
     Telemetry, Vehicle, VehicleCommand, VehicleContext, VehicleDetails, VehicleState,
 };
 use event_store::{Claims, ExpectedVersion};
+use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Role};
 use serde::{Deserialize, Serialize};
@@ -162,7 +163,7 @@ pub(crate) async fn telemetry(
     if let Err(problem) = caller.require(&[Role::Service]) {
         return problem.into_response();
     }
-    let vehicle_id = match path_id(&raw_id, "vehicle-not-found", "vehicle") {
+    let vehicle_id = match path_id(&raw_id, ProblemType::VehicleNotFound, "vehicle") {
         Ok(id) => VehicleId(id),
         Err(problem) => return problem.into_response(),
     };

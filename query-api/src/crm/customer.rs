@@ -16,6 +16,7 @@ use axum::extract::{Path, State};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::account::AccountId;
 use domain::ids::{CustomerId, TripId};
+use http_edge::ProblemType;
 use http_edge::{Caller, Problem, Role};
 use serde::Serialize;
 use uuid::Uuid;
@@ -148,7 +149,7 @@ pub(crate) async fn customer_360(
     .map_err(QueryError::from)?;
     let Some(row) = row else {
         return Err(Problem::not_found(
-            "customer-not-found",
+            ProblemType::CustomerNotFound,
             format!("there is no customer {customer_id}"),
         ));
     };

@@ -12,6 +12,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use domain::value::Plate;
+use http_edge::ProblemType;
 use http_edge::{Caller, Problem, Role};
 use serde::Serialize;
 use uuid::Uuid;
@@ -118,7 +119,7 @@ pub(crate) async fn vehicle_holder_by_plate(
             .map_err(QueryError::from)?;
     let Some(vehicle_id) = vehicle_id else {
         return Err(Problem::not_found(
-            "vehicle-not-found",
+            ProblemType::VehicleNotFound,
             format!("there is no car with plate {plate}"),
         ));
     };
@@ -165,7 +166,7 @@ async fn holder(
     .map_err(QueryError::from)?;
     let Some(row) = row else {
         return Err(Problem::not_found(
-            "no-holder-at-time",
+            ProblemType::NoHolderAtTime,
             format!("nobody had car {vehicle_id} at {}", at.to_rfc3339()),
         ));
     };
