@@ -3,10 +3,10 @@
 //!
 //! A checkpoint is a [`LogPosition`] in delivery order: every event up to it has had the
 //! follower's effect. It is created at [`LogPosition::START`] the first time it is asked for,
-//! and from then on moved only by [`write`], a compare-and-set from the position the writer
+//! and from then on moved only by [`write()`], a compare-and-set from the position the writer
 //! last saw: a write from a runner that has been overtaken (another runner of the same follower,
 //! a rebuild's switch, a manual reset) changes nothing and the writer finds out. That one
-//! function is where a fencing token will be checked, too (see the module above).
+//! function is where a fencing token will be checked, too (see [`crate::follower`]).
 
 use crate::error::StoreError;
 use crate::model::LogPosition;
