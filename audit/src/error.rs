@@ -1,5 +1,6 @@
 //! What can fail in the audit tools.
 
+use event_store::follower::FollowerError;
 use event_store::{AppendError, LogPosition, StoreError};
 
 /// A failed audit operation. The sealer retries every one of them from its checkpoint.
@@ -14,9 +15,10 @@ pub enum AuditError {
     /// Recording an audit event failed.
     #[error("recording an audit event failed: {0}")]
     Append(#[from] AppendError),
-    /// Another sealer of the same name moved the checkpoint since this one read it.
-    #[error("chain checkpoint {name} moved under us (expected entry {expected})")]
-    CheckpointMoved { name: String, expected: i64 },
+    /// Sealing a batch by hand ([`crate::sealer::seal`]) failed: the log, the checkpoint (moved
+    /// by another sealer of the same name), or linking the entries.
+    #[error(transparent)]
+    Follower(#[from] FollowerError),
     /// A stored value the audit crate never writes (a hash that is not 32 bytes, say).
     #[error("audit tables hold an unexpected value: {0}")]
     Corrupt(String),

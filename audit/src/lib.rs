@@ -16,9 +16,9 @@
 //!   its events and compared with the read model and the payment gateway's ledger.
 //! - [`record`]: auditor actions (queries, exports) recorded as events on `audit-log`.
 //!
-//! Architecture invariant: writes only its own tables (`event_chain`,
-//! `audit_chain_checkpoints`) and its own streams (`audit-chain`, `audit-log`); never changes
-//! an event, and never makes an append wait for it.
+//! Architecture invariant: writes only its own table (`event_chain`; the sealer's checkpoint,
+//! with the chain's head, is the follower module's) and its own streams (`audit-chain`,
+//! `audit-log`); never changes an event, and never makes an append wait for it.
 
 pub mod as_of;
 pub mod chain;

@@ -1,13 +1,13 @@
 //! The sealer: extends the hash chain over every committed event, in delivery order, after
 //! commit.
 //!
-//! It follows the log like a projector ([`EventStore::subscribe`] from its checkpoint in
-//! `audit_chain_checkpoints`) and, per batch, in one transaction: reads the batch's events back
-//! with the columns the chain covers ([`crate::chain::EVENT_COLUMNS`]), links one entry per
-//! event into `event_chain`, and moves its checkpoint (compare-and-set on the entry count), so
-//! entries and checkpoint always agree and a crash neither skips nor repeats an event. A
-//! failure is logged and retried from the checkpoint with a doubling backoff; the sealer never
-//! skips an event.
+//! It is a follower of the log ([`event_store::follower`], checkpoint `sealer:<name>`) whose
+//! effect is in the transaction that moves its checkpoint: per batch, it reads the batch's
+//! events back with the columns the chain covers ([`crate::chain::EVENT_COLUMNS`]) and links one
+//! entry per event into `event_chain`; the chain's head there (entries and last hash) is kept
+//! with the checkpoint as its state. Entries and checkpoint always agree, and a crash neither
+//! skips nor repeats an event. A failure is logged and retried from the checkpoint with a
+//! doubling backoff; the sealer never skips an event.
 //!
 //! Appends never wait for it: an event is *covered* once sealed, which under normal load is
 //! within milliseconds of its commit (the sealer wakes on every local append). Until then,
@@ -24,47 +24,67 @@ use crate::chain::{self, ChainEvent, EVENT_COLUMNS, Hash};
 use crate::error::AuditError;
 use crate::record::{self, CHAIN_STREAM, ChainHeadSealed};
 use event_store::clock::Clock;
-use event_store::{EventStore, LogPosition, RecordedEvent, Subscription};
-use sqlx::Row;
+use event_store::follower::{
+    Applied, Batch, Categories, Checkpoint, EffectError, Follower, FollowerId, FollowerStatus,
+    InTransaction, MetricNames, Runner, RunnerConfig, checkpoint, commit_in_transaction,
+};
+use event_store::{EventStore, LogPosition, RecordedEvent};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The kind of follower the sealer is: its checkpoint is `sealer:<name>`.
+const KIND: &str = "sealer";
+
+/// The follower a sealer named `name` runs as: whose checkpoint holds the chain's head.
+pub fn follower_id(name: &str) -> FollowerId {
+    FollowerId::new(KIND, name)
+}
+
+/// The `/metrics` series the loop reports for the sealer, as they have always been named (the
+/// sealer reports `velka_audit_chain_sealed` and `velka_audit_chain_heads_total` itself).
+const METRICS: MetricNames = MetricNames {
+    label: None,
+    position: Some("velka_audit_chain_position"),
+    applied_total: None,
+    duplicates_total: None,
+    batch_seconds: None,
+    failures_total: Some("velka_audit_chain_failures_total"),
+    lag_events: None,
+    lag_ms: None,
+};
+
 /// How the sealer runs. [`SealerConfig::default`] gives the production values.
 #[derive(Clone, Debug)]
 pub struct SealerConfig {
-    /// The checkpoint's name in `audit_chain_checkpoints`.
+    /// The sealer's name: its checkpoint is `sealer:<name>`.
     pub name: String,
-    /// At most this many events per batch (one transaction).
-    pub batch_size: u32,
-    /// How often to look for events appended by other processes.
-    pub idle_poll: Duration,
     /// Publish the head after this many newly sealed events (0: never by count).
     pub head_every_events: u64,
     /// Publish the head this long after the first newly sealed event (zero: never by time).
     pub head_interval: Duration,
     /// Subject prefix on NATS: heads go to `<prefix>.audit.chain-head`.
     pub nats_prefix: String,
-    /// The first wait after a failure.
-    pub retry_initial: Duration,
-    /// The longest wait between retries.
-    pub retry_max: Duration,
+    /// How it follows the log: batch size (one transaction each), polling, retries.
+    pub runner: RunnerConfig,
 }
 
 impl Default for SealerConfig {
     fn default() -> Self {
         Self {
             name: "chain".to_owned(),
-            batch_size: 1000,
-            idle_poll: Duration::from_millis(100),
             head_every_events: 100_000,
             head_interval: Duration::from_secs(60),
             nats_prefix: "velka".to_owned(),
-            retry_initial: Duration::from_millis(100),
-            retry_max: Duration::from_secs(30),
+            runner: RunnerConfig {
+                batch_size: 1000,
+                ..RunnerConfig::default()
+            },
         }
     }
 }
@@ -80,9 +100,65 @@ pub struct ChainHead {
     pub hash: Hash,
 }
 
+/// The head as kept with the checkpoint: `{"seq": entries, "hash": hex}`.
+#[derive(Serialize, Deserialize)]
+struct StoredHead {
+    seq: i64,
+    hash: String,
+}
+
+impl ChainHead {
+    /// The head a checkpoint of the sealer stands for (an empty chain before its first batch).
+    pub fn of(name: &str, checkpoint: &Checkpoint) -> Result<Self, AuditError> {
+        let corrupt = |what: &str| AuditError::Corrupt(format!("checkpoint {name}: {what}"));
+        let Some(state) = &checkpoint.state else {
+            if checkpoint.position != LogPosition::START {
+                return Err(corrupt("no chain head past the start"));
+            }
+            return Ok(ChainHead {
+                log_position: LogPosition::START,
+                seq: 0,
+                hash: chain::GENESIS,
+            });
+        };
+        let stored: StoredHead =
+            serde_json::from_value(state.clone()).map_err(|_| corrupt("chain head"))?;
+        Ok(ChainHead {
+            log_position: checkpoint.position,
+            seq: stored.seq,
+            hash: chain::parse_hex(&stored.hash).ok_or_else(|| corrupt("hash"))?,
+        })
+    }
+
+    /// This head as a checkpoint.
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            position: self.log_position,
+            state: Some(self.state()),
+        }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!(StoredHead {
+            seq: self.seq,
+            hash: chain::hex(&self.hash),
+        })
+    }
+}
+
 /// What the sealer has done, for metrics and tests. Cheap to clone; clones share it.
-#[derive(Clone, Debug, Default)]
-pub struct SealerStatus(Arc<Mutex<SealerSnapshot>>);
+#[derive(Clone, Debug)]
+pub struct SealerStatus {
+    follower: FollowerStatus,
+    chain: Arc<Mutex<Figures>>,
+}
+
+/// The sealer's own figures, beside its follower status.
+#[derive(Clone, Copy, Debug, Default)]
+struct Figures {
+    sealed: i64,
+    heads_published: u64,
+}
 
 /// A copy of the sealer's status.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -100,112 +176,131 @@ pub struct SealerSnapshot {
 impl SealerStatus {
     /// The current status.
     pub fn snapshot(&self) -> SealerSnapshot {
-        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+        let figures = self.chain.lock().map(|f| *f).unwrap_or_default();
+        let follower = self.follower.snapshot();
+        SealerSnapshot {
+            sealed: figures.sealed,
+            heads_published: figures.heads_published,
+            consecutive_failures: follower.consecutive_failures,
+            last_error: follower.last_error.map(|failure| failure.error),
+        }
     }
 
-    fn update(&self, f: impl FnOnce(&mut SealerSnapshot)) {
-        if let Ok(mut snapshot) = self.0.lock() {
-            f(&mut snapshot);
+    /// The follower's status: state, position, lag, failures.
+    pub fn follower(&self) -> &FollowerStatus {
+        &self.follower
+    }
+}
+
+/// The chain as a follower: each batch linked into `event_chain`, the head kept with the
+/// checkpoint. [`Sealer`] runs it with the head's publication; [`seal`] drives it by hand.
+#[derive(Debug)]
+struct Chain {
+    id: FollowerId,
+    /// The head as the last applied batch left it. After a failure it may be ahead of the
+    /// stored checkpoint; [`Follower::resume`] puts it back.
+    head: Mutex<ChainHead>,
+}
+
+impl Chain {
+    fn head(&self) -> Result<ChainHead, AuditError> {
+        self.head
+            .lock()
+            .map(|head| *head)
+            .map_err(|_| AuditError::Corrupt("the chain head's lock is poisoned".to_owned()))
+    }
+
+    fn set_head(&self, head: ChainHead) {
+        if let Ok(mut held) = self.head.lock() {
+            *held = head;
         }
     }
 }
 
-/// Seals the log. Create it, take its [`status`](Self::status), then [`run`](Self::run) it.
-pub struct Sealer {
+impl Follower for Chain {
+    fn id(&self) -> &FollowerId {
+        &self.id
+    }
+
+    fn categories(&self) -> Categories {
+        Categories::All
+    }
+
+    fn resume<'a>(&'a self, checkpoint: &'a Checkpoint) -> BoxFuture<'a, Result<(), EffectError>> {
+        Box::pin(async move {
+            let head = ChainHead::of(&self.id.name, checkpoint).map_err(EffectError::new)?;
+            self.set_head(head);
+            Ok(())
+        })
+    }
+}
+
+impl InTransaction for Chain {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        batch: &'a Batch<'a>,
+    ) -> BoxFuture<'a, Result<Applied, EffectError>> {
+        Box::pin(async move {
+            let head = self.head().map_err(EffectError::new)?;
+            let head = link(tx, head, batch.page())
+                .await
+                .map_err(EffectError::new)?;
+            self.set_head(head);
+            Ok(Applied {
+                events: batch.page().len() as u64,
+                duplicates: 0,
+                state: Some(head.state()),
+            })
+        })
+    }
+}
+
+/// The sealer as the runner sees it: the chain, and publishing its head now and then.
+struct Publishing {
+    chain: Chain,
     store: EventStore,
     clock: Arc<dyn Clock>,
     nats: Option<async_nats::Client>,
     config: SealerConfig,
-    status: SealerStatus,
-}
-
-impl std::fmt::Debug for Sealer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer")
-            .field("config", &self.config)
-            .field("nats", &self.nats.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The loop's state between steps; dropped back to the checkpoint on a failure.
-struct Following {
-    subscription: Subscription,
-    head: ChainHead,
+    /// Sealed events since the last published head, and since when.
+    unpublished: Mutex<Unpublished>,
+    figures: Arc<Mutex<Figures>>,
 }
 
 /// Events sealed since the last published head, and since when.
+#[derive(Clone, Copy, Debug, Default)]
 struct Unpublished {
     events: u64,
     since: Option<Instant>,
 }
 
-type Shutdown<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-enum Step {
-    Sealed,
-    Published,
-    ShutDown,
-}
-
-impl Sealer {
-    /// A sealer of `store`; `clock` stamps the head events, `nats` (if any) hears the heads.
-    pub fn new(
-        store: EventStore,
-        clock: Arc<dyn Clock>,
-        nats: Option<async_nats::Client>,
-        config: SealerConfig,
-    ) -> Self {
-        Self {
-            store,
-            clock,
-            nats,
-            config,
-            status: SealerStatus::default(),
-        }
+impl Follower for Publishing {
+    fn id(&self) -> &FollowerId {
+        self.chain.id()
     }
 
-    /// The status handle; clones stay valid after the sealer stops.
-    pub fn status(&self) -> SealerStatus {
-        self.status.clone()
+    fn categories(&self) -> Categories {
+        self.chain.categories()
     }
 
-    /// Seals the log until `shutdown` resolves. Failures are logged and retried from the
-    /// checkpoint with backoff; they never end the sealer.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        let mut shutdown: Shutdown<'_> = Box::pin(shutdown);
-        tracing::info!(name = %self.config.name, "chain sealer starting");
-        let mut backoff = self.config.retry_initial;
-        let mut following: Option<Following> = None;
-        let mut unpublished = Unpublished {
-            events: 0,
-            since: None,
-        };
-        loop {
-            match self
-                .step(&mut following, &mut unpublished, &mut shutdown)
-                .await
-            {
-                Ok(Step::Sealed | Step::Published) => backoff = self.config.retry_initial,
-                Ok(Step::ShutDown) => break,
-                Err(error) => {
-                    following = None;
-                    self.record_failure(&error, backoff);
-                    tokio::select! {
-                        () = &mut shutdown => break,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(self.config.retry_max);
-                }
+    fn metrics(&self) -> MetricNames {
+        METRICS
+    }
+
+    fn resume<'a>(&'a self, checkpoint: &'a Checkpoint) -> BoxFuture<'a, Result<(), EffectError>> {
+        Box::pin(async move {
+            self.chain.resume(checkpoint).await?;
+            let sealed = self.chain.head().map_err(EffectError::new)?.seq;
+            if let Ok(mut figures) = self.figures.lock() {
+                figures.sealed = sealed;
             }
-        }
-        tracing::info!(
-            sealed = self.status.snapshot().sealed,
-            "chain sealer stopped"
-        );
+            Ok(())
+        })
     }
 
-    fn head_due(&self, unpublished: &Unpublished) -> Option<Instant> {
+    fn tick_at(&self) -> Option<Instant> {
+        let unpublished = self.unpublished.lock().map(|u| *u).unwrap_or_default();
         let since = unpublished.since?;
         if self.config.head_every_events > 0 && unpublished.events >= self.config.head_every_events
         {
@@ -217,61 +312,49 @@ impl Sealer {
         Some(since + self.config.head_interval)
     }
 
-    async fn step(
-        &self,
-        following: &mut Option<Following>,
-        unpublished: &mut Unpublished,
-        shutdown: &mut Shutdown<'_>,
-    ) -> Result<Step, AuditError> {
-        let state = match following {
-            Some(state) => state,
-            None => {
-                let head = load_checkpoint(self.store.pool(), &self.config.name).await?;
-                self.status.update(|s| s.sealed = head.seq);
-                following.insert(Following {
-                    subscription: self
-                        .store
-                        .subscribe(head.log_position)
-                        .with_batch_size(self.config.batch_size)
-                        .with_idle_poll(self.config.idle_poll),
-                    head,
-                })
+    fn tick(&self) -> BoxFuture<'_, Result<(), EffectError>> {
+        Box::pin(async move {
+            let head = self.chain.head().map_err(EffectError::new)?;
+            self.publish_head(head).await.map_err(EffectError::new)?;
+            if let Ok(mut unpublished) = self.unpublished.lock() {
+                *unpublished = Unpublished::default();
             }
-        };
-        let due = self.head_due(unpublished);
-        if due.is_some_and(|due| due <= Instant::now()) {
-            self.publish_head(state.head).await?;
-            *unpublished = Unpublished {
-                events: 0,
-                since: None,
-            };
-            return Ok(Step::Published);
-        }
-        let batch = tokio::select! {
-            biased;
-            () = &mut *shutdown => return Ok(Step::ShutDown),
-            batch = state.subscription.next_batch() => batch?,
-            () = sleep_until(due) => return Ok(Step::Sealed),
-        };
-        state.head = seal(self.store.pool(), &self.config.name, state.head, &batch).await?;
+            Ok(())
+        })
+    }
+
+    fn committed(&self, batch: &Batch<'_>, _applied: &Applied) {
         let counted = batch
+            .page()
             .iter()
             .filter(|event| event.stream_id != CHAIN_STREAM)
             .count() as u64;
-        if counted > 0 {
+        if counted > 0
+            && let Ok(mut unpublished) = self.unpublished.lock()
+        {
             unpublished.events += counted;
             unpublished.since.get_or_insert_with(Instant::now);
         }
-        let sealed = state.head.seq;
-        self.status.update(|s| {
-            s.sealed = sealed;
-            s.consecutive_failures = 0;
-        });
-        metrics::gauge!("velka_audit_chain_sealed").set(sealed as f64);
-        metrics::gauge!("velka_audit_chain_position").set(state.head.log_position.position as f64);
-        Ok(Step::Sealed)
+        if let Ok(head) = self.chain.head() {
+            if let Ok(mut figures) = self.figures.lock() {
+                figures.sealed = head.seq;
+            }
+            metrics::gauge!("velka_audit_chain_sealed").set(head.seq as f64);
+        }
     }
+}
 
+impl InTransaction for Publishing {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        batch: &'a Batch<'a>,
+    ) -> BoxFuture<'a, Result<Applied, EffectError>> {
+        self.chain.apply(tx, batch)
+    }
+}
+
+impl Publishing {
     /// Appends `ChainHeadSealed` for `head`, then tells NATS (best effort: the event is the
     /// durable statement).
     async fn publish_head(&self, head: ChainHead) -> Result<(), AuditError> {
@@ -297,7 +380,9 @@ impl Sealer {
                 tracing::warn!(%error, subject, "publishing the chain head on NATS failed");
             }
         }
-        self.status.update(|s| s.heads_published += 1);
+        if let Ok(mut figures) = self.figures.lock() {
+            figures.heads_published += 1;
+        }
         metrics::counter!("velka_audit_chain_heads_total").increment(1);
         tracing::info!(
             events = head.seq,
@@ -307,66 +392,99 @@ impl Sealer {
         );
         Ok(())
     }
+}
 
-    fn record_failure(&self, error: &AuditError, backoff: Duration) {
-        let text = error.to_string();
-        tracing::error!(
-            error = %text,
-            retry_in_ms = backoff.as_millis() as u64,
-            "chain sealer failed; it will seal again from its checkpoint"
-        );
-        metrics::counter!("velka_audit_chain_failures_total").increment(1);
-        self.status.update(|s| {
-            s.consecutive_failures += 1;
-            s.last_error = Some(text);
-        });
+/// Seals the log. Create it, take its [`status`](Self::status), then [`run`](Self::run) it.
+pub struct Sealer {
+    runner: Runner<Publishing>,
+    status: SealerStatus,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let publishing = self.runner.follower();
+        f.debug_struct("Sealer")
+            .field("config", &publishing.config)
+            .field("nats", &publishing.nats.is_some())
+            .finish_non_exhaustive()
     }
 }
 
-async fn sleep_until(due: Option<Instant>) {
-    match due {
-        Some(due) => tokio::time::sleep_until(due).await,
-        None => std::future::pending().await,
+impl Sealer {
+    /// A sealer of `store`; `clock` stamps the head events, `nats` (if any) hears the heads.
+    pub fn new(
+        store: EventStore,
+        clock: Arc<dyn Clock>,
+        nats: Option<async_nats::Client>,
+        config: SealerConfig,
+    ) -> Self {
+        let figures = Arc::new(Mutex::new(Figures::default()));
+        let runner_config = config.runner.clone();
+        let publishing = Publishing {
+            chain: Chain {
+                id: follower_id(&config.name),
+                head: Mutex::new(ChainHead {
+                    log_position: LogPosition::START,
+                    seq: 0,
+                    hash: chain::GENESIS,
+                }),
+            },
+            store: store.clone(),
+            clock,
+            nats,
+            config,
+            unpublished: Mutex::new(Unpublished::default()),
+            figures: figures.clone(),
+        };
+        let runner = Runner::new(store, publishing, runner_config);
+        let status = SealerStatus {
+            follower: runner.status(),
+            chain: figures,
+        };
+        Self { runner, status }
+    }
+
+    /// The status handle; clones stay valid after the sealer stops.
+    pub fn status(&self) -> SealerStatus {
+        self.status.clone()
+    }
+
+    /// Seals the log until `shutdown` resolves. Failures are logged and retried from the
+    /// checkpoint with backoff; they never end the sealer.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        self.runner.run_in_transaction(shutdown).await;
     }
 }
 
-/// The checkpoint named `name`, created empty the first time.
+/// The chain's head at the checkpoint of the sealer named `name`, created empty the first time.
 pub async fn load_checkpoint(pool: &sqlx::PgPool, name: &str) -> Result<ChainHead, AuditError> {
-    sqlx::query(
-        "INSERT INTO audit_chain_checkpoints (name, transaction_id, position, seq, hash, updated_at)
-         VALUES ($1, '0', 0, 0, $2, now())
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(chain::GENESIS.as_slice())
-    .execute(pool)
-    .await?;
-    let row = sqlx::query(
-        "SELECT transaction_id::text::bigint AS transaction_id, position, seq, hash
-         FROM audit_chain_checkpoints WHERE name = $1",
-    )
-    .bind(name)
-    .fetch_one(pool)
-    .await?;
-    let transaction_id: i64 = row.try_get("transaction_id")?;
-    let hash: Vec<u8> = row.try_get("hash")?;
-    Ok(ChainHead {
-        log_position: LogPosition {
-            transaction_id: u64::try_from(transaction_id)
-                .map_err(|_| AuditError::Corrupt(format!("checkpoint {name}: transaction id")))?,
-            position: row.try_get("position")?,
-        },
-        seq: row.try_get("seq")?,
-        hash: chain::from_bytes(&hash)
-            .ok_or_else(|| AuditError::Corrupt(format!("checkpoint {name}: hash")))?,
-    })
+    let stored = checkpoint::load(pool, &follower_id(name)).await?;
+    ChainHead::of(name, &stored)
 }
 
-/// Seals `batch` (in delivery order, right after `head`) in one transaction and returns the new
-/// head.
+/// Seals `batch` (in delivery order, right after `head`) in one transaction with the checkpoint
+/// of the sealer named `name`, and returns the new head: one step of the sealer, by hand.
 pub async fn seal(
     pool: &sqlx::PgPool,
     name: &str,
+    head: ChainHead,
+    batch: &[RecordedEvent],
+) -> Result<ChainHead, AuditError> {
+    let Some(batch) = Batch::new(batch, Categories::All) else {
+        return Ok(head);
+    };
+    let chain = Chain {
+        id: follower_id(name),
+        head: Mutex::new(head),
+    };
+    let (sealed, _) = commit_in_transaction(pool, &chain, &head.checkpoint(), &batch).await?;
+    ChainHead::of(name, &sealed)
+}
+
+/// Links one entry per event of `batch` (in delivery order, right after `head`) into
+/// `event_chain` through `tx`, from the events as stored; returns the new head.
+async fn link(
+    tx: &mut PgConnection,
     head: ChainHead,
     batch: &[RecordedEvent],
 ) -> Result<ChainHead, AuditError> {
@@ -374,7 +492,6 @@ pub async fn seal(
         return Ok(head);
     };
     let positions: Vec<i64> = batch.iter().map(|event| event.position).collect();
-    let mut tx = pool.begin().await?;
     let rows = sqlx::query(&format!(
         "SELECT {EVENT_COLUMNS} FROM events e WHERE e.position = ANY($1)"
     ))
@@ -417,26 +534,6 @@ pub async fn seal(
     .bind(&previous_hashes)
     .execute(&mut *tx)
     .await?;
-    let moved = sqlx::query(
-        "UPDATE audit_chain_checkpoints
-         SET transaction_id = $3::text::xid8, position = $4, seq = $5, hash = $6, updated_at = now()
-         WHERE name = $1 AND seq = $2",
-    )
-    .bind(name)
-    .bind(head.seq)
-    .bind(last.log_position.transaction_id.to_string())
-    .bind(last.log_position.position)
-    .bind(seq)
-    .bind(hash.as_slice())
-    .execute(&mut *tx)
-    .await?;
-    if moved.rows_affected() != 1 {
-        return Err(AuditError::CheckpointMoved {
-            name: name.to_owned(),
-            expected: head.seq,
-        });
-    }
-    tx.commit().await?;
     Ok(ChainHead {
         log_position: last.log_position,
         seq,

@@ -33,6 +33,8 @@
 use crate::chain::{self, EventFields, GENESIS, Hash};
 use crate::error::AuditError;
 use crate::record::{CHAIN_STREAM, ChainHeadSealed};
+use crate::sealer::ChainHead;
+use event_store::follower::checkpoint;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::{PgPool, Row};
 use std::collections::hash_map::Entry as Slot;
@@ -193,11 +195,7 @@ pub async fn verify(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let checkpoint: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_chain_checkpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let checkpoint = checkpoint::read(&mut *tx, &crate::sealer::follower_id(name)).await?;
     let (entries, events_in_table): (Option<i64>, i64) =
         sqlx::query_as("SELECT (SELECT max(seq) FROM event_chain), (SELECT count(*) FROM events)")
             .fetch_one(&mut *tx)
@@ -206,11 +204,10 @@ pub async fn verify(
     tx.commit().await?;
 
     let (total, checkpoint_hash) = match checkpoint {
-        Some((seq, hash)) => (
-            seq,
-            chain::from_bytes(&hash)
-                .ok_or_else(|| AuditError::Corrupt("checkpoint hash".to_owned()))?,
-        ),
+        Some(stored) => {
+            let head = ChainHead::of(name, &stored.checkpoint)?;
+            (head.seq, head.hash)
+        }
         None => (0, GENESIS),
     };
     let mut expected: BTreeMap<i64, Vec<(Hash, String)>> = BTreeMap::new();

@@ -11,6 +11,7 @@ use audit::sealer::{Sealer, SealerConfig, SealerStatus};
 use audit::verify::{ExpectedHead, Mismatch, Verdict, VerifyOptions, verify};
 use chrono::Utc;
 use event_store::clock::SystemClock;
+use event_store::follower::RunnerConfig;
 use event_store::testing::TestDatabase;
 use event_store::{
     AppendRequest, Claims, EventStore, ExpectedVersion, Metadata, NewEvent, StreamWrite,
@@ -72,13 +73,17 @@ fn start(store: &EventStore, config: SealerConfig) -> Running {
 }
 
 fn config() -> SealerConfig {
+    let defaults = SealerConfig::default();
     SealerConfig {
         name: NAME.into(),
-        batch_size: 37,
-        idle_poll: Duration::from_millis(10),
         head_every_events: 0,
         head_interval: Duration::ZERO,
-        ..SealerConfig::default()
+        runner: RunnerConfig {
+            batch_size: 37,
+            idle_poll: Duration::from_millis(10),
+            ..defaults.runner.clone()
+        },
+        ..defaults
     }
 }
 
@@ -316,11 +321,15 @@ async fn a_deleted_event_or_chain_entry_is_named() {
 
 /// The migration that turned `events.data` from `jsonb` into `json`.
 const DATA_AS_SENT: i64 = 20261205000200;
+/// The migration that gave every follower's checkpoint one table (later in the history).
+const FOLLOWER_CHECKPOINTS: i64 = 20261207100000;
 
 #[tokio::test]
 async fn a_chain_sealed_over_jsonb_data_still_verifies_after_the_column_becomes_json() {
     // The schema as it was before: every migration older than the conversion, from the same
-    // files (so the full migrator later sees them as applied).
+    // files (so the full migrator later sees them as applied). And, ahead of its turn, the one
+    // table of checkpoints, where today's sealer keeps its own; it touches nothing the
+    // conversion does.
     let db = TestDatabase::unmigrated().await;
     let before = std::env::temp_dir().join(format!("velka-migrations-{}", Uuid::new_v4()));
     std::fs::create_dir(&before).unwrap();
@@ -329,7 +338,7 @@ async fn a_chain_sealed_over_jsonb_data_still_verifies_after_the_column_becomes_
         let file = file.unwrap();
         let name = file.file_name().into_string().unwrap();
         let version: i64 = name.split('_').next().unwrap().parse().unwrap();
-        if version < DATA_AS_SENT {
+        if version < DATA_AS_SENT || version == FOLLOWER_CHECKPOINTS {
             std::fs::copy(file.path(), before.join(&name)).unwrap();
         }
     }
@@ -360,13 +369,11 @@ async fn a_chain_sealed_over_jsonb_data_still_verifies_after_the_column_becomes_
     sealer.stop().await;
     // (Verify itself reads `data` as `json`, so it runs after the conversion; what the sealer
     // hashed before it is in the entries and the checkpoint.)
-    let sealed: Vec<u8> =
-        sqlx::query_scalar("SELECT hash FROM audit_chain_checkpoints WHERE name = $1 AND seq = 40")
-            .bind(NAME)
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
-    let head = chain::from_bytes(&sealed).unwrap();
+    let sealed = audit::sealer::load_checkpoint(db.pool(), NAME)
+        .await
+        .unwrap();
+    assert_eq!(sealed.seq, 40);
+    let head = sealed.hash;
     let rendered: Vec<String> =
         sqlx::query_scalar("SELECT data::text FROM events ORDER BY position")
             .fetch_all(db.pool())
@@ -530,7 +537,10 @@ async fn a_rewritten_tail_is_caught_by_a_published_head_and_a_cut_one_too() {
         .await
         .unwrap();
     sqlx::query(
-        "UPDATE audit_chain_checkpoints SET seq = 15, hash = (SELECT hash FROM event_chain WHERE seq = 15)",
+        "UPDATE follower_checkpoints
+         SET state = jsonb_build_object('seq', 15,
+                 'hash', (SELECT encode(hash, 'hex') FROM event_chain WHERE seq = 15))
+         WHERE kind = 'sealer'",
     )
     .execute(db.pool())
     .await
@@ -573,10 +583,13 @@ async fn rechain_from(db: &TestDatabase, seq: i64) {
         previous = Some(hash);
         last = (seq, hash);
     }
-    sqlx::query("UPDATE audit_chain_checkpoints SET seq = $1, hash = $2")
-        .bind(last.0)
-        .bind(last.1.as_slice())
-        .execute(db.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE follower_checkpoints SET state = jsonb_build_object('seq', $1::bigint, 'hash', $2::text)
+         WHERE kind = 'sealer'",
+    )
+    .bind(last.0)
+    .bind(chain::hex(&last.1))
+    .execute(db.pool())
+    .await
+    .unwrap();
 }

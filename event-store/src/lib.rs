@@ -9,6 +9,9 @@
 //!   [`EventStore::remember`] keep the states folded from them, so a load folds only what is new.
 //! - [`EventStore::read_log`] reads the whole log in *delivery order*, never skipping an event
 //!   that commits late (see the `log` module), and [`Subscription`] follows it live.
+//! - [`follower`]: the one log follower that projectors, sagas, the NATS relay and the audit
+//!   sealer run — checkpoints (one table), the batch loop, the skip delay, retry, status and
+//!   stopping; each of them supplies only its effect.
 //!
 //! Architecture invariant: knows nothing of the domain; events are `(type, version, JSON)`.
 
@@ -18,8 +21,8 @@ pub mod clock;
 pub mod codec;
 pub mod crash;
 pub mod database;
-mod delay;
 mod error;
+pub mod follower;
 mod group;
 mod idempotency;
 mod log;
@@ -34,7 +37,6 @@ pub mod testing;
 pub use append::AppendOutcome;
 pub use cache::DEFAULT_CAPACITY as DEFAULT_STREAM_CACHE_EVENTS;
 pub use codec::EventCodec;
-pub use delay::CheckpointDelay;
 pub use error::{AppendError, StoreError};
 pub use group::{
     DEFAULT_MAX_GROUP as DEFAULT_APPEND_GROUP, DEFAULT_WRITERS as DEFAULT_APPEND_WRITERS,

@@ -5,21 +5,21 @@
 //!   [`VehiclesProjector`] → `vehicles_view`, [`ServiceTasksProjector`] →
 //!   `service_tasks_view`, [`PossessionsProjector`] → `vehicle_possessions` and
 //!   `vehicle_plates`, [`CustomersProjector`] → `customers_view`).
-//! - A [`ProjectorRunner`] follows the log from the projector's checkpoint and commits each
-//!   batch's rows and the new checkpoint in one transaction: exactly-once effects, no skips, a
-//!   bounded retry on failure, and a [`ProjectorStatus`] that says where it is and what failed.
+//! - A [`ProjectorRunner`] runs a projector as a follower of the log
+//!   ([`event_store::follower`]): each batch's rows and the new checkpoint commit in one
+//!   transaction — exactly-once effects, no skips, a bounded retry on failure, and a
+//!   [`FollowerStatus`] that says where it is and what failed.
 //! - [`as_of`] builds every read model as of a time into a schema of its own, for auditors.
 //! - [`start`] runs the standard read models and returns [`Projections`], which answers
 //!   "caught up?" for readiness and waits for the runners to stop after [`Shutdown::trigger`].
 //!
-//! Architecture invariant: projectors only read the log and write their own tables
-//! (`projector_checkpoints` and the `*_view` tables, created in
-//! `migrations/*_projectors.sql`); they never call the command API, never decide anything, and
-//! take every time they store from the events, so a rebuild writes the same rows.
+//! Architecture invariant: projectors only read the log and write their own tables (the
+//! `*_view` tables, created in `migrations/*_projectors.sql`; their checkpoints are the
+//! follower module's); they never call the command API, never decide anything, and take every
+//! time they store from the events, so a rebuild writes the same rows.
 
 mod accounts;
 pub mod as_of;
-mod checkpoint;
 mod customers;
 pub mod demand;
 mod fines;
@@ -31,8 +31,6 @@ mod reservations;
 mod runner;
 mod running;
 mod service_tasks;
-mod shutdown;
-mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod trips;
@@ -40,21 +38,19 @@ mod vehicles;
 mod view;
 
 pub use accounts::AccountsProjector;
-pub use checkpoint::load as load_checkpoint;
 pub use customers::CustomersProjector;
 pub use demand::DemandProjector;
+pub use event_store::follower::{
+    FailedEvent, Failure, FollowerStatus, Lag, RunnerConfig, RunnerState, Shutdown, StatusSnapshot,
+    lag_between,
+};
 pub use fines::FinesProjector;
 pub use possessions::PossessionsProjector;
 pub use projector::{ProjectionError, Projector, decode_event};
 pub use reservations::ReservationsProjector;
-pub use runner::{ProjectorRunner, RunnerConfig};
+pub use runner::{ProjectorRunner, checkpoint};
 pub use running::{Projections, WaitError, caught_up, start, wait_caught_up};
 pub use service_tasks::ServiceTasksProjector;
-pub use shutdown::Shutdown;
-pub use status::{
-    FailedEvent, ProjectionFailure, ProjectorLag, ProjectorStatus, RunnerState, StatusSnapshot,
-    lag_between,
-};
 pub use trips::TripsProjector;
 pub use vehicles::VehiclesProjector;
 

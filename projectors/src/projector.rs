@@ -3,7 +3,7 @@
 
 use domain::DomainEvent;
 use domain::decider::DecodeError;
-use event_store::{LogPosition, RecordedEvent, StoreError};
+use event_store::{RecordedEvent, StoreError};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 
@@ -37,7 +37,7 @@ pub trait Projector: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 }
 
-/// Why a projector could not apply an event, or the runner could not move on.
+/// Why a projector could not apply an event.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     /// The stored event does not decode into the domain's event type.
@@ -48,7 +48,7 @@ pub enum ProjectionError {
         #[source]
         source: DecodeError,
     },
-    /// A read-model or checkpoint query failed.
+    /// A read-model query failed.
     #[error("read-model query failed: {0}")]
     Database(#[from] sqlx::Error),
     /// Reading the log failed.
@@ -58,16 +58,6 @@ pub enum ProjectionError {
     /// number out of the column's range): the log and the projection disagree.
     #[error("event does not fit the read model: {0}")]
     Inconsistent(String),
-    /// The checkpoint in the database is not where this runner left it: another runner of the
-    /// same projector is active. The runner reloads the checkpoint and carries on from there.
-    #[error(
-        "checkpoint of {name} is at {found:?}, not {expected:?}: another runner of it is active"
-    )]
-    CheckpointMoved {
-        name: &'static str,
-        expected: LogPosition,
-        found: LogPosition,
-    },
     /// Any other failure, for projectors outside this crate.
     #[error("{0}")]
     Other(String),

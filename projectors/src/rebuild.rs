@@ -22,9 +22,9 @@
 //! each page goes to every projector's copy at once, each in its own transaction
 //! ([`crate::replay`]); then each projector catches up and switches on its own, as above.
 
-use crate::checkpoint;
 use crate::projector::{ProjectionError, Projector};
 use crate::replay::{ApplyError, LogPages, Target, apply, apply_page, use_schema};
+use event_store::follower::{Checkpoint, checkpoint};
 use event_store::{EventStore, LogPosition, RecordedEvent, StoreError};
 use sqlx::Row;
 use std::sync::Arc;
@@ -78,9 +78,9 @@ pub enum RebuildError {
     /// Reading the log failed.
     #[error("reading the event log failed: {0}")]
     Store(#[from] StoreError),
-    /// Reading or moving a checkpoint failed.
-    #[error("checkpoint: {0}")]
-    Checkpoint(#[from] ProjectionError),
+    /// The live checkpoint was not there to be moved (removed while the switch began).
+    #[error("the live checkpoint of {name} is gone; the switch was rolled back")]
+    CheckpointGone { name: &'static str },
 }
 
 impl From<ApplyError> for RebuildError {
@@ -233,8 +233,13 @@ async fn switch(
     let name = target.projector.name();
     let copy = &target.schema;
     let retired = format!("retired_{name}");
+    // The live checkpoint, created if the projector never ran, so that there is a row to lock.
+    let live = crate::runner::follower_id(name);
+    checkpoint::load(store.pool(), &live).await?;
     let mut tx = store.pool().begin().await?;
-    checkpoint::lock(&mut tx, name).await?;
+    let Some(from) = checkpoint::lock(&mut tx, &live).await? else {
+        return Err(RebuildError::CheckpointGone { name });
+    };
     use_schema(&mut tx, copy).await?;
     let mut applied_in_switch = 0;
     // The lock gave this transaction an id, so it holds back whatever is appended from now on:
@@ -264,18 +269,14 @@ async fn switch(
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query(
-        "INSERT INTO projector_checkpoints (name, transaction_id, position, updated_at)
-         VALUES ($1, $2::text::xid8, $3, now())
-         ON CONFLICT (name) DO UPDATE
-         SET transaction_id = excluded.transaction_id, position = excluded.position,
-             updated_at = excluded.updated_at",
-    )
-    .bind(name)
-    .bind(position.transaction_id.to_string())
-    .bind(position.position)
-    .execute(&mut *tx)
-    .await?;
+    let to = Checkpoint {
+        position,
+        state: None,
+    };
+    // Under the row lock taken above, so it is still at `from`.
+    if !checkpoint::write(&mut *tx, &live, from.position, &to).await? {
+        return Err(RebuildError::CheckpointGone { name });
+    }
     tx.commit().await?;
     Ok((position, applied_in_switch))
 }

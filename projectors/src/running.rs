@@ -2,9 +2,8 @@
 //! (the binary's `/readyz`, and tests that must read what they just wrote).
 
 use crate::projector::Projector;
-use crate::runner::{ProjectorRunner, RunnerConfig};
-use crate::shutdown::Shutdown;
-use crate::status::{ProjectorStatus, RunnerState, StatusSnapshot};
+use crate::runner::ProjectorRunner;
+use event_store::follower::{FollowerStatus, RunnerConfig, RunnerState, Shutdown, StatusSnapshot};
 use event_store::{EventStore, LogPosition, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,7 @@ pub fn start(store: EventStore, shutdown: Shutdown) -> Projections {
 /// dropping this handle does not stop them.
 #[derive(Clone, Debug)]
 pub struct Projections {
-    statuses: Arc<[ProjectorStatus]>,
+    statuses: Arc<[FollowerStatus]>,
 }
 
 /// The projectors did not catch up in time, or the log's head could not be read.
@@ -64,28 +63,22 @@ impl Projections {
     }
 
     /// Each runner's status handle, in the order the projectors were given.
-    pub fn statuses(&self) -> &[ProjectorStatus] {
+    pub fn statuses(&self) -> &[FollowerStatus] {
         &self.statuses
     }
 
     /// Each runner's status now.
     pub fn snapshots(&self) -> Vec<StatusSnapshot> {
-        self.statuses
-            .iter()
-            .map(ProjectorStatus::snapshot)
-            .collect()
+        self.statuses.iter().map(FollowerStatus::snapshot).collect()
     }
 
     /// Per projector, by name, whether it has reached the log's head (see [`caught_up`]).
-    pub async fn caught_up(
-        &self,
-        store: &EventStore,
-    ) -> Result<Vec<(&'static str, bool)>, StoreError> {
+    pub async fn caught_up(&self, store: &EventStore) -> Result<Vec<(String, bool)>, StoreError> {
         let head = store.head().await?;
         Ok(self
             .statuses
             .iter()
-            .map(|status| (status.name(), status.position() >= head))
+            .map(|status| (status.name().to_string(), status.position() >= head))
             .collect())
     }
 
@@ -115,7 +108,7 @@ impl Projections {
 /// flight are not counted (use [`wait_caught_up`] to wait for everything committed).
 pub async fn caught_up(
     store: &EventStore,
-    statuses: &[ProjectorStatus],
+    statuses: &[FollowerStatus],
 ) -> Result<bool, StoreError> {
     let head = store.head().await?;
     Ok(statuses.iter().all(|status| status.position() >= head))
@@ -125,14 +118,14 @@ pub async fn caught_up(
 /// `timeout` passes. Wakes on each committed batch rather than polling the projectors.
 pub async fn wait_caught_up(
     store: &EventStore,
-    statuses: &[ProjectorStatus],
+    statuses: &[FollowerStatus],
     timeout: Duration,
 ) -> Result<(), WaitError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let timed_out = |head: LogPosition| {
         let behind: Vec<String> = statuses
             .iter()
-            .map(ProjectorStatus::snapshot)
+            .map(FollowerStatus::snapshot)
             .filter(|s| s.position < head)
             .map(|s| format!("{s:?}"))
             .collect();

@@ -255,7 +255,7 @@ async fn a_whole_trip_is_projected_into_trips_view_and_vehicles_view() {
     assert_eq!(car.get::<i64, _>("stream_version"), 5);
 
     let statuses = running.snapshots();
-    assert_eq!(statuses[0].name, "trips_view");
+    assert_eq!(&*statuses[0].name, "trips_view");
     assert_eq!(statuses[0].events_applied, 4, "{statuses:?}");
     assert_eq!(statuses[1].events_applied, 5, "{statuses:?}");
     shutdown.trigger();

@@ -166,7 +166,7 @@ async fn rebuilding_several_read_models_at_once_equals_the_live_ones_and_each_al
         assert_eq!(report.applied_in_switch, 0, "{report:?}");
         assert_eq!(report.position, head, "{report:?}");
         assert_eq!(
-            projectors::load_checkpoint(db.pool(), report.name)
+            projectors::checkpoint(db.pool(), report.name)
                 .await
                 .unwrap(),
             head,

@@ -95,9 +95,7 @@ async fn a_failing_event_rolls_back_its_whole_batch_and_is_retried_until_it_appl
         log[..4].iter().map(|e| e.position).collect::<Vec<_>>()
     );
     assert_eq!(
-        projectors::load_checkpoint(db.pool(), "probe")
-            .await
-            .unwrap(),
+        projectors::checkpoint(db.pool(), "probe").await.unwrap(),
         first_batch_end
     );
 
@@ -121,7 +119,7 @@ async fn a_failing_event_rolls_back_its_whole_batch_and_is_retried_until_it_appl
     );
     assert_eq!(
         running.caught_up(&store).await.unwrap(),
-        vec![("probe", true)]
+        vec![("probe".to_owned(), true)]
     );
     shutdown.trigger();
     running.stopped().await;
@@ -148,9 +146,7 @@ async fn a_restarted_runner_continues_from_its_checkpoint_without_reapplying() {
     assert_eq!(first.statuses()[0].snapshot().events_applied, 5);
     first_run.trigger();
     first.stopped().await;
-    let stopped_at = projectors::load_checkpoint(db.pool(), "probe")
-        .await
-        .unwrap();
+    let stopped_at = projectors::checkpoint(db.pool(), "probe").await.unwrap();
     assert_eq!(stopped_at, store.head().await.unwrap());
 
     for n in 0..3 {
@@ -168,9 +164,7 @@ async fn a_restarted_runner_continues_from_its_checkpoint_without_reapplying() {
     assert_eq!(status.events_applied, 3, "only the new events: {status:?}");
     assert_each_once(&probe_rows(db.pool()).await, &probe_positions(&store).await);
     assert_eq!(
-        projectors::load_checkpoint(db.pool(), "probe")
-            .await
-            .unwrap(),
+        projectors::checkpoint(db.pool(), "probe").await.unwrap(),
         store.head().await.unwrap()
     );
 
@@ -250,11 +244,7 @@ async fn batches_with_nothing_for_the_projector_commit_nothing_and_the_checkpoin
 
     // The stored checkpoint follows within the delay, without another event to carry it.
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    while projectors::load_checkpoint(db.pool(), "probe")
-        .await
-        .unwrap()
-        != head
-    {
+    while projectors::checkpoint(db.pool(), "probe").await.unwrap() != head {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the checkpoint never followed the runner past the skipped events: {:?}",
@@ -270,9 +260,7 @@ async fn batches_with_nothing_for_the_projector_commit_nothing_and_the_checkpoin
     assert_each_once(&probe_rows(db.pool()).await, &probe_positions(&store).await);
     assert_eq!(status.snapshot().batches_committed, committed + 1);
     assert_eq!(
-        projectors::load_checkpoint(db.pool(), "probe")
-            .await
-            .unwrap(),
+        projectors::checkpoint(db.pool(), "probe").await.unwrap(),
         log(&store).await.last().unwrap().log_position
     );
     shutdown.trigger();

@@ -11,9 +11,10 @@
 mod support;
 
 use event_store::EventStore;
+use event_store::follower::{FollowerStatus, RunnerState};
 use event_store::testing::TestDatabase;
 use futures::FutureExt;
-use relay::{PublishedBatch, Relay, RelayConfig, RelayState, RelayStatus};
+use relay::{PublishedBatch, Relay, RelayConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -31,7 +32,7 @@ fn spawn_relay(
     crashes_left: &Arc<AtomicU32>,
     crashed: &mpsc::UnboundedSender<PublishedBatch>,
     message_ids: bool,
-) -> (JoinHandle<()>, RelayStatus) {
+) -> (JoinHandle<()>, FollowerStatus) {
     let crashes_left = crashes_left.clone();
     let crashed = crashed.clone();
     let relay = Relay::new(store.clone(), client.clone(), config.clone())
@@ -148,7 +149,7 @@ async fn killed_mid_run_the_relay_still_delivers_every_event_once_in_log_order()
         "the relay catches up with the log: {:?}",
         status.snapshot()
     );
-    assert_eq!(status.snapshot().state, RelayState::Running);
+    assert_eq!(status.snapshot().state, RunnerState::Running);
     task.abort();
     statuses.push(status);
 
@@ -165,7 +166,7 @@ async fn killed_mid_run_the_relay_still_delivers_every_event_once_in_log_order()
     // The crashes did repeat batches: JetStream answered the repeats as duplicates. Without
     // deduplication they would be in the stream twice (see the companion test).
     let duplicates: u64 = statuses.iter().map(|s| s.snapshot().duplicates).sum();
-    let published: u64 = statuses.iter().map(|s| s.snapshot().events_published).sum();
+    let published: u64 = statuses.iter().map(|s| s.snapshot().events_applied).sum();
     let repeated: u64 = crashed_batches.iter().map(|b| b.events as u64).sum();
     assert!(
         duplicates >= repeated && repeated >= u64::from(CRASHES),
@@ -269,7 +270,7 @@ async fn without_nats_the_relay_keeps_retrying_and_says_why() {
         .await
         .unwrap();
     let mut config = unique_config();
-    config.retry_max = Duration::from_millis(100);
+    config.runner.retry_max = Duration::from_millis(100);
     let relay = Relay::new(store.clone(), client, config);
     let status = relay.status();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -282,7 +283,7 @@ async fn without_nats_the_relay_keeps_retrying_and_says_why() {
     })
     .await;
     let snapshot = status.snapshot();
-    assert_eq!(snapshot.state, RelayState::Retrying);
+    assert_eq!(snapshot.state, RunnerState::Retrying);
     assert_eq!(snapshot.position, event_store::LogPosition::START);
     assert!(snapshot.last_error.is_some());
     assert!(!task.is_finished(), "a NATS outage does not stop the relay");
@@ -291,5 +292,5 @@ async fn without_nats_the_relay_keeps_retrying_and_says_why() {
         .await
         .expect("the relay stops when told")
         .unwrap();
-    assert_eq!(status.snapshot().state, RelayState::Stopped);
+    assert_eq!(status.snapshot().state, RunnerState::Stopped);
 }

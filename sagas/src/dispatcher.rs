@@ -13,8 +13,8 @@
 //! manual clock standing still must not stop the outbox.
 
 use crate::error::SagaError;
-use crate::runner::error_chain;
 use crate::saga::OutboxCommand;
+use event_store::follower::error_chain;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use sqlx::{PgPool, Row};

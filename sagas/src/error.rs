@@ -19,16 +19,6 @@ pub enum SagaError {
     /// A state does not (de)serialise.
     #[error("state does not (de)serialise: {0}")]
     State(#[from] serde_json::Error),
-    /// The checkpoint is not where this runner left it (another runner, or a manual reset).
-    #[error("checkpoint of {saga} moved: expected {expected:?}, found {found:?}")]
-    CheckpointMoved {
-        /// The saga.
-        saga: &'static str,
-        /// Where this runner left it.
-        expected: event_store::LogPosition,
-        /// Where it is.
-        found: event_store::LogPosition,
-    },
     /// Stored data breaks an assumption of the runtime.
     #[error("inconsistent saga data: {0}")]
     Inconsistent(String),

@@ -5,11 +5,11 @@
 //! [`Reaction`]: the new state, commands to send, timers to set or cancel. The runtime does the
 //! rest, in PostgreSQL (`migrations/*_sagas.sql`):
 //!
-//! - [`SagaRunner`] follows the log from the saga's checkpoint (the gap-free
-//!   [`event_store::Subscription`]) and, for each batch, in **one transaction**: locks the
-//!   checkpoint and the instances involved, applies the reactions, stores the states, the timers
-//!   and the commands (the *outbox*), and moves the checkpoint. A failure rolls everything back
-//!   and the batch is retried from the checkpoint with backoff, never skipped.
+//! - [`SagaRunner`] runs the saga as a follower of the log ([`event_store::follower`]): for
+//!   each batch, in **one transaction**, the follower module locks the checkpoint, the runner
+//!   locks the instances involved, applies the reactions, stores the states, the timers and the
+//!   commands (the *outbox*), and the checkpoint moves. A failure rolls everything back and the
+//!   batch is retried from the checkpoint with backoff, never skipped.
 //! - [`TimerWorker`] fires due timers (`due_at` ≤ the injected clock's now), each in the same
 //!   transaction as the state and commands its reaction produced. Timers are rows, so they fire
 //!   after a restart; they are claimed with `FOR UPDATE SKIP LOCKED`, so many workers can share
@@ -36,8 +36,8 @@
 //! the trip that had the car, or assigned to the fleet). The payment saga lives with the rest of
 //! payments, in the `payments` crate, on this runtime.
 //!
-//! Architecture invariant: the only writer of the `saga_*` tables; never calls the network inside
-//! a transaction; never skips an event.
+//! Architecture invariant: the only writer of the `saga_*` tables (its checkpoints are the
+//! follower module's); never calls the network inside a transaction; never skips an event.
 
 mod dispatcher;
 mod error;
@@ -51,8 +51,9 @@ mod timers;
 
 pub use dispatcher::{CommandSink, DispatchPass, Dispatcher, DispatcherConfig, SinkError};
 pub use error::SagaError;
+pub use event_store::follower::RunnerConfig;
 pub use overview::{FailingItem, SagaSummary, overview};
-pub use runner::{FailedEvent, RunnerConfig, RunnerState, SagaFailure, SagaRunner, SagaStatus};
+pub use runner::SagaRunner;
 pub use saga::{
     CommandToSend, FiredTimer, OutboxCommand, Reaction, ReactionError, Saga, TimerToSet,
 };

@@ -4,6 +4,7 @@
 
 use crate::error::SagaError;
 use chrono::{DateTime, Utc};
+use event_store::follower::checkpoint;
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 use std::collections::BTreeMap;
@@ -68,15 +69,12 @@ pub async fn overview(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<SagaSumma
             .clone()
     };
 
-    for row in sqlx::query("SELECT saga, position, last_error, last_error_at FROM saga_checkpoints")
-        .fetch_all(pool)
-        .await?
-    {
-        let name = entry(&mut sagas, row.try_get("saga")?);
+    for stored in checkpoint::list(pool, crate::runner::KIND).await? {
+        let name = entry(&mut sagas, stored.name);
         if let Some(s) = sagas.get_mut(&name) {
-            s.checkpoint_position = Some(row.try_get("position")?);
-            s.last_error = row.try_get("last_error")?;
-            s.last_error_at = row.try_get("last_error_at")?;
+            s.checkpoint_position = Some(stored.checkpoint.position.position);
+            s.last_error = stored.last_error;
+            s.last_error_at = stored.last_error_at;
         }
     }
     for row in

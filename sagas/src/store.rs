@@ -1,4 +1,5 @@
-//! The SQL the runtime shares: checkpoints, instances, and storing a reaction.
+//! The SQL the runtime shares: instances, and storing a reaction. (The checkpoint is the
+//! follower module's.)
 
 use crate::error::SagaError;
 use crate::saga::Reaction;
@@ -6,7 +7,7 @@ use event_store::LogPosition;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -32,115 +33,6 @@ pub fn derived_id(saga: &str, instance_id: &str, cause: Uuid, kind: &str, index:
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hash[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
-/// The saga's checkpoint, creating it at [`LogPosition::START`] the first time.
-pub(crate) async fn load_checkpoint(pool: &PgPool, saga: &str) -> Result<LogPosition, SagaError> {
-    sqlx::query(
-        "INSERT INTO saga_checkpoints (saga, transaction_id, position, updated_at)
-         VALUES ($1, '0', 0, now())
-         ON CONFLICT (saga) DO NOTHING",
-    )
-    .bind(saga)
-    .execute(pool)
-    .await?;
-    let row = sqlx::query(
-        "SELECT transaction_id::text::bigint AS transaction_id, position
-         FROM saga_checkpoints WHERE saga = $1",
-    )
-    .bind(saga)
-    .fetch_one(pool)
-    .await?;
-    decode_position(&row, "transaction_id", "position")?
-        .ok_or_else(|| SagaError::Inconsistent(format!("checkpoint of {saga} is NULL")))
-}
-
-/// Locks the checkpoint row for the rest of the transaction and returns it, so two runners of
-/// one saga take turns.
-pub(crate) async fn lock_checkpoint(
-    conn: &mut PgConnection,
-    saga: &str,
-) -> Result<LogPosition, SagaError> {
-    let row = sqlx::query(
-        "SELECT transaction_id::text::bigint AS transaction_id, position
-         FROM saga_checkpoints WHERE saga = $1 FOR UPDATE",
-    )
-    .bind(saga)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => {
-            Ok(decode_position(&row, "transaction_id", "position")?.unwrap_or(LogPosition::START))
-        }
-        None => Ok(LogPosition::START),
-    }
-}
-
-/// Moves the locked checkpoint to `position` and clears the last error.
-pub(crate) async fn save_checkpoint(
-    conn: &mut PgConnection,
-    saga: &str,
-    position: LogPosition,
-) -> Result<(), SagaError> {
-    let updated = sqlx::query(
-        "UPDATE saga_checkpoints
-         SET transaction_id = $2::text::xid8, position = $3, updated_at = now(),
-             last_error = NULL, last_error_at = NULL
-         WHERE saga = $1",
-    )
-    .bind(saga)
-    .bind(position.transaction_id.to_string())
-    .bind(position.position)
-    .execute(&mut *conn)
-    .await?;
-    if updated.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(SagaError::Inconsistent(format!(
-            "checkpoint row of {saga} disappeared"
-        )))
-    }
-}
-
-/// Moves the checkpoint from `from` to `to` in one statement, if it is still at `from` (past
-/// batches with nothing for the saga; no lock, nothing else is written with it); `false` when
-/// another runner moved it.
-pub(crate) async fn advance_checkpoint(
-    pool: &PgPool,
-    saga: &str,
-    from: LogPosition,
-    to: LogPosition,
-) -> Result<bool, SagaError> {
-    let updated = sqlx::query(
-        "UPDATE saga_checkpoints
-         SET transaction_id = $4::text::xid8, position = $5, updated_at = now(),
-             last_error = NULL, last_error_at = NULL
-         WHERE saga = $1 AND transaction_id = $2::text::xid8 AND position = $3",
-    )
-    .bind(saga)
-    .bind(from.transaction_id.to_string())
-    .bind(from.position)
-    .bind(to.transaction_id.to_string())
-    .bind(to.position)
-    .execute(pool)
-    .await?;
-    Ok(updated.rows_affected() == 1)
-}
-
-/// Records why the last batch failed, outside the rolled-back transaction.
-pub(crate) async fn record_checkpoint_error(
-    pool: &PgPool,
-    saga: &str,
-    error: &str,
-) -> Result<(), SagaError> {
-    sqlx::query(
-        "UPDATE saga_checkpoints SET last_error = $2, last_error_at = now() WHERE saga = $1",
-    )
-    .bind(saga)
-    .bind(error)
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 fn decode_position(

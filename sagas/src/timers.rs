@@ -15,11 +15,11 @@
 //! `retry_after` (doubling up to five minutes), so it neither blocks nor starves the others.
 
 use crate::error::SagaError;
-use crate::runner::error_chain;
 use crate::saga::{FiredTimer, Saga};
 use crate::store;
 use chrono::{DateTime, Utc};
 use event_store::clock::Clock;
+use event_store::follower::error_chain;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use std::future::Future;

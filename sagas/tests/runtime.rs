@@ -7,6 +7,9 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use event_store::clock::{Clock, ManualClock};
+use event_store::follower::{
+    FollowerId, FollowerStatus, RunnerState, StoredCheckpoint, checkpoint,
+};
 use event_store::testing::TestDatabase;
 use event_store::{
     AppendRequest, Claims, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent,
@@ -202,6 +205,19 @@ async fn count_of(pool: &PgPool, instance: &str) -> Option<Count> {
     state.map(|s| serde_json::from_value(s).unwrap())
 }
 
+/// The saga's checkpoint as stored.
+async fn stored_checkpoint(pool: &PgPool) -> StoredCheckpoint {
+    checkpoint::read(pool, &FollowerId::new("saga", SAGA))
+        .await
+        .unwrap()
+        .expect("the saga has a checkpoint")
+}
+
+/// The position of the saga's stored checkpoint.
+async fn saga_checkpoint(pool: &PgPool) -> i64 {
+    stored_checkpoint(pool).await.checkpoint.position.position
+}
+
 /// Starts a runner; the sender stops it.
 fn start_runner(
     store: &EventStore,
@@ -210,7 +226,7 @@ fn start_runner(
 ) -> (
     oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
-    sagas::SagaStatus,
+    FollowerStatus,
 ) {
     start_runner_with(store, saga, batch_size, Duration::from_millis(20))
 }
@@ -224,7 +240,7 @@ fn start_runner_with(
 ) -> (
     oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
-    sagas::SagaStatus,
+    FollowerStatus,
 ) {
     let runner = SagaRunner::new(
         store.clone(),
@@ -247,7 +263,7 @@ fn start_runner_with(
 
 /// Whether the runner has passed the last event appended so far. (Not `EventStore::head`: its
 /// horizon is cluster-wide, so a transaction of a concurrent test can hold it back.)
-async fn caught_up(store: &EventStore, status: &sagas::SagaStatus) -> bool {
+async fn caught_up(store: &EventStore, status: &FollowerStatus) -> bool {
     let last = scalar(
         store.pool(),
         "SELECT coalesce(max(position), 0) FROM events",
@@ -308,9 +324,9 @@ async fn state_outbox_and_checkpoint_commit_together_and_a_replay_sends_no_secon
         2,
         "one reminder per instance"
     );
-    let checkpoint = scalar(pool, "SELECT position FROM saga_checkpoints").await;
+    let stored = saga_checkpoint(pool).await;
     assert_eq!(
-        checkpoint,
+        stored,
         scalar(pool, "SELECT max(position) FROM events").await
     );
 
@@ -323,10 +339,12 @@ async fn state_outbox_and_checkpoint_commit_together_and_a_replay_sends_no_secon
     );
 
     // Replay 1: the checkpoint goes back to the start; each instance knows what it has seen.
-    sqlx::query("UPDATE saga_checkpoints SET transaction_id = '0', position = 0")
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE follower_checkpoints SET transaction_id = '0', position = 0 WHERE kind = 'saga'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
     let (stopper, handle, status) = start_runner(&store, &saga, 2);
     eventually("the replay reaches the head", || caught_up(&store, &status)).await;
     stop(stopper, handle).await;
@@ -337,7 +355,12 @@ async fn state_outbox_and_checkpoint_commit_together_and_a_replay_sends_no_secon
             reminded: 0
         })
     );
-    assert_eq!(status.reactions(), 0, "every event was already seen");
+    assert_eq!(status.snapshot().events_applied, 0);
+    assert_eq!(
+        status.snapshot().duplicates,
+        4,
+        "every event was already seen"
+    );
 
     // Replay 2: the instances and timers are gone too, so the saga decides everything again;
     // the outbox already holds the derived command id and adds nothing.
@@ -349,17 +372,19 @@ async fn state_outbox_and_checkpoint_commit_together_and_a_replay_sends_no_secon
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE saga_checkpoints SET transaction_id = '0', position = 0")
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE follower_checkpoints SET transaction_id = '0', position = 0 WHERE kind = 'saga'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
     let (stopper, handle, status) = start_runner(&store, &saga, 500);
     eventually("the second replay reaches the head", || {
         caught_up(&store, &status)
     })
     .await;
     stop(stopper, handle).await;
-    assert_eq!(status.reactions(), 4);
+    assert_eq!(status.snapshot().events_applied, 4);
     assert_eq!(
         count_of(pool, "probe-a").await,
         Some(Count {
@@ -547,21 +572,18 @@ async fn a_failing_reaction_stops_at_its_event_and_is_retried_without_skipping()
     // One event per batch, so the runner commits the first and stops at the poison.
     let (stopper, handle, status) = start_runner(&store, &saga, 1);
     eventually("the runner has retried the poison", || async {
-        status.consecutive_failures() >= 2
+        status.snapshot().consecutive_failures >= 2
     })
     .await;
-    let failure = status.last_error().expect("a failure is reported");
+    let failure = status.snapshot().last_error.expect("a failure is reported");
     assert_eq!(failure.event.as_ref().map(|e| e.event_id), Some(poison));
     assert!(
         failure.error.contains("poison refused"),
         "{}",
         failure.error
     );
-    assert_eq!(status.state(), sagas::RunnerState::Retrying);
-    let recorded: Option<String> = sqlx::query_scalar("SELECT last_error FROM saga_checkpoints")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    assert_eq!(status.state(), RunnerState::Retrying);
+    let recorded = stored_checkpoint(pool).await.last_error;
     assert!(recorded.unwrap_or_default().contains("poison refused"));
     // Nothing after the poison was applied, and nothing of the poison's batch.
     assert_eq!(
@@ -592,12 +614,9 @@ async fn a_failing_reaction_stops_at_its_event_and_is_retried_without_skipping()
         })
     );
     assert_eq!(
-        scalar(
-            pool,
-            "SELECT count(*) FROM saga_checkpoints WHERE last_error IS NULL"
-        )
-        .await,
-        1
+        stored_checkpoint(pool).await.last_error,
+        None,
+        "the next committed batch clears the failure"
     );
     assert_eq!(scalar(pool, "SELECT count(*) FROM saga_commands").await, 1);
 }
@@ -816,10 +835,7 @@ async fn batches_with_nothing_for_the_saga_commit_nothing_until_the_checkpoint_i
     append(&store, "probe-a", "Seen").await;
     eventually("the probe event", || caught_up(&store, &status)).await;
     let reacted_at = scalar(pool, "SELECT max(position) FROM events").await;
-    assert_eq!(
-        scalar(pool, "SELECT position FROM saga_checkpoints").await,
-        reacted_at
-    );
+    assert_eq!(saga_checkpoint(pool).await, reacted_at);
 
     // Events of another category: the runner passes them, the stored checkpoint does not move.
     for _ in 0..5 {
@@ -829,7 +845,7 @@ async fn batches_with_nothing_for_the_saga_commit_nothing_until_the_checkpoint_i
     let last = scalar(pool, "SELECT max(position) FROM events").await;
     assert!(last > reacted_at);
     assert_eq!(
-        scalar(pool, "SELECT position FROM saga_checkpoints").await,
+        saga_checkpoint(pool).await,
         reacted_at,
         "a batch with nothing for the saga committed its checkpoint"
     );
@@ -837,10 +853,7 @@ async fn batches_with_nothing_for_the_saga_commit_nothing_until_the_checkpoint_i
 
     // Stopping saves it where the runner is, so a restart does not read them again.
     stop(stop_runner, handle).await;
-    assert_eq!(
-        scalar(pool, "SELECT position FROM saga_checkpoints").await,
-        last
-    );
+    assert_eq!(saga_checkpoint(pool).await, last);
 }
 
 #[tokio::test]
@@ -858,7 +871,7 @@ async fn the_checkpoint_follows_skipped_batches_within_the_delay() {
     eventually("past the other events", || caught_up(&store, &status)).await;
     let last = scalar(pool, "SELECT max(position) FROM events").await;
     eventually("the stored checkpoint at the last event", || async {
-        scalar(pool, "SELECT position FROM saga_checkpoints").await == last
+        saga_checkpoint(pool).await == last
     })
     .await;
     stop(stop_runner, handle).await;

@@ -218,7 +218,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
 /// One projector as `GET /v1/admin/projections` shows it.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 struct ProjectionReport {
-    name: &'static str,
+    name: String,
     /// `starting`, `running`, `retrying` (failing: see `last_error`) or `stopped`.
     status: &'static str,
     /// The committed checkpoint's log position (every event up to it is in the read model).
@@ -289,7 +289,7 @@ async fn projections(
                 .unwrap_or(0)
         };
         reports.push(ProjectionReport {
-            name: snapshot.name,
+            name: snapshot.name.to_string(),
             status: match snapshot.state {
                 RunnerState::Starting => "starting",
                 RunnerState::Running => "running",

@@ -33,7 +33,7 @@ use domain::money::Kopecks;
 use domain::trip::Trip;
 use domain::value::Plate;
 use domain::{Decider, Rejection};
-use event_store::{Claims, LogPosition};
+use event_store::Claims;
 use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
 use http_edge::{Caller, JsonBody, Problem, Role};
@@ -348,21 +348,10 @@ async fn possessions_caught_up(context: &CommandContext, fine_id: FineId) -> Res
     };
     let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
     loop {
-        let checkpoint: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT transaction_id::text::bigint, position FROM projector_checkpoints
-             WHERE name = $1",
-        )
-        .bind(POSSESSIONS)
-        .fetch_optional(context.store.pool())
-        .await
-        .map_err(|error| Problem::unavailable(&error))?;
-        let reached = checkpoint.is_some_and(|(transaction_id, position)| {
-            LogPosition {
-                transaction_id: u64::try_from(transaction_id).unwrap_or(0),
-                position,
-            } >= received.log_position
-        });
-        if reached {
+        let checkpoint = projectors::checkpoint(context.store.pool(), POSSESSIONS)
+            .await
+            .map_err(|error| Problem::unavailable(&error))?;
+        if checkpoint >= received.log_position {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {

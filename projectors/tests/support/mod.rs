@@ -8,7 +8,7 @@ use event_store::{
     RecordedEvent, StreamWrite,
 };
 use futures::future::BoxFuture;
-use projectors::{ProjectionError, Projector, ProjectorStatus, RunnerConfig, StatusSnapshot};
+use projectors::{FollowerStatus, ProjectionError, Projector, RunnerConfig, StatusSnapshot};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
@@ -133,7 +133,7 @@ pub async fn log(store: &EventStore) -> Vec<RecordedEvent> {
 
 /// Waits until the runner's status satisfies `condition`, or fails the test at the deadline.
 pub async fn wait_for_status(
-    status: &ProjectorStatus,
+    status: &FollowerStatus,
     what: &str,
     condition: impl FnMut(&StatusSnapshot) -> bool,
 ) -> StatusSnapshot {

@@ -42,10 +42,10 @@ pub fn unique_config() -> RelayConfig {
     config.name = "test".to_owned();
     // A stream left behind by a failed run empties itself.
     config.max_age = Duration::from_secs(3600);
-    config.batch_size = 25;
-    config.idle_poll = Duration::from_millis(20);
-    config.retry_initial = Duration::from_millis(20);
-    config.retry_max = Duration::from_millis(500);
+    config.runner.batch_size = 25;
+    config.runner.idle_poll = Duration::from_millis(20);
+    config.runner.retry_initial = Duration::from_millis(20);
+    config.runner.retry_max = Duration::from_millis(500);
     config
 }
 

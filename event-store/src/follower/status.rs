@@ -1,9 +1,12 @@
-//! What a running projector reports: where it is, how much it applied, and the last thing that
-//! went wrong. Cheap to read (the binary's `/readyz` and `/metrics` read it on every request) and
-//! possible to await (tests wait for a position instead of sleeping).
+//! What a running follower reports: where it is, how much it applied, how far behind the log it
+//! is, and the last thing that went wrong. Cheap to read (`/readyz`, `/metrics` and the admin
+//! routes read it on every request) and possible to await (tests wait for a position instead of
+//! sleeping).
 
+use crate::EventStore;
+use crate::error::StoreError;
+use crate::model::{LogPosition, RecordedEvent};
 use chrono::{DateTime, Utc};
-use event_store::{EventStore, LogPosition, RecordedEvent, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -12,17 +15,17 @@ use uuid::Uuid;
 /// Where a runner is in its life.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum RunnerState {
-    /// Created or loading its checkpoint.
+    /// Created, or loading its checkpoint.
     Starting,
     /// Applying batches or waiting for new events.
     Running,
     /// The last attempt failed; it waits out its backoff and retries from its checkpoint.
     Retrying,
-    /// Stopped by the shutdown signal.
+    /// Stopped by its stop signal (or never started).
     Stopped,
 }
 
-/// The event a failed batch stopped at.
+/// The event a failed attempt stopped at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailedEvent {
     /// Its place in the log.
@@ -38,7 +41,8 @@ pub struct FailedEvent {
 }
 
 impl FailedEvent {
-    pub(crate) fn of(event: &RecordedEvent) -> Self {
+    /// The event `event`.
+    pub fn of(event: &RecordedEvent) -> Self {
         Self {
             log_position: event.log_position,
             stream_id: event.stream_id.clone(),
@@ -51,7 +55,7 @@ impl FailedEvent {
 
 /// A failed attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProjectionFailure {
+pub struct Failure {
     /// The event being applied, when the failure was in applying one (not in reading the log
     /// or committing).
     pub event: Option<FailedEvent>,
@@ -64,30 +68,34 @@ pub struct ProjectionFailure {
 /// A copy of a runner's status at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusSnapshot {
-    /// The projector's name.
-    pub name: &'static str,
+    /// The follower's name (within its kind).
+    pub name: Arc<str>,
     /// Where the runner is in its life.
     pub state: RunnerState,
-    /// How far the runner is: every event up to here is in the read model. The stored
-    /// checkpoint may trail it, by batches that had nothing for the projector, for at most the
+    /// How far the runner is: every event up to here has had the follower's effect. The stored
+    /// checkpoint may trail it, by batches that had nothing for the follower, for at most the
     /// runner's `checkpoint_delay`.
     pub position: LogPosition,
-    /// Events this runner applied and committed since it started (events of other categories,
-    /// skipped, are not counted).
+    /// Events whose effect this runner made and committed since it started (events of other
+    /// categories, skipped, are not counted).
     pub events_applied: u64,
+    /// Events whose effect was already there (see [`Applied::duplicates`](super::Applied)).
+    pub duplicates: u64,
     /// Batches this runner committed since it started.
     pub batches_committed: u64,
+    /// Roughly how many events it has still to read, measured after each step (0: caught up).
+    pub lag_events: u64,
     /// The most recent failure, kept after recovery for diagnosis; `state` says whether the
     /// runner is failing now.
-    pub last_error: Option<ProjectionFailure>,
+    pub last_error: Option<Failure>,
     /// Failures since the last committed batch (0 when healthy).
     pub consecutive_failures: u32,
 }
 
-/// How far a projector is behind the log.
+/// How far a follower is behind the log.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct ProjectorLag {
-    /// The projector's committed checkpoint.
+pub struct Lag {
+    /// The follower's position.
     pub position: LogPosition,
     /// The last committed event of the log.
     pub head: LogPosition,
@@ -96,28 +104,46 @@ pub struct ProjectorLag {
     pub behind_events: u64,
 }
 
-impl ProjectorLag {
-    /// Whether the projector has read every event committed when the lag was measured.
+impl Lag {
+    /// Whether the follower has read every event committed when the lag was measured.
     pub fn caught_up(&self) -> bool {
         self.position >= self.head
     }
 }
 
-/// A running projector's status, shared between the runner (which writes it) and whoever
-/// watches it. Cheap to clone.
+/// How far `position` is behind `head`.
+pub fn lag_between(position: LogPosition, head: LogPosition) -> Lag {
+    let behind_events = if position >= head {
+        0
+    } else {
+        u64::try_from(head.position.saturating_sub(position.position))
+            .unwrap_or(0)
+            .max(1)
+    };
+    Lag {
+        position,
+        head,
+        behind_events,
+    }
+}
+
+/// A running follower's status, shared between its runner (which writes it) and whoever watches
+/// it. Cheap to clone; clones stay valid after the runner stops.
 #[derive(Clone, Debug)]
-pub struct ProjectorStatus {
+pub struct FollowerStatus {
     cell: Arc<watch::Sender<StatusSnapshot>>,
 }
 
-impl ProjectorStatus {
-    pub(crate) fn new(name: &'static str) -> Self {
+impl FollowerStatus {
+    pub(crate) fn new(name: &str) -> Self {
         let (cell, _) = watch::channel(StatusSnapshot {
-            name,
+            name: name.into(),
             state: RunnerState::Starting,
             position: LogPosition::START,
             events_applied: 0,
+            duplicates: 0,
             batches_committed: 0,
+            lag_events: 0,
             last_error: None,
             consecutive_failures: 0,
         });
@@ -130,9 +156,18 @@ impl ProjectorStatus {
         self.cell.send_modify(change);
     }
 
-    /// The projector's name.
-    pub fn name(&self) -> &'static str {
-        self.cell.borrow().name
+    /// Sets the lag, telling watchers only when it changed (it is measured after every step).
+    pub(crate) fn set_lag(&self, lag_events: u64) {
+        self.cell.send_if_modified(|s| {
+            let changed = s.lag_events != lag_events;
+            s.lag_events = lag_events;
+            changed
+        });
+    }
+
+    /// The follower's name.
+    pub fn name(&self) -> Arc<str> {
+        self.cell.borrow().name.clone()
     }
 
     /// The status now.
@@ -140,9 +175,14 @@ impl ProjectorStatus {
         self.cell.borrow().clone()
     }
 
-    /// The committed checkpoint.
+    /// How far the runner is (see [`StatusSnapshot::position`]).
     pub fn position(&self) -> LogPosition {
         self.cell.borrow().position
+    }
+
+    /// Where the runner is in its life.
+    pub fn state(&self) -> RunnerState {
+        self.cell.borrow().state
     }
 
     /// A receiver that sees every change, to await a condition.
@@ -150,39 +190,37 @@ impl ProjectorStatus {
         self.cell.subscribe()
     }
 
-    /// How far the projector is behind the log's head now.
-    pub async fn lag(&self, store: &EventStore) -> Result<ProjectorLag, StoreError> {
+    /// How far the follower is behind the log's head now.
+    pub async fn lag(&self, store: &EventStore) -> Result<Lag, StoreError> {
         let head = store.head().await?;
         Ok(lag_between(self.position(), head))
     }
 
-    /// Whether the projector has applied every event committed so far.
+    /// Whether the follower has had every event committed so far.
     pub async fn caught_up(&self, store: &EventStore) -> Result<bool, StoreError> {
         Ok(self.lag(store).await?.caught_up())
     }
 
-    /// Waits until the checkpoint reaches `target`; `false` if `timeout` passed first.
+    /// Waits until the runner reaches `target`; `false` if `timeout` passed first.
     pub async fn wait_for_position(&self, target: LogPosition, timeout: Duration) -> bool {
         let mut watch = self.watch();
         let reached = watch.wait_for(|status| status.position >= target);
         // The sender lives in `self`, so the wait ends only by reaching the target or timing out.
         matches!(tokio::time::timeout(timeout, reached).await, Ok(Ok(_)))
     }
-}
 
-/// How far `position` is behind `head`.
-pub fn lag_between(position: LogPosition, head: LogPosition) -> ProjectorLag {
-    let behind_events = if position >= head {
-        0
-    } else {
-        u64::try_from(head.position.saturating_sub(position.position))
-            .unwrap_or(0)
-            .max(1)
-    };
-    ProjectorLag {
-        position,
-        head,
-        behind_events,
+    /// Marks a runner that will not run at all (its configuration cannot work) as stopped, with
+    /// why.
+    pub fn not_started(&self, error: &dyn std::error::Error) {
+        self.update(|s| {
+            s.state = RunnerState::Stopped;
+            s.consecutive_failures += 1;
+            s.last_error = Some(Failure {
+                event: None,
+                error: super::error_chain(error),
+                failed_at: Utc::now(),
+            });
+        });
     }
 }
 

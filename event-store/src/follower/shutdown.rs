@@ -1,6 +1,7 @@
-//! The signal that stops projectors: a [`tokio_util::sync::CancellationToken`] under a name that
-//! says what it is for. Cancellation (rather than a `watch<bool>`) because it can be awaited by
-//! any number of tasks, can have children that stop with it, and cannot be "un-triggered".
+//! The signal that stops followers (and whatever a process stops with them): a
+//! [`tokio_util::sync::CancellationToken`] under a name that says what it is for. Cancellation
+//! (rather than a `watch<bool>`) because it can be awaited by any number of tasks, can have
+//! children that stop with it, and cannot be "un-triggered".
 
 use tokio_util::sync::CancellationToken;
 

@@ -1,6 +1,6 @@
 //! When a follower of the log must save a checkpoint it let fall behind.
 //!
-//! Projectors and sagas move past a batch that holds nothing of theirs without opening a
+//! A follower moves past a batch that holds nothing of its categories without opening a
 //! transaction (otherwise every event would cost each of them one); their stored checkpoint then
 //! stays behind them until [`CheckpointDelay`] says the save is due — `delay` after the first
 //! unsaved batch — or until they save it with a batch they apply. A crash in between only means
@@ -11,14 +11,14 @@ use tokio::time::Instant;
 
 /// Tracks since when a follower's stored checkpoint has been behind it.
 #[derive(Clone, Copy, Debug)]
-pub struct CheckpointDelay {
+pub(crate) struct CheckpointDelay {
     delay: Duration,
     behind_since: Option<Instant>,
 }
 
 impl CheckpointDelay {
     /// Saves are due `delay` after the first batch moved past without one.
-    pub fn new(delay: Duration) -> Self {
+    pub(crate) fn new(delay: Duration) -> Self {
         Self {
             delay,
             behind_since: None,
@@ -27,24 +27,24 @@ impl CheckpointDelay {
 
     /// The follower moved past a batch without saving its checkpoint. Returns whether the save
     /// is due now.
-    pub fn skipped(&mut self) -> bool {
+    pub(crate) fn skipped(&mut self) -> bool {
         let since = *self.behind_since.get_or_insert_with(Instant::now);
         since.elapsed() >= self.delay
     }
 
     /// The stored checkpoint is where the follower is (it was saved, or loaded).
-    pub fn caught_up(&mut self) {
+    pub(crate) fn caught_up(&mut self) {
         self.behind_since = None;
     }
 
     /// Whether the stored checkpoint is behind the follower.
-    pub fn is_behind(&self) -> bool {
+    pub(crate) fn is_behind(&self) -> bool {
         self.behind_since.is_some()
     }
 
     /// Resolves when the save is due; never while the stored checkpoint is not behind. For a
     /// `select!` beside the next batch.
-    pub async fn due(&self) {
+    pub(crate) async fn due(&self) {
         match self.behind_since {
             Some(since) => tokio::time::sleep_until(since + self.delay).await,
             None => std::future::pending().await,

@@ -1,0 +1,293 @@
+//! Checkpoints: where each follower is in the log, in one table (`follower_checkpoints`,
+//! `migrations/*_event_store_follower_checkpoints.sql`) and one set of statements.
+//!
+//! A checkpoint is a [`LogPosition`] in delivery order: every event up to it has had the
+//! follower's effect. It is created at [`LogPosition::START`] the first time it is asked for,
+//! and from then on moved only by [`write()`], a compare-and-set from the position the writer
+//! last saw: a write from a runner that has been overtaken (another runner of the same follower,
+//! a rebuild's switch, a manual reset) changes nothing and the writer finds out. That one
+//! function is where a fencing token will be checked, too (see [`crate::follower`]).
+
+use crate::error::StoreError;
+use crate::model::LogPosition;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
+
+/// A hash segment of a follower's streams. Followers are not partitioned yet: every follower is
+/// [`Segment::WHOLE`], stored as segment 0 of 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Segment {
+    index: u32,
+    count: u32,
+}
+
+impl Segment {
+    /// All of the follower's streams.
+    pub const WHOLE: Segment = Segment { index: 0, count: 1 };
+
+    /// Which segment this is, from 0.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Into how many segments the follower's streams are split.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+}
+
+/// Whose checkpoint: a follower's kind (`projector`, `saga`, `relay`, `sealer`), its name within
+/// the kind, and its segment. Shown as `kind:name`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FollowerId {
+    /// The kind of follower; each kind names its own followers.
+    pub kind: &'static str,
+    /// Its name, stable across restarts: renaming it starts it from the beginning of the log.
+    pub name: String,
+    /// Which of its segments.
+    pub segment: Segment,
+}
+
+impl FollowerId {
+    /// The whole of follower `name` of `kind`.
+    pub fn new(kind: &'static str, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+            segment: Segment::WHOLE,
+        }
+    }
+}
+
+impl std::fmt::Display for FollowerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.name)?;
+        if self.segment != Segment::WHOLE {
+            write!(f, "#{}/{}", self.segment.index, self.segment.count)?;
+        }
+        Ok(())
+    }
+}
+
+/// A checkpoint: the position, and what the follower keeps with it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checkpoint {
+    /// Every event up to here has had the follower's effect.
+    pub position: LogPosition,
+    /// The follower's own note about that point, moved with it (the sealer: the chain's head
+    /// there); `None` for most.
+    pub state: Option<Value>,
+}
+
+impl Checkpoint {
+    /// Before the first event, with nothing kept.
+    pub const START: Checkpoint = Checkpoint {
+        position: LogPosition::START,
+        state: None,
+    };
+}
+
+/// A checkpoint row as stored, for the admin views and for readers that wait on a follower.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredCheckpoint {
+    /// The follower's name (within its kind).
+    pub name: String,
+    /// Its segment.
+    pub segment: Segment,
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// When it last moved.
+    pub updated_at: DateTime<Utc>,
+    /// Why the follower's last attempt failed; cleared by its next write.
+    pub last_error: Option<String>,
+    /// When.
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// The whole row, for readers.
+const READ: &str = "SELECT name, segment, segments,
+        transaction_id::text::bigint AS transaction_id, position, state, updated_at, last_error,
+        last_error_at
+    FROM follower_checkpoints WHERE kind = $1 AND name = $2 AND segment = $3";
+
+/// Every row of a kind, for the admin views.
+const LIST: &str = "SELECT name, segment, segments,
+        transaction_id::text::bigint AS transaction_id, position, state, updated_at, last_error,
+        last_error_at
+    FROM follower_checkpoints WHERE kind = $1 ORDER BY name, segment";
+
+/// Only what a runner compares, once per batch.
+const LOCK: &str = "SELECT transaction_id::text::bigint AS transaction_id, position, state
+    FROM follower_checkpoints WHERE kind = $1 AND name = $2 AND segment = $3 FOR UPDATE";
+
+/// The checkpoint of `id`, created at the start the first time.
+pub async fn load(pool: &PgPool, id: &FollowerId) -> Result<Checkpoint, StoreError> {
+    sqlx::query(
+        "INSERT INTO follower_checkpoints
+             (kind, name, segment, segments, transaction_id, position, updated_at)
+         VALUES ($1, $2, $3, $4, '0', 0, now())
+         ON CONFLICT (kind, name, segment) DO NOTHING",
+    )
+    .bind(id.kind)
+    .bind(&id.name)
+    .bind(segment_index(id)?)
+    .bind(segment_count(id)?)
+    .execute(pool)
+    .await?;
+    // Deleted between the two statements (a manual reset): start over.
+    Ok(read(pool, id)
+        .await?
+        .map_or(Checkpoint::START, |stored| stored.checkpoint))
+}
+
+/// The checkpoint of `id` as stored, if it has one; never creates it.
+pub async fn read<'c>(
+    executor: impl PgExecutor<'c>,
+    id: &FollowerId,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let row = sqlx::query(READ)
+        .bind(id.kind)
+        .bind(&id.name)
+        .bind(segment_index(id)?)
+        .fetch_optional(executor)
+        .await?;
+    row.map(|row| decode(id.kind, &row)).transpose()
+}
+
+/// The position of `id` as stored ([`LogPosition::START`] if it has none): how far a follower
+/// has certainly got, for a reader waiting on it.
+pub async fn position(pool: &PgPool, id: &FollowerId) -> Result<LogPosition, StoreError> {
+    Ok(read(pool, id)
+        .await?
+        .map_or(LogPosition::START, |stored| stored.checkpoint.position))
+}
+
+/// Every checkpoint of `kind`, by name and segment, for the admin views.
+pub async fn list(pool: &PgPool, kind: &'static str) -> Result<Vec<StoredCheckpoint>, StoreError> {
+    let rows = sqlx::query(LIST).bind(kind).fetch_all(pool).await?;
+    rows.iter().map(|row| decode(kind, row)).collect()
+}
+
+/// Locks the checkpoint row of `id` for the rest of `tx` and returns it (`None` if it has
+/// none). Two runners of one follower thus take turns, the second seeing that the first moved
+/// it; a rebuild's switch holds it to keep the live runner out.
+pub async fn lock(
+    tx: &mut PgConnection,
+    id: &FollowerId,
+) -> Result<Option<Checkpoint>, StoreError> {
+    let row = sqlx::query(LOCK)
+        .bind(id.kind)
+        .bind(&id.name)
+        .bind(segment_index(id)?)
+        .fetch_optional(&mut *tx)
+        .await?;
+    row.map(|row| decode_checkpoint(id, &row)).transpose()
+}
+
+/// Moves the checkpoint of `id` from `from` to `to`, clearing its last error — if it is still
+/// at `from`; `false` (and nothing changed) when someone else moved it. The only statement that
+/// changes a checkpoint: every write of every follower, in a transaction or alone, comes here.
+pub async fn write<'c>(
+    executor: impl PgExecutor<'c>,
+    id: &FollowerId,
+    from: LogPosition,
+    to: &Checkpoint,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE follower_checkpoints
+         SET transaction_id = $6::text::xid8, position = $7, state = $8, updated_at = now(),
+             last_error = NULL, last_error_at = NULL
+         WHERE kind = $1 AND name = $2 AND segment = $3
+           AND transaction_id = $4::text::xid8 AND position = $5",
+    )
+    .bind(id.kind)
+    .bind(&id.name)
+    .bind(segment_index(id)?)
+    .bind(from.transaction_id.to_string())
+    .bind(from.position)
+    .bind(to.position.transaction_id.to_string())
+    .bind(to.position.position)
+    .bind(&to.state)
+    .execute(executor)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Notes why the follower's last attempt failed, outside its rolled-back transaction (the
+/// admin view shows it until the next write clears it).
+pub(crate) async fn record_error(
+    pool: &PgPool,
+    id: &FollowerId,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE follower_checkpoints SET last_error = $4, last_error_at = now()
+         WHERE kind = $1 AND name = $2 AND segment = $3",
+    )
+    .bind(id.kind)
+    .bind(&id.name)
+    .bind(segment_index(id)?)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+fn segment_index(id: &FollowerId) -> Result<i32, StoreError> {
+    i32::try_from(id.segment.index).map_err(|_| corrupt(id, "segment index exceeds an integer"))
+}
+
+fn segment_count(id: &FollowerId) -> Result<i32, StoreError> {
+    i32::try_from(id.segment.count).map_err(|_| corrupt(id, "segment count exceeds an integer"))
+}
+
+fn corrupt(id: &FollowerId, reason: &str) -> StoreError {
+    StoreError::Corrupt {
+        position: 0,
+        reason: format!("checkpoint of {id}: {reason}"),
+    }
+}
+
+fn decode_checkpoint(id: &FollowerId, row: &PgRow) -> Result<Checkpoint, StoreError> {
+    let transaction_id: i64 = row.try_get("transaction_id")?;
+    Ok(Checkpoint {
+        position: LogPosition {
+            transaction_id: u64::try_from(transaction_id)
+                .map_err(|_| corrupt(id, "negative transaction id"))?,
+            position: row.try_get("position")?,
+        },
+        state: row.try_get("state")?,
+    })
+}
+
+fn decode(kind: &'static str, row: &PgRow) -> Result<StoredCheckpoint, StoreError> {
+    let name: String = row.try_get("name")?;
+    let position: i64 = row.try_get("position")?;
+    let bad = |reason: &str| StoreError::Corrupt {
+        position,
+        reason: format!("checkpoint of {kind}:{name}: {reason}"),
+    };
+    let transaction_id: i64 = row.try_get("transaction_id")?;
+    let index: i32 = row.try_get("segment")?;
+    let count: i32 = row.try_get("segments")?;
+    Ok(StoredCheckpoint {
+        segment: Segment {
+            index: u32::try_from(index).map_err(|_| bad("negative segment"))?,
+            count: u32::try_from(count).map_err(|_| bad("negative segment count"))?,
+        },
+        checkpoint: Checkpoint {
+            position: LogPosition {
+                transaction_id: u64::try_from(transaction_id)
+                    .map_err(|_| bad("negative transaction id"))?,
+                position,
+            },
+            state: row.try_get("state")?,
+        },
+        updated_at: row.try_get("updated_at")?,
+        last_error: row.try_get("last_error")?,
+        last_error_at: row.try_get("last_error_at")?,
+        name,
+    })
+}

@@ -1,0 +1,531 @@
+//! The batch loop every follower runs: from the stored checkpoint, each batch of the log either
+//! skipped (nothing of the follower's), or applied with its checkpoint; on failure, back off and
+//! start again from the checkpoint.
+//!
+//! # Guarantees
+//!
+//! - **Never skips.** A failure (the log, the effect, the commit, a checkpoint moved by someone
+//!   else) drops everything held in memory and starts again from the stored checkpoint after a
+//!   backoff that doubles up to `retry_max`. A poison event stops the follower where it is,
+//!   visibly (status, logs, `last_error`), rather than being passed over.
+//! - **Exactly-once effects** for an [`InTransaction`] follower: the batch's effect and the new
+//!   checkpoint commit together or not at all. An [`AfterEffect`] follower's effect is made
+//!   before its checkpoint moves: at least once, and at most one batch again after a crash.
+//! - **One writer.** Each write is a compare-and-set from where this runner left the checkpoint
+//!   (an in-transaction batch also locks the row first, so two runners take turns instead of
+//!   both doing the work): a runner that was overtaken finds out and starts again from what is
+//!   stored.
+//! - **Nothing written for nothing.** A batch with nothing of the follower's categories opens no
+//!   transaction: the runner moves past it in memory and saves the checkpoint at most
+//!   `checkpoint_delay` later (or with the next applied batch), in one statement. Otherwise every
+//!   event would cost every projector and saga a transaction. A crash before that save only
+//!   means reading the skipped events again and skipping them again.
+//!
+//! # Stopping
+//!
+//! [`Runner::run_in_transaction`] and [`Runner::run_after_effect`] return when their stop future
+//! resolves. That interrupts only the waits (for new events, for a backoff); a batch in hand is
+//! finished and committed first, and a checkpoint left behind skipped batches is saved.
+
+use super::checkpoint::{self, Checkpoint, FollowerId};
+use super::delay::CheckpointDelay;
+use super::error::{FollowerError, error_chain};
+use super::metrics::Metrics;
+use super::status::{Failure, FollowerStatus, RunnerState, lag_between};
+use super::{AfterEffect, Applied, Batch, Follower, InTransaction};
+use crate::{EventStore, Subscription};
+use chrono::Utc;
+use futures::future::BoxFuture;
+use sqlx::PgPool;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How a runner reads and retries. The defaults suit production.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// At most this many events per batch, and so per transaction.
+    pub batch_size: u32,
+    /// How often to look for events appended by other processes (appends made in this process
+    /// wake the runner at once).
+    pub idle_poll: Duration,
+    /// The first wait after a failure.
+    pub retry_initial: Duration,
+    /// The longest wait between retries.
+    pub retry_max: Duration,
+    /// How long the stored checkpoint may stay behind batches that had nothing for the follower.
+    pub checkpoint_delay: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            idle_poll: Duration::from_millis(100),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+            checkpoint_delay: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Runs one follower over the log. Create it, take its [`status`](Self::status), then run it
+/// (usually in a spawned task) with the method of the follower's kind of effect.
+#[derive(Debug)]
+pub struct Runner<F> {
+    store: EventStore,
+    follower: F,
+    config: RunnerConfig,
+    status: FollowerStatus,
+}
+
+/// Where the loop is between steps; dropped on a failure, so the next step starts again from
+/// the stored checkpoint.
+struct Following {
+    subscription: Subscription,
+    /// The checkpoint as stored.
+    saved: Checkpoint,
+    /// How far the runner is (past `saved` by skipped batches, at most `checkpoint_delay`).
+    at: crate::LogPosition,
+    /// Since when `at` has been ahead of `saved`.
+    delay: CheckpointDelay,
+}
+
+/// What one step did.
+enum Step {
+    /// Applied or skipped a batch, saved the checkpoint, or ticked.
+    Moved,
+    /// The stop signal came while waiting.
+    Stopped,
+}
+
+/// How a batch's effect and its checkpoint are committed: the one difference between the two
+/// kinds of follower.
+trait Commit {
+    type Follower: Follower;
+
+    fn follower(&self) -> &Self::Follower;
+
+    fn commit<'a>(
+        &'a self,
+        pool: &'a PgPool,
+        saved: &'a Checkpoint,
+        batch: &'a Batch<'a>,
+    ) -> BoxFuture<'a, Result<(Checkpoint, Applied), FollowerError>>;
+}
+
+/// An in-transaction follower's commit (see [`commit_in_transaction`]).
+struct Transactional<'f, F>(&'f F);
+
+/// An after-effect follower's commit: the effect, then the checkpoint by compare-and-set.
+struct Outside<'f, F>(&'f F);
+
+impl<F: InTransaction> Commit for Transactional<'_, F> {
+    type Follower = F;
+
+    fn follower(&self) -> &F {
+        self.0
+    }
+
+    fn commit<'a>(
+        &'a self,
+        pool: &'a PgPool,
+        saved: &'a Checkpoint,
+        batch: &'a Batch<'a>,
+    ) -> BoxFuture<'a, Result<(Checkpoint, Applied), FollowerError>> {
+        Box::pin(commit_in_transaction(pool, self.0, saved, batch))
+    }
+}
+
+impl<F: AfterEffect> Commit for Outside<'_, F> {
+    type Follower = F;
+
+    fn follower(&self) -> &F {
+        self.0
+    }
+
+    fn commit<'a>(
+        &'a self,
+        pool: &'a PgPool,
+        saved: &'a Checkpoint,
+        batch: &'a Batch<'a>,
+    ) -> BoxFuture<'a, Result<(Checkpoint, Applied), FollowerError>> {
+        Box::pin(async move {
+            let applied = self.0.apply(batch).await?;
+            let to = Checkpoint {
+                position: batch.last(),
+                state: applied.state.clone(),
+            };
+            advance(pool, self.0.id(), saved.position, &to).await?;
+            Ok((to, applied))
+        })
+    }
+}
+
+/// Applies `batch` (right after `saved`) to an in-transaction follower and moves its checkpoint
+/// past it, in one transaction: lock the checkpoint row, check it is at `saved`, apply, write,
+/// commit. Returns the new checkpoint. What the runner does for each batch; also for tools that
+/// drive a follower by hand (a benchmark sealing a bulk-loaded log).
+pub async fn commit_in_transaction<F: InTransaction + ?Sized>(
+    pool: &PgPool,
+    follower: &F,
+    saved: &Checkpoint,
+    batch: &Batch<'_>,
+) -> Result<(Checkpoint, Applied), FollowerError> {
+    let id = follower.id();
+    let mut tx = pool.begin().await?;
+    let found = checkpoint::lock(&mut tx, id).await?.map(|c| c.position);
+    if found != Some(saved.position) {
+        return Err(FollowerError::CheckpointMoved {
+            follower: id.to_string(),
+            expected: saved.position,
+            found,
+        });
+    }
+    let applied = follower.apply(&mut tx, batch).await?;
+    let to = Checkpoint {
+        position: batch.last(),
+        state: applied.state.clone(),
+    };
+    // Under the row lock, so it holds; checked all the same, as every write is.
+    if !checkpoint::write(&mut *tx, id, saved.position, &to).await? {
+        return Err(FollowerError::CheckpointMoved {
+            follower: id.to_string(),
+            expected: saved.position,
+            found: None,
+        });
+    }
+    tx.commit().await?;
+    Ok((to, applied))
+}
+
+/// Moves the checkpoint of `id` from `from` to `to` alone (no transaction); an error naming
+/// where it is when someone else moved it.
+async fn advance(
+    pool: &PgPool,
+    id: &FollowerId,
+    from: crate::LogPosition,
+    to: &Checkpoint,
+) -> Result<(), FollowerError> {
+    if checkpoint::write(pool, id, from, to).await? {
+        return Ok(());
+    }
+    let found = checkpoint::read(pool, id)
+        .await?
+        .map(|stored| stored.checkpoint.position);
+    Err(FollowerError::CheckpointMoved {
+        follower: id.to_string(),
+        expected: from,
+        found,
+    })
+}
+
+impl<F: Follower> Runner<F> {
+    /// A runner of `follower` over `store`.
+    pub fn new(store: EventStore, follower: F, config: RunnerConfig) -> Self {
+        let status = FollowerStatus::new(&follower.id().name);
+        Self {
+            store,
+            follower,
+            config,
+            status,
+        }
+    }
+
+    /// The status handle; clones stay valid after the runner stops.
+    pub fn status(&self) -> FollowerStatus {
+        self.status.clone()
+    }
+
+    /// The follower it runs.
+    pub fn follower(&self) -> &F {
+        &self.follower
+    }
+
+    /// The follower it runs, to finish setting it up before it runs.
+    pub fn follower_mut(&mut self) -> &mut F {
+        &mut self.follower
+    }
+}
+
+impl<F: InTransaction> Runner<F> {
+    /// Applies the log to an in-transaction follower until `stop` resolves.
+    pub async fn run_in_transaction(self, stop: impl Future<Output = ()>) {
+        let commit = Transactional(&self.follower);
+        follow(&self.store, &commit, &self.config, &self.status, stop).await;
+    }
+}
+
+impl<F: AfterEffect> Runner<F> {
+    /// Applies the log to an after-effect follower until `stop` resolves.
+    pub async fn run_after_effect(self, stop: impl Future<Output = ()>) {
+        let commit = Outside(&self.follower);
+        follow(&self.store, &commit, &self.config, &self.status, stop).await;
+    }
+}
+
+/// The loop.
+async fn follow<C: Commit>(
+    store: &EventStore,
+    commit: &C,
+    config: &RunnerConfig,
+    status: &FollowerStatus,
+    stop: impl Future<Output = ()>,
+) {
+    let follower = commit.follower();
+    let id = follower.id();
+    tracing::info!(follower = %id, "follower starting");
+    // Marks the status stopped however the loop ends, a panic included, so that whoever waits
+    // for the runner to stop is not left waiting.
+    let _stopped = StoppedOnDrop { status, id };
+    let metrics = Metrics::register(id, follower.metrics());
+    tokio::pin!(stop);
+    let mut backoff = config.retry_initial;
+    let mut following: Option<Following> = None;
+    let mut caught_up_at = Instant::now();
+    loop {
+        let step = step(
+            store,
+            commit,
+            config,
+            status,
+            &metrics,
+            &mut following,
+            &mut stop,
+        );
+        match step.await {
+            Ok(Step::Moved) => {
+                backoff = config.retry_initial;
+                record_lag(store, id, status, &metrics, &mut caught_up_at).await;
+            }
+            Ok(Step::Stopped) => break,
+            Err(error) => {
+                following = None;
+                record_failure(store.pool(), id, status, &metrics, &error, backoff).await;
+                // Keep the lag honest while failing: the log grows, the follower does not.
+                let head = store.recent_head().await.ok();
+                let behind = head.map(|head| lag_between(status.position(), head).behind_events);
+                metrics.lag(behind, caught_up_at.elapsed());
+                tokio::select! {
+                    () = &mut stop => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(config.retry_max);
+            }
+        }
+    }
+    tracing::info!(follower = %id, position = ?status.position(), "follower stopped");
+}
+
+/// Waits for the next batch and applies it, skips it, saves the checkpoint past skipped ones
+/// when that is due, or ticks the follower.
+async fn step<C: Commit>(
+    store: &EventStore,
+    commit: &C,
+    config: &RunnerConfig,
+    status: &FollowerStatus,
+    metrics: &Metrics,
+    following: &mut Option<Following>,
+    stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<Step, FollowerError> {
+    let follower = commit.follower();
+    let id = follower.id();
+    let state = match following {
+        Some(state) => state,
+        None => {
+            let saved = checkpoint::load(store.pool(), id).await?;
+            follower.resume(&saved).await?;
+            let at = saved.position;
+            status.update(|s| {
+                s.position = at;
+                if s.state == RunnerState::Starting {
+                    s.state = RunnerState::Running;
+                }
+            });
+            metrics.position(at.position);
+            following.insert(Following {
+                subscription: store
+                    .subscribe(at)
+                    .with_batch_size(config.batch_size)
+                    .with_idle_poll(config.idle_poll),
+                saved,
+                at,
+                delay: CheckpointDelay::new(config.checkpoint_delay),
+            })
+        }
+    };
+    let tick_at = follower.tick_at();
+    if tick_at.is_some_and(|at| at <= Instant::now()) {
+        follower.tick().await?;
+        return Ok(Step::Moved);
+    }
+    let delay = state.delay;
+    let events = tokio::select! {
+        biased;
+        () = stop.as_mut() => {
+            // Leave the stored checkpoint where the runner is; failing that, the skipped events
+            // are only read again next time.
+            if state.delay.is_behind() {
+                let _ = save_skipped(store.pool(), id, state).await;
+            }
+            return Ok(Step::Stopped);
+        }
+        events = state.subscription.next_batch() => events?,
+        () = delay.due() => {
+            save_skipped(store.pool(), id, state).await?;
+            return Ok(Step::Moved);
+        }
+        () = sleep_until(tick_at) => return Ok(Step::Moved),
+    };
+    let Some(batch) = Batch::new(&events, follower.categories()) else {
+        return Ok(Step::Moved);
+    };
+    let last = batch.last();
+    if batch.is_empty() {
+        state.at = last;
+        status.update(|s| {
+            s.state = RunnerState::Running;
+            s.position = last;
+            s.consecutive_failures = 0;
+        });
+        if state.delay.skipped() {
+            save_skipped(store.pool(), id, state).await?;
+        }
+        return Ok(Step::Moved);
+    }
+    let started = std::time::Instant::now();
+    let (saved, applied) = commit.commit(store.pool(), &state.saved, &batch).await?;
+    state.saved = saved;
+    state.at = last;
+    state.delay.caught_up();
+    follower.committed(&batch, &applied);
+    status.update(|s| {
+        s.state = RunnerState::Running;
+        s.position = last;
+        s.events_applied += applied.events;
+        s.duplicates += applied.duplicates;
+        s.batches_committed += 1;
+        s.consecutive_failures = 0;
+    });
+    metrics.committed(applied.events, applied.duplicates, started.elapsed());
+    metrics.position(last.position);
+    Ok(Step::Moved)
+}
+
+/// Saves the checkpoint where the runner is, past batches it skipped, in one compare-and-set
+/// statement (no lock: nothing else is written with it).
+async fn save_skipped(
+    pool: &PgPool,
+    id: &FollowerId,
+    state: &mut Following,
+) -> Result<(), FollowerError> {
+    let to = Checkpoint {
+        position: state.at,
+        state: state.saved.state.clone(),
+    };
+    advance(pool, id, state.saved.position, &to).await?;
+    state.saved = to;
+    state.delay.caught_up();
+    Ok(())
+}
+
+/// Reports a failed attempt: the logs, the status, the metrics and the checkpoint row.
+async fn record_failure(
+    pool: &PgPool,
+    id: &FollowerId,
+    status: &FollowerStatus,
+    metrics: &Metrics,
+    error: &FollowerError,
+    backoff: Duration,
+) {
+    let text = error_chain(error);
+    let event = error.event().cloned();
+    let attempt = status.snapshot().consecutive_failures + 1;
+    let retry_in_ms = backoff.as_millis() as u64;
+    match &event {
+        Some(event) => tracing::error!(
+            follower = %id,
+            position = event.log_position.position,
+            transaction_id = event.log_position.transaction_id,
+            stream_id = %event.stream_id,
+            stream_version = event.stream_version,
+            event_type = %event.event_type,
+            error = %text,
+            attempt,
+            retry_in_ms,
+            "follower failed to apply an event; the batch was rolled back and will be retried",
+        ),
+        None => tracing::error!(
+            follower = %id,
+            checkpoint = ?status.position(),
+            error = %text,
+            attempt,
+            retry_in_ms,
+            "follower failed; it will retry from its checkpoint",
+        ),
+    }
+    metrics.failed();
+    let stored = match &event {
+        Some(e) => format!(
+            "{} v{} ({}): {text}",
+            e.stream_id, e.stream_version, e.event_id
+        ),
+        None => text.clone(),
+    };
+    if let Err(error) = checkpoint::record_error(pool, id, &stored).await {
+        tracing::warn!(follower = %id, %error, "cannot record the follower's failure");
+    }
+    status.update(|s| {
+        s.state = RunnerState::Retrying;
+        s.consecutive_failures += 1;
+        s.last_error = Some(Failure {
+            event,
+            error: text,
+            failed_at: Utc::now(),
+        });
+    });
+}
+
+/// Publishes how far behind the log the follower is after a step. A failure to measure is only
+/// logged: lag is a gauge, not a reason to stop.
+async fn record_lag(
+    store: &EventStore,
+    id: &FollowerId,
+    status: &FollowerStatus,
+    metrics: &Metrics,
+    caught_up_at: &mut Instant,
+) {
+    match store.recent_head().await {
+        Ok(head) => {
+            let lag = lag_between(status.position(), head);
+            if lag.caught_up() {
+                *caught_up_at = Instant::now();
+            }
+            status.set_lag(lag.behind_events);
+            metrics.lag(Some(lag.behind_events), caught_up_at.elapsed());
+        }
+        Err(error) => tracing::warn!(follower = %id, %error, "cannot measure the follower's lag"),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sets the runner's state to stopped when dropped.
+struct StoppedOnDrop<'a> {
+    status: &'a FollowerStatus,
+    id: &'a FollowerId,
+}
+
+impl Drop for StoppedOnDrop<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(follower = %self.id, "follower runner panicked");
+        }
+        self.status.update(|s| s.state = RunnerState::Stopped);
+    }
+}
