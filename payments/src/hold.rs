@@ -16,10 +16,10 @@
 //! retry with the same `Idempotency-Key` takes the hold before that; otherwise it is abandoned
 //! on the account and cancelled. When the start's answer is final (a recorded refusal: the car
 //! was taken meanwhile; or no client key to retry with), [`StartHold::settle`] lets the hold go
-//! at once, through the same steps as the sweeper ([`crate::sweeper::let_go`]).
+//! at once, through the same steps as the sweeper ([`crate::settle::let_go`]).
 
-use crate::gateway::{GatewayError, HOLD_KEY_METADATA, NewPayment, PaymentStatus};
-use crate::intents::{self, HoldIntent, NewIntent};
+use crate::intents::{self, NewIntent};
+use crate::settle::{Asked, ask};
 use crate::{Payments, PaymentsError};
 use chrono::{DateTime, Utc};
 use domain::Decider;
@@ -28,7 +28,6 @@ use domain::account::{
     PaymentFact, check_hold_key,
 };
 use domain::ids::{CustomerId, TripId};
-use serde_json::json;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -65,67 +64,6 @@ pub enum HoldRefused {
     /// Velka's own database failed.
     #[error(transparent)]
     Failed(#[from] PaymentsError),
-}
-
-/// What asking the gateway for a key's hold gave.
-#[derive(Debug)]
-pub(crate) enum Asked {
-    /// The hold, made now or by an earlier request with the key.
-    Held(String),
-    /// The card was declined: nothing is held for the key.
-    Declined(String),
-    /// The key's payment holds nothing any more (cancelled or captured).
-    Settled(PaymentStatus),
-    /// No definite answer.
-    Unavailable(String),
-}
-
-/// Asks the gateway for the hold noted in `intent`: exactly the request its first try sent, so
-/// the gateway answers with the hold it made under the key (or makes it, if the first request
-/// never reached it). One quick retry: a lost answer is the commonest failure.
-pub(crate) async fn ask(payments: &Payments, intent: &HoldIntent) -> Asked {
-    let customer_ref = intent.customer_id.to_string();
-    let description = format!("Trip hold {}", intent.hold_key);
-    let request = NewPayment {
-        key: &intent.hold_key,
-        amount: intent.amount(),
-        customer_ref: &customer_ref,
-        description: &description,
-        capture: false,
-        metadata: intent
-            .with_metadata
-            .then(|| json!({ HOLD_KEY_METADATA: intent.hold_key })),
-    };
-    let mut last = String::new();
-    for _ in 0..2 {
-        match payments.gateway().create_payment(&request).await {
-            Ok(payment) => {
-                if let Some(reason) = payment.declined() {
-                    return Asked::Declined(reason.as_str().to_owned());
-                }
-                return match payment.status {
-                    PaymentStatus::WaitingForCapture => Asked::Held(payment.id),
-                    PaymentStatus::Pending => Asked::Unavailable(format!(
-                        "hold {} is still pending at the gateway",
-                        payment.id
-                    )),
-                    status => Asked::Settled(status),
-                };
-            }
-            Err(GatewayError::Refused { code, .. }) if code.is_decline() => {
-                return Asked::Declined(code.as_str().to_owned());
-            }
-            // Anything else (a key reused with another request, an invalid amount) is Velka's
-            // fault, not the customer's card: no definite answer about the hold.
-            Err(GatewayError::Refused { code, description }) => {
-                tracing::error!(key = %intent.hold_key, code = code.as_str(), %description,
-                    "the gateway refused a hold request");
-                return Asked::Unavailable(format!("{}: {description}", code.as_str()));
-            }
-            Err(GatewayError::Unavailable(reason)) => last = reason,
-        }
-    }
-    Asked::Unavailable(last)
 }
 
 /// One trip start's hold: see the module documentation.
@@ -269,7 +207,7 @@ impl StartHold {
             }
         };
         if let Err(error) =
-            crate::sweeper::let_go(&self.payments, &intent, AbandonReason::StartRefused).await
+            crate::settle::let_go(&self.payments, &intent, AbandonReason::StartRefused).await
         {
             tracing::warn!(key = %self.key, %error, "a refused start's hold was not let go yet; the sweeper will");
         }

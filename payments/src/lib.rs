@@ -31,6 +31,7 @@ pub mod intents;
 pub mod operation;
 pub mod reconciler;
 pub mod saga;
+mod settle;
 pub mod sweeper;
 
 pub use account::ACTOR;
