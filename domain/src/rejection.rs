@@ -1,8 +1,8 @@
 //! Why a command was refused. Rejections are values, one variant per business rule, so that the
 //! API layer can map each to a stable problem type in exactly one place.
 
-use crate::account::{AccountId, ChargeId};
 use crate::ids::{
+    AccountId, ChargeId,
     CompanyId, CustomerId, DamageReportId, FineId, PenaltyId, QuoteId, ReservationId,
     ServiceTaskId, TripId, VehicleId,
 };

@@ -6,8 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-/// The base of every problem type URI; the last segment is the rule's stable name.
-pub const PROBLEM_BASE: &str = "https://velka.dev/problems/";
+pub use crate::problems::PROBLEM_BASE;
 
 /// An error response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

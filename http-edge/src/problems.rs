@@ -6,6 +6,9 @@
 
 use axum::http::StatusCode;
 
+/// The base of every problem type URI; the last segment is the rule's stable name.
+pub const PROBLEM_BASE: &str = "https://velka.dev/problems/";
+
 macro_rules! problem_types {
     ($( $(#[$doc:meta])* $variant:ident = ($status:ident, $slug:literal, $title:literal), )*) => {
         /// A kind of problem: see the module documentation.
@@ -220,7 +223,7 @@ problem_types! {
 impl ProblemType {
     /// The `type` URI: `https://velka.dev/problems/<slug>`.
     pub fn uri(self) -> String {
-        format!("{}{}", crate::problem::PROBLEM_BASE, self.slug())
+        format!("{PROBLEM_BASE}{}", self.slug())
     }
 
     /// The problem type with this stable name.

@@ -35,12 +35,13 @@ mod payments;
 #[cfg(test)]
 mod tests;
 
+pub use crate::ids::{AccountId, ChargeId, NotAnAccountId, RefundId};
 pub use payments::{
     AbandonReason, DebtNotice, HoldState, HoldToAbandon, PaymentFact, check_hold_key,
 };
 
 use crate::decider::{Decider, DomainEvent};
-use crate::ids::{CompanyId, CustomerId, FineId, PenaltyId, ReservationId, TripId};
+use crate::ids::{CustomerId, FineId, PenaltyId, ReservationId, TripId};
 use crate::money::Kopecks;
 use crate::rejection::{FieldError, Rejection};
 use crate::reservation::ReservationEvent;
@@ -48,8 +49,6 @@ use crate::trip::{TripEvent, TripState};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 use uuid::Uuid;
 
 /// The largest single charge, refund or fine the system accepts: 1,000,000 RUB. Far above any
@@ -73,116 +72,6 @@ pub fn positive_amount(field: &str, kopecks: i64) -> Result<Kopecks, FieldError>
     }
     Ok(Kopecks(kopecks))
 }
-
-/// Who pays: the owner of an account.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AccountId {
-    /// A person paying for their own trips.
-    Customer(CustomerId),
-    /// A B2B company paying for its employees' trips.
-    Company(CompanyId),
-}
-
-impl AccountId {
-    /// The stream category of accounts.
-    pub const CATEGORY: &'static str = "account";
-
-    /// The account's event stream: `account-<customer uuid>` or `account-company-<uuid>`.
-    pub fn stream_id(&self) -> String {
-        match self {
-            AccountId::Customer(customer_id) => format!("account-{}", customer_id.0),
-            AccountId::Company(company_id) => format!("account-company-{}", company_id.0),
-        }
-    }
-
-    /// Reads an account id back out of a stream id.
-    pub fn from_stream_id(stream_id: &str) -> Option<Self> {
-        let rest = stream_id.strip_prefix("account-")?;
-        match rest.strip_prefix("company-") {
-            Some(company) => Uuid::parse_str(company)
-                .ok()
-                .map(|id| AccountId::Company(CompanyId(id))),
-            None => Uuid::parse_str(rest)
-                .ok()
-                .map(|id| AccountId::Customer(CustomerId(id))),
-        }
-    }
-
-    /// The customer whose own account this is, if it is a customer's.
-    pub fn customer(&self) -> Option<CustomerId> {
-        match self {
-            AccountId::Customer(customer_id) => Some(*customer_id),
-            AccountId::Company(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for AccountId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AccountId::Customer(customer_id) => write!(f, "customer:{customer_id}"),
-            AccountId::Company(company_id) => write!(f, "company:{company_id}"),
-        }
-    }
-}
-
-/// Text that is not an account id.
-#[derive(Debug, thiserror::Error)]
-#[error("not an account id (expected customer:<uuid> or company:<uuid>): {0:?}")]
-pub struct NotAnAccountId(String);
-
-impl FromStr for AccountId {
-    type Err = NotAnAccountId;
-    fn from_str(s: &str) -> Result<Self, NotAnAccountId> {
-        let invalid = || NotAnAccountId(s.to_owned());
-        let (kind, id) = s.split_once(':').ok_or_else(invalid)?;
-        let id = Uuid::parse_str(id).map_err(|_| invalid())?;
-        match kind {
-            "customer" => Ok(AccountId::Customer(CustomerId(id))),
-            "company" => Ok(AccountId::Company(CompanyId(id))),
-            _ => Err(invalid()),
-        }
-    }
-}
-
-/// Stored as its text, `customer:<uuid>`: one column, one JSON string, whatever the payer.
-impl Serialize for AccountId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for AccountId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-macro_rules! plain_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-        #[serde(transparent)]
-        pub struct $name(pub Uuid);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-
-plain_id!(
-    /// One charge on an account. Not a stream of its own: a charge lives in its account's stream.
-    ChargeId
-);
-plain_id!(
-    /// One refund of (part of) a charge.
-    RefundId
-);
 
 /// What a charge is for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
