@@ -42,7 +42,7 @@ pub use group::{
     DEFAULT_MAX_GROUP as DEFAULT_APPEND_GROUP, DEFAULT_WRITERS as DEFAULT_APPEND_WRITERS,
 };
 pub use idempotency::StoredResult;
-pub use log::LogPage;
+pub use log::{EventHeader, LogPage};
 pub use model::{
     AppendRequest, Claims, CommandResult, ExpectedVersion, LogPosition, Metadata, NewEvent,
     RecordedEvent, StreamWrite,

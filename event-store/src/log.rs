@@ -96,7 +96,38 @@ pub struct LogPage {
     pub held_back: bool,
 }
 
+/// What a timeline shows of an event: which, when, by whom, where — not its data.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct EventHeader {
+    /// Its position in the whole log.
+    pub position: i64,
+    pub stream_id: String,
+    pub event_type: String,
+    /// Who caused it: `customer:<id>`, `support:<agent>`, `service:<name>`.
+    pub actor: String,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
 impl EventStore {
+    /// The headers of the latest `limit` events over several streams, newest first: a
+    /// timeline. Each stream is found by its `(stream_id, stream_version)` key; the few events
+    /// are sorted by position.
+    pub async fn latest_headers(
+        &self,
+        stream_ids: &[String],
+        limit: i64,
+    ) -> Result<Vec<EventHeader>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT position, stream_id, event_type, actor, occurred_at
+             FROM events WHERE stream_id = ANY($1)
+             ORDER BY position DESC LIMIT $2",
+        )
+        .bind(stream_ids)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The events of one stream after version `after` (0 = from the start), in order.
     pub async fn read_stream(
         &self,

@@ -185,17 +185,20 @@ pub(crate) async fn customer_360(
     .map_err(QueryError::from)?;
     let mut streams = vec![CustomerId(customer_id).stream_id(), account_id.stream_id()];
     streams.extend(timeline_trips.into_iter().map(|id| TripId(id).stream_id()));
-    // Each stream is found by the (stream_id, stream_version) key; the few events are sorted here.
-    let timeline: Vec<TimelineEntry> = sqlx::query_as(
-        "SELECT event_type, occurred_at, actor, stream_id, position
-         FROM events WHERE stream_id = ANY($1)
-         ORDER BY position DESC LIMIT $2",
-    )
-    .bind(&streams)
-    .bind(TIMELINE_LIMIT)
-    .fetch_all(pool)
-    .await
-    .map_err(QueryError::from)?;
+    let timeline: Vec<TimelineEntry> = context
+        .store
+        .latest_headers(&streams, TIMELINE_LIMIT)
+        .await
+        .map_err(QueryError::from)?
+        .into_iter()
+        .map(|header| TimelineEntry {
+            event_type: header.event_type,
+            occurred_at: header.occurred_at,
+            actor: header.actor,
+            stream_id: header.stream_id,
+            position: header.position,
+        })
+        .collect();
 
     Ok(Json(Customer360 {
         customer_id,

@@ -1,6 +1,6 @@
 //! `GET /v1/fleet/status`: how many cars are available, reserved, in a trip or in service, over
-//! the whole fleet and per pricing zone (the city's grid from `fixtures/data/moscow.json`, the
-//! same cells quotes are priced in), for the fleet console and support. Read from
+//! the whole fleet and per pricing zone (the city's grid, which the binary hands over in the
+//! pricing policy: the same cells quotes are priced in), for the fleet console and support. Read from
 //! `vehicles_view`; the cell of a car is computed in SQL with the division the domain's
 //! `ZoneGrid::zone_of` uses, so a new grid applies without a rebuild.
 
@@ -8,10 +8,9 @@ use crate::QueryContext;
 use crate::error::QueryError;
 use axum::Json;
 use axum::extract::State;
-use domain::pricing::{PricingZone, ZoneGrid};
+use domain::pricing::PricingZone;
 use http_edge::{Caller, Problem, Role};
 use serde::Serialize;
-use std::sync::OnceLock;
 
 /// Cars by status.
 #[derive(Debug, Default, Serialize, utoipa::ToSchema, sqlx::FromRow)]
@@ -59,18 +58,6 @@ struct ZoneRow {
     counts: Counts,
 }
 
-/// The city's pricing grid, read once.
-fn zone_grid() -> Result<ZoneGrid, Problem> {
-    static GRID: OnceLock<Result<ZoneGrid, String>> = OnceLock::new();
-    GRID.get_or_init(|| {
-        fixtures::moscow()
-            .map(|city| city.pricing.zone_grid)
-            .map_err(|error| error.to_string())
-    })
-    .clone()
-    .map_err(|error| Problem::internal(&error))
-}
-
 /// Cars per status, over the fleet and per pricing zone (fleet, support).
 #[utoipa::path(
     get,
@@ -85,7 +72,7 @@ pub(crate) async fn fleet_status(
     caller: Caller,
 ) -> Result<Json<FleetStatus>, Problem> {
     caller.require(&[Role::Fleet, Role::Support])?;
-    let grid = zone_grid()?;
+    let grid = &context.pricing.zone_grid;
     let rows: Vec<ZoneRow> = sqlx::query_as(
         "SELECT floor(lat / $1)::bigint AS row, floor(lon / $2)::bigint AS col,
                 count(*) FILTER (WHERE status = 'available') AS available,
