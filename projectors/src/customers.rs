@@ -7,12 +7,15 @@
 //! keeps their row with the personal columns NULL and `erased_at` set.
 
 use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
-use crate::view::{Guarded, View};
+use crate::rows::{Guard, Row, Rows, guard, micros};
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::customer::{CustomerEvent, VerificationStatus};
 use domain::ids::CustomerId;
 use event_store::RecordedEvent;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 /// Writes `customers_view` from the `customer` streams.
 #[derive(Clone, Copy, Debug, Default)]
@@ -34,258 +37,221 @@ impl Projector for CustomersProjector {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a RecordedEvent,
+        events: &'a [&'a RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, event))
+        Box::pin(apply(conn, events))
     }
 }
 
-async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+/// A `customers_view` row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct CustomerRow {
+    customer_id: Uuid,
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    birth_date: Option<NaiveDate>,
+    licence_number: Option<String>,
+    /// `pending`, `verified` or `rejected`.
+    verification: String,
+    rejection_reason: Option<String>,
+    manual_review_reason: Option<String>,
+    /// The active block reasons, sorted, each once.
+    blocks: Vec<String>,
+    company_id: Option<Uuid>,
+    registered_at: DateTime<Utc>,
+    erased_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    stream_version: i64,
+}
+
+impl Row for CustomerRow {
+    const TABLE: &'static str = "customers_view";
+    const KEY: &'static str = "customer_id";
+    type Key = Uuid;
+
+    fn key(&self) -> Uuid {
+        self.customer_id
+    }
+}
+
+fn customer_of(event: &CustomerEvent) -> CustomerId {
+    match event {
+        CustomerEvent::CustomerRegistered { profile, .. } => profile.customer_id,
+        CustomerEvent::CustomerVerified { customer_id, .. }
+        | CustomerEvent::CustomerVerificationRejected { customer_id, .. }
+        | CustomerEvent::CustomerBlocked { customer_id, .. }
+        | CustomerEvent::CustomerUnblocked { customer_id, .. }
+        | CustomerEvent::KycDocumentsSubmitted { customer_id, .. }
+        | CustomerEvent::CustomerJoinedCompany { customer_id, .. }
+        | CustomerEvent::CustomerLeftCompany { customer_id, .. }
+        | CustomerEvent::KycManualReviewRequested { customer_id, .. }
+        | CustomerEvent::CustomerErased { customer_id, .. }
+        | CustomerEvent::KycCheckCompleted { customer_id, .. }
+        | CustomerEvent::CustomerNotified { customer_id, .. } => *customer_id,
+    }
+}
+
+async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
+    let decoded = events
+        .iter()
+        .map(|event| {
+            decode_event::<CustomerEvent>(event)
+                .map(|decoded| (*event, decoded))
+                .map_err(|error| error.at(event))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut customers = Rows::<CustomerRow>::default();
+    customers
+        .load(conn, decoded.iter().map(|(_, event)| customer_of(event).0))
+        .await?;
+    for (event, customer_event) in &decoded {
+        fold(&mut customers, event, customer_event).map_err(|error| error.at(event))?;
+    }
+    customers.write(conn).await?;
+    Ok(())
+}
+
+fn fold(
+    customers: &mut Rows<CustomerRow>,
+    event: &RecordedEvent,
+    customer_event: &CustomerEvent,
+) -> Result<(), ProjectionError> {
     let version = to_bigint("stream version", event.stream_version)?;
-    let customer_event: CustomerEvent = decode_event(event)?;
     // Placeholders of erased personal data are not data.
     let erased = event_store::codec::is_erased(event);
-    let (customer_id, written) = match &customer_event {
-        CustomerEvent::CustomerRegistered {
-            profile,
-            registered_at,
-        } => {
-            let written = sqlx::query(
-                "INSERT INTO customers_view (customer_id, name, phone, email, birth_date,
-                     licence_number, verification, blocks, company_id, registered_at, updated_at,
-                     stream_version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, '{}', NULL, $8, $8, $9)
-                 ON CONFLICT (customer_id) DO NOTHING",
-            )
-            .bind(profile.customer_id.0)
-            .bind((!erased).then(|| profile.name.as_str()))
-            .bind((!erased).then(|| profile.phone.as_str()))
-            .bind((!erased).then(|| profile.email.as_str()))
-            .bind((!erased).then_some(profile.birth_date))
-            .bind((!erased).then(|| profile.licence.number.as_str()))
-            .bind(VerificationStatus::Pending.as_str())
-            .bind(registered_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (profile.customer_id, written.rows_affected())
+    let customer_id = customer_of(customer_event).0;
+    if let CustomerEvent::CustomerRegistered {
+        profile,
+        registered_at,
+    } = customer_event
+    {
+        if customers.get(&customer_id).is_none() {
+            let at = micros(*registered_at);
+            customers.put(CustomerRow {
+                customer_id,
+                name: (!erased).then(|| profile.name.as_str().to_owned()),
+                phone: (!erased).then(|| profile.phone.as_str().to_owned()),
+                email: (!erased).then(|| profile.email.as_str().to_owned()),
+                birth_date: (!erased).then_some(profile.birth_date),
+                licence_number: (!erased).then(|| profile.licence.number.as_str().to_owned()),
+                verification: VerificationStatus::Pending.as_str().to_owned(),
+                rejection_reason: None,
+                manual_review_reason: None,
+                blocks: Vec::new(),
+                company_id: None,
+                registered_at: at,
+                erased_at: None,
+                updated_at: at,
+                stream_version: version,
+            });
         }
-        CustomerEvent::CustomerVerified {
-            customer_id,
-            verified_at,
-        } => {
-            let written = update(
-                conn,
-                "verification = 'verified', rejection_reason = NULL, manual_review_reason = NULL",
-                *customer_id,
-                *verified_at,
-                version,
-                None,
-            )
-            .await?;
-            (*customer_id, written)
+        return Ok(());
+    }
+    let current = customers.get(&customer_id).map(|row| row.stream_version);
+    if guard(
+        "customers_view",
+        &customer_id,
+        current,
+        version,
+        &event.event_type,
+    )? == Guard::Applied
+    {
+        return Ok(());
+    }
+    let Some(row) = customers.get_mut(&customer_id) else {
+        return Ok(());
+    };
+    let at = match customer_event {
+        CustomerEvent::CustomerRegistered { registered_at, .. } => *registered_at,
+        CustomerEvent::CustomerVerified { verified_at, .. } => {
+            row.verification = "verified".to_owned();
+            row.rejection_reason = None;
+            row.manual_review_reason = None;
+            *verified_at
         }
         CustomerEvent::CustomerVerificationRejected {
-            customer_id,
             reason,
             rejected_at,
-        } => {
-            let written = update(
-                conn,
-                "verification = 'rejected', rejection_reason = $4, manual_review_reason = NULL",
-                *customer_id,
-                *rejected_at,
-                version,
-                Some(Param::Text(reason.clone())),
-            )
-            .await?;
-            (*customer_id, written)
-        }
-        CustomerEvent::CustomerBlocked {
-            customer_id,
-            reason,
-            blocked_at,
             ..
         } => {
-            let written = update(
-                conn,
-                "blocks = ARRAY(SELECT DISTINCT b FROM unnest(array_append(blocks, $4)) AS b
-                                ORDER BY b)",
-                *customer_id,
-                *blocked_at,
-                version,
-                Some(Param::Text(reason.as_str().to_owned())),
-            )
-            .await?;
-            (*customer_id, written)
+            row.verification = "rejected".to_owned();
+            row.rejection_reason = Some(reason.clone());
+            row.manual_review_reason = None;
+            *rejected_at
+        }
+        CustomerEvent::CustomerBlocked {
+            reason, blocked_at, ..
+        } => {
+            let reason = reason.as_str().to_owned();
+            if !row.blocks.contains(&reason) {
+                row.blocks.push(reason);
+            }
+            row.blocks.sort();
+            row.blocks.dedup();
+            *blocked_at
         }
         CustomerEvent::CustomerUnblocked {
-            customer_id,
             reason,
             unblocked_at,
             ..
         } => {
-            let written = update(
-                conn,
-                "blocks = array_remove(blocks, $4)",
-                *customer_id,
-                *unblocked_at,
-                version,
-                Some(Param::Text(reason.as_str().to_owned())),
-            )
-            .await?;
-            (*customer_id, written)
+            row.blocks.retain(|block| block != reason.as_str());
+            *unblocked_at
         }
         CustomerEvent::KycDocumentsSubmitted {
-            customer_id,
             documents,
             submitted_at,
+            ..
         } => {
             // The documents replace the registration's licence and birth date; verification
             // is pending again (as in the customer decider's evolve).
-            let written = sqlx::query(
-                "UPDATE customers_view
-                 SET licence_number = $2, birth_date = $3, verification = 'pending',
-                     rejection_reason = NULL, manual_review_reason = NULL, updated_at = $4,
-                     stream_version = $5
-                 WHERE customer_id = $1 AND stream_version < $5",
-            )
-            .bind(customer_id.0)
-            .bind((!erased).then(|| documents.licence.number.as_str()))
-            .bind((!erased).then_some(documents.birth_date))
-            .bind(submitted_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*customer_id, written.rows_affected())
+            row.licence_number = (!erased).then(|| documents.licence.number.as_str().to_owned());
+            row.birth_date = (!erased).then_some(documents.birth_date);
+            row.verification = "pending".to_owned();
+            row.rejection_reason = None;
+            row.manual_review_reason = None;
+            *submitted_at
         }
         CustomerEvent::CustomerJoinedCompany {
-            customer_id,
             company_id,
             joined_at,
-        } => {
-            let written = update(
-                conn,
-                "company_id = $4",
-                *customer_id,
-                *joined_at,
-                version,
-                Some(Param::Uuid(company_id.0)),
-            )
-            .await?;
-            (*customer_id, written)
-        }
-        CustomerEvent::CustomerLeftCompany {
-            customer_id,
-            left_at,
             ..
         } => {
-            let written = update(
-                conn,
-                "company_id = NULL",
-                *customer_id,
-                *left_at,
-                version,
-                None,
-            )
-            .await?;
-            (*customer_id, written)
+            row.company_id = Some(company_id.0);
+            *joined_at
+        }
+        CustomerEvent::CustomerLeftCompany { left_at, .. } => {
+            row.company_id = None;
+            *left_at
         }
         CustomerEvent::KycManualReviewRequested {
-            customer_id,
             reason,
             requested_at,
-        } => {
-            let written = update(
-                conn,
-                "manual_review_reason = $4",
-                *customer_id,
-                *requested_at,
-                version,
-                Some(Param::Text(reason.clone())),
-            )
-            .await?;
-            (*customer_id, written)
-        }
-        CustomerEvent::CustomerErased {
-            customer_id,
-            erased_at,
             ..
         } => {
-            let written = update(
-                conn,
-                "name = NULL, phone = NULL, email = NULL, birth_date = NULL,
-                 licence_number = NULL, erased_at = $4",
-                *customer_id,
-                *erased_at,
-                version,
-                Some(Param::Time(*erased_at)),
-            )
-            .await?;
-            (*customer_id, written)
+            row.manual_review_reason = Some(reason.clone());
+            *requested_at
+        }
+        CustomerEvent::CustomerErased { erased_at, .. } => {
+            row.name = None;
+            row.phone = None;
+            row.email = None;
+            row.birth_date = None;
+            row.licence_number = None;
+            row.erased_at = Some(micros(*erased_at));
+            *erased_at
         }
         // Facts the row does not show (the provider's raw answer, a notice): only the version
         // moves on.
         CustomerEvent::KycCheckCompleted {
-            customer_id,
-            completed_at: at,
-            ..
+            completed_at: at, ..
         }
         | CustomerEvent::CustomerNotified {
-            customer_id,
-            notified_at: at,
-            ..
-        } => {
-            let written = update(
-                conn,
-                "verification = verification",
-                *customer_id,
-                *at,
-                version,
-                None,
-            )
-            .await?;
-            (*customer_id, written)
-        }
+            notified_at: at, ..
+        } => *at,
     };
-    Guarded {
-        view: View::Customers,
-        id: customer_id.0,
-        version,
-        event_type: &event.event_type,
-    }
-    .check(conn, written)
-    .await
-}
-
-/// The one extra value an update binds as `$4`.
-#[derive(Debug)]
-enum Param {
-    Text(String),
-    Uuid(uuid::Uuid),
-    Time(chrono::DateTime<chrono::Utc>),
-}
-
-/// A version-guarded update of one customer's row: `set` plus the time and version; returns the
-/// rows changed.
-async fn update(
-    conn: &mut PgConnection,
-    set: &str,
-    customer_id: CustomerId,
-    at: chrono::DateTime<chrono::Utc>,
-    version: i64,
-    param: Option<Param>,
-) -> Result<u64, ProjectionError> {
-    let sql = format!(
-        "UPDATE customers_view SET {set}, updated_at = $2, stream_version = $3
-         WHERE customer_id = $1 AND stream_version < $3"
-    );
-    let query = sqlx::query(&sql).bind(customer_id.0).bind(at).bind(version);
-    let query = match param {
-        Some(Param::Text(text)) => query.bind(text),
-        Some(Param::Uuid(id)) => query.bind(id),
-        Some(Param::Time(at)) => query.bind(at),
-        None => query,
-    };
-    Ok(query.execute(&mut *conn).await?.rows_affected())
+    row.updated_at = micros(at);
+    row.stream_version = version;
+    Ok(())
 }

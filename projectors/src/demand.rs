@@ -39,13 +39,78 @@ impl Projector for DemandProjector {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a RecordedEvent,
+        events: &'a [&'a RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, event))
+        Box::pin(apply(conn, events))
     }
 }
 
-async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+/// One demand row.
+#[derive(Debug)]
+struct Activity {
+    event_id: uuid::Uuid,
+    kind: &'static str,
+    customer_id: CustomerId,
+    lat: f64,
+    lon: f64,
+    occurred_at: DateTime<Utc>,
+}
+
+/// Each event that says something about demand adds its row and then drops the rows more than a
+/// day older than itself. A page does the same in two statements: a row is inserted unless an
+/// event at or after it in the page would drop it, and the rows already stored are dropped by the
+/// page's latest time — the rows event-at-a-time application would leave.
+async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
+    let mut rows = Vec::new();
+    for event in events {
+        if let Some(row) = activity(event).map_err(|error| error.at(event))? {
+            rows.push(row);
+        }
+    }
+    let Some(latest) = rows.iter().map(|row| row.occurred_at).max() else {
+        return Ok(());
+    };
+    // Walking back, the latest time from each row on is what drops the rows it adds.
+    let mut kept = Vec::new();
+    let mut later: Option<DateTime<Utc>> = None;
+    for row in rows.iter().rev() {
+        let drops_before =
+            later.map_or(row.occurred_at, |later| later.max(row.occurred_at)) - keep();
+        later = Some(later.map_or(row.occurred_at, |later| later.max(row.occurred_at)));
+        if row.occurred_at >= drops_before {
+            kept.push(row);
+        }
+    }
+    kept.reverse();
+    if !kept.is_empty() {
+        sqlx::query(
+            "INSERT INTO demand_activity (event_id, kind, customer_id, lat, lon, occurred_at)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::float8[], $5::float8[],
+                                  $6::timestamptz[])
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(kept.iter().map(|row| row.event_id).collect::<Vec<_>>())
+        .bind(kept.iter().map(|row| row.kind).collect::<Vec<_>>())
+        .bind(kept.iter().map(|row| row.customer_id.0).collect::<Vec<_>>())
+        .bind(kept.iter().map(|row| row.lat).collect::<Vec<_>>())
+        .bind(kept.iter().map(|row| row.lon).collect::<Vec<_>>())
+        .bind(kept.iter().map(|row| row.occurred_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("DELETE FROM demand_activity WHERE occurred_at < $1")
+        .bind(latest - keep())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn keep() -> Duration {
+    Duration::hours(KEEP_HOURS)
+}
+
+/// The row an event adds, if it says something about demand.
+fn activity(event: &RecordedEvent) -> Result<Option<Activity>, ProjectionError> {
     let (kind, customer_id, position, occurred_at) = match event.category() {
         "quote" => match decode_event::<QuoteEvent>(event)? {
             QuoteEvent::QuoteIssued { details, issued_at } => {
@@ -60,27 +125,17 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
                 details.made_at,
             ),
             // How a reservation ends says nothing about demand.
-            _ => return Ok(()),
+            _ => return Ok(None),
         },
     };
-    sqlx::query(
-        "INSERT INTO demand_activity (event_id, kind, customer_id, lat, lon, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(event.event_id)
-    .bind(kind)
-    .bind(customer_id.0)
-    .bind(position.lat)
-    .bind(position.lon)
-    .bind(occurred_at)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM demand_activity WHERE occurred_at < $1")
-        .bind(occurred_at - chrono::Duration::hours(KEEP_HOURS))
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    Ok(Some(Activity {
+        event_id: event.event_id,
+        kind,
+        customer_id,
+        lat: position.lat,
+        lon: position.lon,
+        occurred_at: crate::rows::micros(occurred_at),
+    }))
 }
 
 /// Counts free cars and the recent customers (other than `customer_id`) in `zone` at `now`:

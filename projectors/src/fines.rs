@@ -2,11 +2,15 @@
 //! (`GET /v1/fines/{fine_id}`).
 
 use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
+use crate::rows::{Row, Rows, micros};
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::fine::{FineEvent, FineStatus};
 use domain::ids::FineId;
 use event_store::RecordedEvent;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 /// Writes `fines_view` from the `fine` streams.
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,81 +32,140 @@ impl Projector for FinesProjector {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a RecordedEvent,
+        events: &'a [&'a RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, event))
+        Box::pin(apply(conn, events))
     }
 }
 
-async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+/// A `fines_view` row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct FineRow {
+    fine_id: Uuid,
+    resolution_number: String,
+    plate: String,
+    occurred_at: DateTime<Utc>,
+    lat: f64,
+    lon: f64,
+    amount_kopecks: i64,
+    issued_on: NaiveDate,
+    /// `open`, `matched` or `assigned_to_fleet`.
+    status: String,
+    trip_id: Option<Uuid>,
+    customer_id: Option<Uuid>,
+    account_id: Option<String>,
+    received_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    stream_version: i64,
+}
+
+impl Row for FineRow {
+    const TABLE: &'static str = "fines_view";
+    const KEY: &'static str = "fine_id";
+    type Key = Uuid;
+
+    fn key(&self) -> Uuid {
+        self.fine_id
+    }
+}
+
+fn fine_of(event: &FineEvent) -> Uuid {
+    match event {
+        FineEvent::FineReceived { fine_id, .. }
+        | FineEvent::FineMatched { fine_id, .. }
+        | FineEvent::FineAssignedToFleet { fine_id, .. } => fine_id.0,
+    }
+}
+
+async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
+    let decoded = events
+        .iter()
+        .map(|event| {
+            decode_event::<FineEvent>(event)
+                .map(|decoded| (*event, decoded))
+                .map_err(|error| error.at(event))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut fines = Rows::<FineRow>::default();
+    fines
+        .load(conn, decoded.iter().map(|(_, event)| fine_of(event)))
+        .await?;
+    for (event, fine_event) in &decoded {
+        fold(&mut fines, event, fine_event).map_err(|error| error.at(event))?;
+    }
+    fines.write(conn).await?;
+    Ok(())
+}
+
+fn fold(
+    fines: &mut Rows<FineRow>,
+    event: &RecordedEvent,
+    fine_event: &FineEvent,
+) -> Result<(), ProjectionError> {
     let version = to_bigint("stream version", event.stream_version)?;
-    match decode_event::<FineEvent>(event)? {
+    let fine_id = fine_of(fine_event);
+    match fine_event {
         FineEvent::FineReceived {
-            fine_id,
             details,
             received_at,
+            ..
         } => {
             // A replay finds the row already there and changes nothing.
-            sqlx::query(
-                "INSERT INTO fines_view (fine_id, resolution_number, plate, occurred_at, lat, lon,
-                     amount_kopecks, issued_on, status, received_at, updated_at, stream_version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
-                 ON CONFLICT (fine_id) DO NOTHING",
-            )
-            .bind(fine_id.0)
-            .bind(details.resolution_number.as_str())
-            .bind(details.plate.as_str())
-            .bind(details.occurred_at)
-            .bind(details.place.lat)
-            .bind(details.place.lon)
-            .bind(details.amount_kopecks.get())
-            .bind(details.issued_on)
-            .bind(FineStatus::Open.as_str())
-            .bind(received_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
+            if fines.get(&fine_id).is_none() {
+                let received_at = micros(*received_at);
+                fines.put(FineRow {
+                    fine_id,
+                    resolution_number: details.resolution_number.as_str().to_owned(),
+                    plate: details.plate.as_str().to_owned(),
+                    occurred_at: micros(details.occurred_at),
+                    lat: details.place.lat,
+                    lon: details.place.lon,
+                    amount_kopecks: details.amount_kopecks.get(),
+                    issued_on: details.issued_on,
+                    status: FineStatus::Open.as_str().to_owned(),
+                    trip_id: None,
+                    customer_id: None,
+                    account_id: None,
+                    received_at,
+                    decided_at: None,
+                    updated_at: received_at,
+                    stream_version: version,
+                });
+            }
         }
+        // Version-guarded: a replay, or a decision about a fine this read model never received,
+        // changes nothing.
         FineEvent::FineMatched {
-            fine_id,
             trip_id,
             customer_id,
             account_id,
             matched_at,
             ..
         } => {
-            // Version-guarded: a replay changes nothing.
-            sqlx::query(
-                "UPDATE fines_view SET status = $2, trip_id = $3, customer_id = $4,
-                     account_id = $5, updated_at = $6, decided_at = $6, stream_version = $7
-                 WHERE fine_id = $1 AND stream_version < $7",
-            )
-            .bind(fine_id.0)
-            .bind(FineStatus::Matched.as_str())
-            .bind(trip_id.0)
-            .bind(customer_id.0)
-            .bind(account_id.to_string())
-            .bind(matched_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
+            if let Some(row) = fines.get_mut(&fine_id)
+                && row.stream_version < version
+            {
+                let at = micros(*matched_at);
+                row.status = FineStatus::Matched.as_str().to_owned();
+                row.trip_id = Some(trip_id.0);
+                row.customer_id = Some(customer_id.0);
+                row.account_id = Some(account_id.to_string());
+                row.updated_at = at;
+                row.decided_at = Some(at);
+                row.stream_version = version;
+            }
         }
-        FineEvent::FineAssignedToFleet {
-            fine_id,
-            assigned_at,
-            ..
-        } => {
-            sqlx::query(
-                "UPDATE fines_view SET status = $2, updated_at = $3, decided_at = $3,
-                     stream_version = $4
-                 WHERE fine_id = $1 AND stream_version < $4",
-            )
-            .bind(fine_id.0)
-            .bind(FineStatus::AssignedToFleet.as_str())
-            .bind(assigned_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
+        FineEvent::FineAssignedToFleet { assigned_at, .. } => {
+            if let Some(row) = fines.get_mut(&fine_id)
+                && row.stream_version < version
+            {
+                let at = micros(*assigned_at);
+                row.status = FineStatus::AssignedToFleet.as_str().to_owned();
+                row.updated_at = at;
+                row.decided_at = Some(at);
+                row.stream_version = version;
+            }
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! Read models: projectors fold the event log into PostgreSQL tables that the query API reads.
 //!
-//! - A [`Projector`] names the stream categories it reads and applies one event at a time
-//!   inside a transaction it is handed ([`TripsProjector`] → `trips_view`,
+//! - A [`Projector`] names the stream categories it reads and applies a page of events at a
+//!   time inside a transaction it is handed, folding the page in memory and writing each row it
+//!   touches once (`rows`) ([`TripsProjector`] → `trips_view`,
 //!   [`VehiclesProjector`] → `vehicles_view`, [`ServiceTasksProjector`] →
 //!   `service_tasks_view`, [`PossessionsProjector`] → `vehicle_possessions` and
 //!   `vehicle_plates`, [`CustomersProjector`] → `customers_view`).
@@ -28,6 +29,7 @@ mod projector;
 pub mod rebuild;
 mod replay;
 mod reservations;
+mod rows;
 mod runner;
 mod running;
 mod service_tasks;
@@ -35,7 +37,6 @@ mod service_tasks;
 pub mod testing;
 mod trips;
 mod vehicles;
-mod view;
 
 pub use accounts::AccountsProjector;
 pub use customers::CustomersProjector;

@@ -1,5 +1,5 @@
-//! What a projector is: a named fold of some categories of events into read-model rows, applied
-//! inside a transaction the runner owns.
+//! What a projector is: a named fold of some categories of events into read-model rows, applied a
+//! page at a time inside a transaction the runner owns.
 
 use domain::DomainEvent;
 use domain::decider::DecodeError;
@@ -9,10 +9,13 @@ use sqlx::PgConnection;
 
 /// Folds events into read-model tables.
 ///
-/// The runner calls [`Projector::apply`] for each event of the categories the projector names,
-/// in delivery order, all inside the batch's transaction; it commits the projector's checkpoint
-/// in that same transaction. A projector therefore never commits, never reads the clock (times
-/// come from the events, so a rebuild writes the same rows) and never calls out of the database.
+/// The runner calls [`Projector::apply`] with the page's events of the categories the projector
+/// names, in delivery order, inside the batch's transaction; it commits the projector's
+/// checkpoint in that same transaction. A projector folds the page in memory and writes each row
+/// it touches once ([`crate::rows`]); the rows it leaves are the same whatever the page size, so
+/// a rebuild in pages of ten thousand and the live runner in pages of three agree. A projector
+/// never commits, never reads the clock (times come from the events, so a rebuild writes the
+/// same rows) and never calls out of the database.
 ///
 /// The trait is object-safe (`apply` returns a boxed future) so that the binary can hold a
 /// `Vec<Arc<dyn Projector>>` and run them all alike.
@@ -28,12 +31,14 @@ pub trait Projector: Send + Sync + std::fmt::Debug {
     /// categories are skipped by the runner without being decoded.
     fn categories(&self) -> &'static [&'static str];
 
-    /// Applies one event through `conn`, the batch's open transaction. An error rolls the whole
-    /// batch back; the runner then retries it from the same checkpoint.
+    /// Applies a page of events (all of the projector's categories, in delivery order) through
+    /// `conn`, the batch's open transaction. An error rolls the whole batch back; the runner then
+    /// retries it from the same checkpoint. An error about one event says which
+    /// ([`ProjectionError::At`]).
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a RecordedEvent,
+        events: &'a [&'a RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 }
 
@@ -61,6 +66,36 @@ pub enum ProjectionError {
     /// Any other failure, for projectors outside this crate.
     #[error("{0}")]
     Other(String),
+    /// What went wrong with the event at `position` of the page.
+    #[error("at position {position} ({event_type}): {source}")]
+    At {
+        position: i64,
+        event_type: String,
+        #[source]
+        source: Box<ProjectionError>,
+    },
+}
+
+impl ProjectionError {
+    /// This error, about `event`.
+    pub fn at(self, event: &RecordedEvent) -> Self {
+        match self {
+            Self::At { .. } => self,
+            other => Self::At {
+                position: event.log_position.position,
+                event_type: event.event_type.clone(),
+                source: Box::new(other),
+            },
+        }
+    }
+
+    /// The position of the event it is about, if it is about one.
+    pub fn position(&self) -> Option<i64> {
+        match self {
+            Self::At { position, .. } => Some(*position),
+            _ => None,
+        }
+    }
 }
 
 /// Decodes a stored event into the domain's event type `E`, upcasting old schema versions.

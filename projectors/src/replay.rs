@@ -189,27 +189,30 @@ pub(crate) async fn use_schema(conn: &mut PgConnection, schema: &str) -> Result<
         .map(|_| ())
 }
 
-/// Applies the events of the projector's categories through `conn`; returns how many.
+/// Applies the events of the projector's categories through `conn`, as one page; returns how
+/// many.
 pub(crate) async fn apply(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: &[&RecordedEvent],
 ) -> Result<u64, ApplyError> {
     let categories = projector.categories();
-    let mut applied = 0;
-    for event in events {
-        if !categories.contains(&event.category()) {
-            continue;
-        }
-        projector
-            .apply(conn, event)
-            .await
-            .map_err(|source| ApplyError::Apply {
-                name: projector.name(),
-                position: event.log_position.position,
-                source,
-            })?;
-        applied += 1;
-    }
-    Ok(applied)
+    let mine: Vec<&RecordedEvent> = events
+        .iter()
+        .copied()
+        .filter(|event| categories.contains(&event.category()))
+        .collect();
+    let Some(first) = mine.first() else {
+        return Ok(0);
+    };
+    let first = first.log_position.position;
+    projector
+        .apply(conn, &mine)
+        .await
+        .map_err(|source| ApplyError::Apply {
+            name: projector.name(),
+            position: source.position().unwrap_or(first),
+            source,
+        })?;
+    Ok(mine.len() as u64)
 }

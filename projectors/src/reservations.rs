@@ -2,12 +2,15 @@
 //! expiry worker, which looks up the active reservations whose deadline has passed.
 
 use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
-use crate::view::{Guarded, View};
+use crate::rows::{Guard, Row, Rows, guard, micros};
+use chrono::{DateTime, Utc};
 use domain::reservation::{ReservationEvent, WaitingCharge};
 use event_store::RecordedEvent;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::PgConnection;
-use sqlx::types::Json;
+use uuid::Uuid;
 
 /// Writes `reservations_view` from the `reservation` streams.
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,129 +32,163 @@ impl Projector for ReservationsProjector {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a RecordedEvent,
+        events: &'a [&'a RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, event))
+        Box::pin(apply(conn, events))
     }
 }
 
-async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+/// A `reservations_view` row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ReservationRow {
+    reservation_id: Uuid,
+    customer_id: Uuid,
+    vehicle_id: Uuid,
+    quote_id: Option<Uuid>,
+    /// `active`, `converted`, `cancelled` or `expired`.
+    status: String,
+    made_at: DateTime<Utc>,
+    free_until: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    trip_id: Option<Uuid>,
+    terms: Value,
+    lat: f64,
+    lon: f64,
+    waited_s: Option<i64>,
+    paid_minutes: Option<i64>,
+    paid_waiting_kopecks: Option<i64>,
+    updated_at: DateTime<Utc>,
+    stream_version: i64,
+}
+
+impl Row for ReservationRow {
+    const TABLE: &'static str = "reservations_view";
+    const KEY: &'static str = "reservation_id";
+    type Key = Uuid;
+
+    fn key(&self) -> Uuid {
+        self.reservation_id
+    }
+}
+
+fn reservation_of(event: &ReservationEvent) -> Uuid {
+    match event {
+        ReservationEvent::ReservationMade { details } => details.reservation_id.0,
+        ReservationEvent::ReservationConverted { reservation_id, .. }
+        | ReservationEvent::ReservationCancelled { reservation_id, .. }
+        | ReservationEvent::ReservationExpired { reservation_id, .. } => reservation_id.0,
+    }
+}
+
+async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
+    let decoded = events
+        .iter()
+        .map(|event| {
+            decode_event::<ReservationEvent>(event)
+                .map(|decoded| (*event, decoded))
+                .map_err(|error| error.at(event))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut reservations = Rows::<ReservationRow>::default();
+    reservations
+        .load(conn, decoded.iter().map(|(_, event)| reservation_of(event)))
+        .await?;
+    for (event, reservation_event) in &decoded {
+        fold(&mut reservations, event, reservation_event).map_err(|error| error.at(event))?;
+    }
+    reservations.write(conn).await?;
+    Ok(())
+}
+
+fn fold(
+    reservations: &mut Rows<ReservationRow>,
+    event: &RecordedEvent,
+    reservation_event: &ReservationEvent,
+) -> Result<(), ProjectionError> {
     let version = to_bigint("stream version", event.stream_version)?;
-    let reservation_event: ReservationEvent = decode_event(event)?;
-    let (reservation_id, written) = match &reservation_event {
+    let reservation_id = reservation_of(reservation_event);
+    let (status, trip_id, ended_at, waiting) = match reservation_event {
         ReservationEvent::ReservationMade { details } => {
-            let written = sqlx::query(
-                "INSERT INTO reservations_view (reservation_id, customer_id, vehicle_id, quote_id,
-                     status, made_at, free_until, expires_at, terms, lat, lon, updated_at,
-                     stream_version)
-                 VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9, $10, $5, $11)
-                 ON CONFLICT (reservation_id) DO NOTHING",
-            )
-            .bind(details.reservation_id.0)
-            .bind(details.customer_id.0)
-            .bind(details.vehicle_id.0)
-            .bind(details.quote_id.map(|id| id.0))
-            .bind(details.made_at)
-            .bind(details.free_until)
-            .bind(details.expires_at)
-            .bind(Json(&details.terms))
-            .bind(details.position.lat)
-            .bind(details.position.lon)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (details.reservation_id, written)
+            if reservations.get(&reservation_id).is_none() {
+                let made_at = micros(details.made_at);
+                reservations.put(ReservationRow {
+                    reservation_id,
+                    customer_id: details.customer_id.0,
+                    vehicle_id: details.vehicle_id.0,
+                    quote_id: details.quote_id.map(|id| id.0),
+                    status: "active".to_owned(),
+                    made_at,
+                    free_until: micros(details.free_until),
+                    expires_at: micros(details.expires_at),
+                    ended_at: None,
+                    trip_id: None,
+                    terms: serde_json::to_value(&details.terms).map_err(|error| {
+                        ProjectionError::Inconsistent(format!("cannot encode as JSON: {error}"))
+                    })?,
+                    lat: details.position.lat,
+                    lon: details.position.lon,
+                    waited_s: None,
+                    paid_minutes: None,
+                    paid_waiting_kopecks: None,
+                    updated_at: made_at,
+                    stream_version: version,
+                });
+            }
+            return Ok(());
         }
         ReservationEvent::ReservationConverted {
-            reservation_id,
             trip_id,
             converted_at,
             waiting,
             ..
-        } => {
-            let written = end(
-                conn,
-                reservation_id.0,
-                "converted",
-                Some(trip_id.0),
-                converted_at,
-                waiting,
-                version,
-            )
-            .await?;
-            (*reservation_id, written)
-        }
+        } => ("converted", Some(trip_id.0), converted_at, waiting),
         ReservationEvent::ReservationCancelled {
-            reservation_id,
             cancelled_at,
             waiting,
             ..
-        } => {
-            let written = end(
-                conn,
-                reservation_id.0,
-                "cancelled",
-                None,
-                cancelled_at,
-                waiting,
-                version,
-            )
-            .await?;
-            (*reservation_id, written)
-        }
+        } => ("cancelled", None, cancelled_at, waiting),
         ReservationEvent::ReservationExpired {
-            reservation_id,
             expired_at,
             waiting,
             ..
-        } => {
-            let written = end(
-                conn,
-                reservation_id.0,
-                "expired",
-                None,
-                expired_at,
-                waiting,
-                version,
-            )
-            .await?;
-            (*reservation_id, written)
-        }
+        } => ("expired", None, expired_at, waiting),
     };
-    Guarded {
-        view: View::Reservations,
-        id: reservation_id.0,
+    let current = reservations
+        .get(&reservation_id)
+        .map(|row| row.stream_version);
+    if guard(
+        "reservations_view",
+        &reservation_id,
+        current,
         version,
-        event_type: &event.event_type,
+        &event.event_type,
+    )? == Guard::Applied
+    {
+        return Ok(());
     }
-    .check(conn, written.rows_affected())
-    .await
+    let Some(row) = reservations.get_mut(&reservation_id) else {
+        return Ok(());
+    };
+    end(row, status, trip_id, micros(*ended_at), waiting)?;
+    row.stream_version = version;
+    Ok(())
 }
 
 /// Records how a reservation ended and the waiting it was charged.
-async fn end(
-    conn: &mut PgConnection,
-    reservation_id: uuid::Uuid,
+fn end(
+    row: &mut ReservationRow,
     status: &str,
-    trip_id: Option<uuid::Uuid>,
-    ended_at: &chrono::DateTime<chrono::Utc>,
+    trip_id: Option<Uuid>,
+    ended_at: DateTime<Utc>,
     waiting: &WaitingCharge,
-    version: i64,
-) -> Result<sqlx::postgres::PgQueryResult, ProjectionError> {
-    Ok(sqlx::query(
-        "UPDATE reservations_view
-         SET status = $2, trip_id = $3, ended_at = $4, waited_s = $5, paid_minutes = $6,
-             paid_waiting_kopecks = $7, updated_at = $4, stream_version = $8
-         WHERE reservation_id = $1 AND stream_version < $8",
-    )
-    .bind(reservation_id)
-    .bind(status)
-    .bind(trip_id)
-    .bind(ended_at)
-    .bind(to_bigint("waited_s", waiting.waited_s)?)
-    .bind(to_bigint("paid_minutes", waiting.paid_minutes)?)
-    .bind(waiting.paid_waiting_kopecks.get())
-    .bind(version)
-    .execute(&mut *conn)
-    .await?)
+) -> Result<(), ProjectionError> {
+    row.status = status.to_owned();
+    row.trip_id = trip_id;
+    row.ended_at = Some(ended_at);
+    row.waited_s = Some(to_bigint("waited_s", waiting.waited_s)?);
+    row.paid_minutes = Some(to_bigint("paid_minutes", waiting.paid_minutes)?);
+    row.paid_waiting_kopecks = Some(waiting.paid_waiting_kopecks.get());
+    row.updated_at = ended_at;
+    Ok(())
 }

@@ -2,11 +2,15 @@
 //! driven and parked in finished spells (enough for a running price), and the final price.
 
 use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
-use crate::view::{Guarded, View};
+use crate::rows::{Guard, Row, Rows, guard, micros};
+use chrono::{DateTime, Utc};
 use domain::trip::TripEvent;
 use event_store::RecordedEvent;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 /// Writes `trips_view` from the `trip` streams.
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,76 +32,148 @@ impl Projector for TripsProjector {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a RecordedEvent,
+        events: &'a [&'a RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, event))
+        Box::pin(apply(conn, events))
     }
 }
 
-/// The seconds from the row's `phase_since` to `$2`, counted the way the domain counts a spell
-/// (whole seconds of each end subtracted, never negative), so that the finished spells here add
-/// up to the durations in the trip's final price.
-const SPELL_S: &str = "greatest(0, floor(extract(epoch FROM $2::timestamptz))
-                                  - floor(extract(epoch FROM phase_since)))::bigint";
+/// A `trips_view` row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct TripRow {
+    trip_id: Uuid,
+    customer_id: Uuid,
+    vehicle_id: Uuid,
+    /// `driving`, `parked` or `ended`.
+    status: String,
+    started_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    /// When the current phase began.
+    phase_since: DateTime<Utc>,
+    driving_s: i64,
+    parking_s: i64,
+    tariff: Value,
+    start_lat: f64,
+    start_lon: f64,
+    end_lat: Option<f64>,
+    end_lon: Option<f64>,
+    start_odometer_m: i64,
+    end_odometer_m: Option<i64>,
+    price: Option<Value>,
+    total_kopecks: Option<i64>,
+    updated_at: DateTime<Utc>,
+    stream_version: i64,
+}
 
-async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+impl Row for TripRow {
+    const TABLE: &'static str = "trips_view";
+    const KEY: &'static str = "trip_id";
+    type Key = Uuid;
+
+    fn key(&self) -> Uuid {
+        self.trip_id
+    }
+}
+
+/// The seconds of a spell from `since` to `until`, counted the way the domain counts one (whole
+/// seconds of each end subtracted, never negative), so that the finished spells here add up to
+/// the durations in the trip's final price.
+fn spell_s(since: DateTime<Utc>, until: DateTime<Utc>) -> i64 {
+    (until.timestamp() - since.timestamp()).max(0)
+}
+
+async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
+    let decoded = events
+        .iter()
+        .map(|event| {
+            decode_event::<TripEvent>(event)
+                .map(|decoded| (*event, decoded))
+                .map_err(|error| error.at(event))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut trips = Rows::<TripRow>::default();
+    trips
+        .load(conn, decoded.iter().map(|(_, event)| trip_of(event)))
+        .await?;
+    for (event, trip_event) in &decoded {
+        fold(&mut trips, event, trip_event).map_err(|error| error.at(event))?;
+    }
+    trips.write(conn).await?;
+    Ok(())
+}
+
+fn trip_of(event: &TripEvent) -> Uuid {
+    match event {
+        TripEvent::TripStarted { start, .. } => start.trip_id.0,
+        TripEvent::TripParked { trip_id, .. }
+        | TripEvent::TripResumed { trip_id, .. }
+        | TripEvent::TripEnded { trip_id, .. } => trip_id.0,
+    }
+}
+
+fn fold(
+    trips: &mut Rows<TripRow>,
+    event: &RecordedEvent,
+    trip_event: &TripEvent,
+) -> Result<(), ProjectionError> {
     let version = to_bigint("stream version", event.stream_version)?;
-    let trip_event: TripEvent = decode_event(event)?;
-    let (trip_id, written) = match &trip_event {
-        TripEvent::TripStarted { start, started_at } => {
-            let written = sqlx::query(
-                "INSERT INTO trips_view (trip_id, customer_id, vehicle_id, status, started_at,
-                     phase_since, driving_s, parking_s, tariff, start_lat, start_lon,
-                     start_odometer_m, updated_at, stream_version)
-                 VALUES ($1, $2, $3, 'driving', $4, $4, 0, 0, $5, $6, $7, $8, $4, $9)
-                 ON CONFLICT (trip_id) DO NOTHING",
-            )
-            .bind(start.trip_id.0)
-            .bind(start.customer_id.0)
-            .bind(start.vehicle_id.0)
-            .bind(started_at)
-            .bind(json(&start.tariff)?)
-            .bind(start.start_position.lat)
-            .bind(start.start_position.lon)
-            .bind(to_bigint("odometer_m", start.start_odometer_m.get())?)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (start.trip_id, written)
+    let trip_id = trip_of(trip_event);
+    if let TripEvent::TripStarted { start, started_at } = trip_event {
+        if trips.get(&trip_id).is_none() {
+            let started_at = micros(*started_at);
+            trips.put(TripRow {
+                trip_id,
+                customer_id: start.customer_id.0,
+                vehicle_id: start.vehicle_id.0,
+                status: "driving".to_owned(),
+                started_at,
+                ended_at: None,
+                phase_since: started_at,
+                driving_s: 0,
+                parking_s: 0,
+                tariff: json(&start.tariff)?,
+                start_lat: start.start_position.lat,
+                start_lon: start.start_position.lon,
+                end_lat: None,
+                end_lon: None,
+                start_odometer_m: to_bigint("odometer_m", start.start_odometer_m.get())?,
+                end_odometer_m: None,
+                price: None,
+                total_kopecks: None,
+                updated_at: started_at,
+                stream_version: version,
+            });
         }
-        TripEvent::TripParked { trip_id, parked_at } => {
-            let written = sqlx::query(&format!(
-                "UPDATE trips_view
-                 SET driving_s = driving_s + CASE WHEN status = 'driving' THEN {SPELL_S} ELSE 0 END,
-                     status = 'parked', phase_since = $2, updated_at = $2, stream_version = $3
-                 WHERE trip_id = $1 AND stream_version < $3"
-            ))
-            .bind(trip_id.0)
-            .bind(parked_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*trip_id, written)
+        return Ok(());
+    }
+    let current = trips.get(&trip_id).map(|row| row.stream_version);
+    if guard("trips_view", &trip_id, current, version, &event.event_type)? == Guard::Applied {
+        return Ok(());
+    }
+    let Some(row) = trips.get_mut(&trip_id) else {
+        return Ok(());
+    };
+    match trip_event {
+        TripEvent::TripStarted { .. } => {}
+        TripEvent::TripParked { parked_at, .. } => {
+            let at = micros(*parked_at);
+            if row.status == "driving" {
+                row.driving_s += spell_s(row.phase_since, at);
+            }
+            row.status = "parked".to_owned();
+            row.phase_since = at;
+            row.updated_at = at;
         }
-        TripEvent::TripResumed {
-            trip_id,
-            resumed_at,
-        } => {
-            let written = sqlx::query(&format!(
-                "UPDATE trips_view
-                 SET parking_s = parking_s + CASE WHEN status = 'parked' THEN {SPELL_S} ELSE 0 END,
-                     status = 'driving', phase_since = $2, updated_at = $2, stream_version = $3
-                 WHERE trip_id = $1 AND stream_version < $3"
-            ))
-            .bind(trip_id.0)
-            .bind(resumed_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*trip_id, written)
+        TripEvent::TripResumed { resumed_at, .. } => {
+            let at = micros(*resumed_at);
+            if row.status == "parked" {
+                row.parking_s += spell_s(row.phase_since, at);
+            }
+            row.status = "driving".to_owned();
+            row.phase_since = at;
+            row.updated_at = at;
         }
         TripEvent::TripEnded {
-            trip_id,
             end_position,
             end_odometer_m,
             ended_at,
@@ -106,39 +182,25 @@ async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), Pro
         } => {
             // The totals the trip was billed for replace the sum of spells: the price is the
             // authority, and this keeps the two from ever disagreeing.
-            let written = sqlx::query(
-                "UPDATE trips_view
-                 SET status = 'ended', ended_at = $2, phase_since = $2, driving_s = $3,
-                     parking_s = $4, end_lat = $5, end_lon = $6, end_odometer_m = $7, price = $8,
-                     total_kopecks = $9, updated_at = $2, stream_version = $10
-                 WHERE trip_id = $1 AND stream_version < $10",
-            )
-            .bind(trip_id.0)
-            .bind(ended_at)
-            .bind(to_bigint("driving_s", price.driving_s)?)
-            .bind(to_bigint("parking_s", price.parking_s)?)
-            .bind(end_position.lat)
-            .bind(end_position.lon)
-            .bind(to_bigint("odometer_m", end_odometer_m.get())?)
-            .bind(json(price)?)
-            .bind(price.total_kopecks.get())
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*trip_id, written)
+            let at = micros(*ended_at);
+            row.status = "ended".to_owned();
+            row.ended_at = Some(at);
+            row.phase_since = at;
+            row.driving_s = to_bigint("driving_s", price.driving_s)?;
+            row.parking_s = to_bigint("parking_s", price.parking_s)?;
+            row.end_lat = Some(end_position.lat);
+            row.end_lon = Some(end_position.lon);
+            row.end_odometer_m = Some(to_bigint("odometer_m", end_odometer_m.get())?);
+            row.price = Some(json(price)?);
+            row.total_kopecks = Some(price.total_kopecks.get());
+            row.updated_at = at;
         }
-    };
-    Guarded {
-        view: View::Trips,
-        id: trip_id.0,
-        version,
-        event_type: &event.event_type,
     }
-    .check(conn, written.rows_affected())
-    .await
+    row.stream_version = version;
+    Ok(())
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ProjectionError> {
+fn json<T: serde::Serialize>(value: &T) -> Result<Value, ProjectionError> {
     serde_json::to_value(value)
         .map_err(|error| ProjectionError::Inconsistent(format!("cannot encode as JSON: {error}")))
 }

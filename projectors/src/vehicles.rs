@@ -3,11 +3,14 @@
 //! trips it has finished (`trips_ended`, which rotates its public GBFS id).
 
 use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
-use crate::view::{Guarded, View};
+use crate::rows::{Guard, Row, Rows, guard, micros};
+use chrono::{DateTime, Utc};
 use domain::vehicle::VehicleEvent;
 use event_store::RecordedEvent;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 /// Writes `vehicles_view` from the `vehicle` streams.
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,183 +32,183 @@ impl Projector for VehiclesProjector {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a RecordedEvent,
+        events: &'a [&'a RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(apply(conn, event))
+        Box::pin(apply(conn, events))
     }
 }
 
-async fn apply(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+/// A `vehicles_view` row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct VehicleRow {
+    vehicle_id: Uuid,
+    plate: String,
+    vin: String,
+    model: String,
+    lat: f64,
+    lon: f64,
+    fuel_percent: i16,
+    odometer_m: i64,
+    doors_locked: bool,
+    /// `available`, `reserved`, `in_trip` or `in_service`.
+    status: String,
+    current_trip_id: Option<Uuid>,
+    current_reservation_id: Option<Uuid>,
+    trips_ended: i64,
+    updated_at: DateTime<Utc>,
+    stream_version: i64,
+}
+
+impl Row for VehicleRow {
+    const TABLE: &'static str = "vehicles_view";
+    const KEY: &'static str = "vehicle_id";
+    type Key = Uuid;
+
+    fn key(&self) -> Uuid {
+        self.vehicle_id
+    }
+}
+
+fn vehicle_of(event: &VehicleEvent) -> Uuid {
+    match event {
+        VehicleEvent::VehicleAddedToFleet { details, .. } => details.vehicle_id.0,
+        VehicleEvent::TelemetryRecorded { vehicle_id, .. }
+        | VehicleEvent::VehicleRented { vehicle_id, .. }
+        | VehicleEvent::VehicleReturned { vehicle_id, .. }
+        | VehicleEvent::VehicleSentToService { vehicle_id, .. }
+        | VehicleEvent::VehicleServiceTaskClosed { vehicle_id, .. }
+        | VehicleEvent::VehicleReleasedFromService { vehicle_id, .. }
+        | VehicleEvent::VehicleReserved { vehicle_id, .. }
+        | VehicleEvent::VehicleReservationReleased { vehicle_id, .. } => vehicle_id.0,
+    }
+}
+
+async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
+    let decoded = events
+        .iter()
+        .map(|event| {
+            decode_event::<VehicleEvent>(event)
+                .map(|decoded| (*event, decoded))
+                .map_err(|error| error.at(event))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut vehicles = Rows::<VehicleRow>::default();
+    vehicles
+        .load(conn, decoded.iter().map(|(_, event)| vehicle_of(event)))
+        .await?;
+    for (event, vehicle_event) in &decoded {
+        fold(&mut vehicles, event, vehicle_event).map_err(|error| error.at(event))?;
+    }
+    vehicles.write(conn).await?;
+    Ok(())
+}
+
+fn fold(
+    vehicles: &mut Rows<VehicleRow>,
+    event: &RecordedEvent,
+    vehicle_event: &VehicleEvent,
+) -> Result<(), ProjectionError> {
     let version = to_bigint("stream version", event.stream_version)?;
-    let vehicle_event: VehicleEvent = decode_event(event)?;
-    let (vehicle_id, written) = match &vehicle_event {
-        VehicleEvent::VehicleAddedToFleet {
-            details,
-            position,
-            fuel_percent,
-            odometer_m,
-            added_at,
-        } => {
-            // A car joins the fleet locked (see the vehicle decider's evolve).
-            let written = sqlx::query(
-                "INSERT INTO vehicles_view (vehicle_id, plate, vin, model, lat, lon, fuel_percent,
-                     odometer_m, doors_locked, status, current_trip_id, updated_at, stream_version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, 'available', NULL, $9, $10)
-                 ON CONFLICT (vehicle_id) DO NOTHING",
-            )
-            .bind(details.vehicle_id.0)
-            .bind(details.plate.as_str())
-            .bind(details.vin.as_str())
-            .bind(details.model.as_str())
-            .bind(position.lat)
-            .bind(position.lon)
-            .bind(i16::from(fuel_percent.get()))
-            .bind(to_bigint("odometer_m", odometer_m.get())?)
-            .bind(added_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (details.vehicle_id, written)
+    let vehicle_id = vehicle_of(vehicle_event);
+    if let VehicleEvent::VehicleAddedToFleet {
+        details,
+        position,
+        fuel_percent,
+        odometer_m,
+        added_at,
+    } = vehicle_event
+    {
+        // A car joins the fleet locked (see the vehicle decider's evolve).
+        if vehicles.get(&vehicle_id).is_none() {
+            vehicles.put(VehicleRow {
+                vehicle_id,
+                plate: details.plate.as_str().to_owned(),
+                vin: details.vin.as_str().to_owned(),
+                model: details.model.as_str().to_owned(),
+                lat: position.lat,
+                lon: position.lon,
+                fuel_percent: i16::from(fuel_percent.get()),
+                odometer_m: to_bigint("odometer_m", odometer_m.get())?,
+                doors_locked: true,
+                status: "available".to_owned(),
+                current_trip_id: None,
+                current_reservation_id: None,
+                trips_ended: 0,
+                updated_at: micros(*added_at),
+                stream_version: version,
+            });
         }
+        return Ok(());
+    }
+    let current = vehicles.get(&vehicle_id).map(|row| row.stream_version);
+    if guard(
+        "vehicles_view",
+        &vehicle_id,
+        current,
+        version,
+        &event.event_type,
+    )? == Guard::Applied
+    {
+        return Ok(());
+    }
+    let Some(row) = vehicles.get_mut(&vehicle_id) else {
+        return Ok(());
+    };
+    let at = match vehicle_event {
+        VehicleEvent::VehicleAddedToFleet { added_at, .. } => *added_at,
         VehicleEvent::TelemetryRecorded {
-            vehicle_id,
             telemetry,
             recorded_at,
+            ..
         } => {
-            let written = sqlx::query(
-                "UPDATE vehicles_view
-                 SET lat = $2, lon = $3, fuel_percent = $4, odometer_m = $5, doors_locked = $6,
-                     updated_at = $7, stream_version = $8
-                 WHERE vehicle_id = $1 AND stream_version < $8",
-            )
-            .bind(vehicle_id.0)
-            .bind(telemetry.position.lat)
-            .bind(telemetry.position.lon)
-            .bind(i16::from(telemetry.fuel_percent.get()))
-            .bind(to_bigint("odometer_m", telemetry.odometer_m.get())?)
-            .bind(telemetry.doors_locked)
-            .bind(recorded_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*vehicle_id, written)
+            row.lat = telemetry.position.lat;
+            row.lon = telemetry.position.lon;
+            row.fuel_percent = i16::from(telemetry.fuel_percent.get());
+            row.odometer_m = to_bigint("odometer_m", telemetry.odometer_m.get())?;
+            row.doors_locked = telemetry.doors_locked;
+            *recorded_at
         }
         VehicleEvent::VehicleRented {
-            vehicle_id,
-            trip_id,
-            rented_at,
-            ..
+            trip_id, rented_at, ..
         } => {
-            let written = sqlx::query(
-                "UPDATE vehicles_view
-                 SET status = 'in_trip', current_trip_id = $2, current_reservation_id = NULL,
-                     updated_at = $3, stream_version = $4
-                 WHERE vehicle_id = $1 AND stream_version < $4",
-            )
-            .bind(vehicle_id.0)
-            .bind(trip_id.0)
-            .bind(rented_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*vehicle_id, written)
+            row.status = "in_trip".to_owned();
+            row.current_trip_id = Some(trip_id.0);
+            row.current_reservation_id = None;
+            *rented_at
         }
-        VehicleEvent::VehicleReturned {
-            vehicle_id,
-            returned_at,
-            ..
-        } => {
-            let written = sqlx::query(
-                "UPDATE vehicles_view
-                 SET status = 'available', current_trip_id = NULL, updated_at = $2,
-                     stream_version = $3, trips_ended = trips_ended + 1
-                 WHERE vehicle_id = $1 AND stream_version < $3",
-            )
-            .bind(vehicle_id.0)
-            .bind(returned_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*vehicle_id, written)
+        VehicleEvent::VehicleReturned { returned_at, .. } => {
+            row.status = "available".to_owned();
+            row.current_trip_id = None;
+            row.trips_ended += 1;
+            *returned_at
         }
-        VehicleEvent::VehicleSentToService {
-            vehicle_id,
-            sent_at: at,
-            ..
+        // Closing one of several tasks keeps the car in service; the release after the last
+        // one makes it available.
+        VehicleEvent::VehicleSentToService { sent_at: at, .. }
+        | VehicleEvent::VehicleServiceTaskClosed { closed_at: at, .. } => {
+            row.status = "in_service".to_owned();
+            *at
         }
-        | VehicleEvent::VehicleServiceTaskClosed {
-            vehicle_id,
-            closed_at: at,
-            ..
-        }
-        | VehicleEvent::VehicleReleasedFromService {
-            vehicle_id,
-            released_at: at,
-        } => {
-            // Closing one of several tasks keeps the car in service; the release after the
-            // last one makes it available.
-            let status = match &vehicle_event {
-                VehicleEvent::VehicleReleasedFromService { .. } => "available",
-                _ => "in_service",
-            };
-            let written = sqlx::query(
-                "UPDATE vehicles_view
-                 SET status = $2, updated_at = $3, stream_version = $4
-                 WHERE vehicle_id = $1 AND stream_version < $4",
-            )
-            .bind(vehicle_id.0)
-            .bind(status)
-            .bind(at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*vehicle_id, written)
+        VehicleEvent::VehicleReleasedFromService { released_at, .. } => {
+            row.status = "available".to_owned();
+            *released_at
         }
         VehicleEvent::VehicleReserved {
-            vehicle_id,
             reservation_id,
             reserved_at,
             ..
         } => {
-            let written = sqlx::query(
-                "UPDATE vehicles_view
-                 SET status = 'reserved', current_reservation_id = $2, updated_at = $3,
-                     stream_version = $4
-                 WHERE vehicle_id = $1 AND stream_version < $4",
-            )
-            .bind(vehicle_id.0)
-            .bind(reservation_id.0)
-            .bind(reserved_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*vehicle_id, written)
+            row.status = "reserved".to_owned();
+            row.current_reservation_id = Some(reservation_id.0);
+            *reserved_at
         }
-        VehicleEvent::VehicleReservationReleased {
-            vehicle_id,
-            released_at,
-            ..
-        } => {
-            let written = sqlx::query(
-                "UPDATE vehicles_view
-                 SET status = 'available', current_reservation_id = NULL, updated_at = $2,
-                     stream_version = $3
-                 WHERE vehicle_id = $1 AND stream_version < $3",
-            )
-            .bind(vehicle_id.0)
-            .bind(released_at)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            (*vehicle_id, written)
+        VehicleEvent::VehicleReservationReleased { released_at, .. } => {
+            row.status = "available".to_owned();
+            row.current_reservation_id = None;
+            *released_at
         }
     };
-    Guarded {
-        view: View::Vehicles,
-        id: vehicle_id.0,
-        version,
-        event_type: &event.event_type,
-    }
-    .check(conn, written.rows_affected())
-    .await
+    row.updated_at = micros(at);
+    row.stream_version = version;
+    Ok(())
 }

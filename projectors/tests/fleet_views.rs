@@ -175,7 +175,7 @@ async fn a_task_row_follows_the_task_and_a_replay_changes_nothing() {
     for event in support::log(&store).await {
         if event.stream_id == stream {
             projectors::ServiceTasksProjector
-                .apply(&mut conn, &event)
+                .apply(&mut conn, &[&event])
                 .await
                 .unwrap();
         }

@@ -108,7 +108,7 @@ async fn charges_refunds_and_waivers_add_up_and_a_replay_counts_nothing_twice() 
     // Every event again, as a rebuild over existing rows would: nothing changes.
     let mut conn = db.pool().acquire().await.unwrap();
     for event in store.read_stream(&account.stream_id(), 0).await.unwrap() {
-        AccountsProjector.apply(&mut conn, &event).await.unwrap();
+        AccountsProjector.apply(&mut conn, &[&event]).await.unwrap();
     }
     assert_eq!(
         row(
@@ -166,7 +166,7 @@ async fn a_received_fine_is_an_open_row_and_a_replay_changes_nothing() {
 
     let mut conn = db.pool().acquire().await.unwrap();
     for event in store.read_stream(&fine_id.stream_id(), 0).await.unwrap() {
-        FinesProjector.apply(&mut conn, &event).await.unwrap();
+        FinesProjector.apply(&mut conn, &[&event]).await.unwrap();
     }
     assert_eq!(
         row(db.pool(), "fines_view", "fine_id", &fine_id.to_string()).await,

@@ -282,10 +282,10 @@ async fn replaying_old_events_never_moves_a_row_backwards() {
     // existing rows would.
     let mut conn = db.pool().acquire().await.unwrap();
     for event in store.read_stream(&ids.trip.stream_id(), 0).await.unwrap() {
-        TripsProjector.apply(&mut conn, &event).await.unwrap();
+        TripsProjector.apply(&mut conn, &[&event]).await.unwrap();
     }
     for event in store.read_stream(&ids.car.stream_id(), 0).await.unwrap() {
-        VehiclesProjector.apply(&mut conn, &event).await.unwrap();
+        VehiclesProjector.apply(&mut conn, &[&event]).await.unwrap();
     }
     assert_eq!(
         row_json(db.pool(), "trips_view", "trip_id", ids.trip.0).await,
@@ -313,9 +313,13 @@ async fn an_event_for_a_trip_the_view_never_saw_is_an_inconsistency_not_a_silent
         .unwrap()
         .remove(0);
     let mut conn = db.pool().acquire().await.unwrap();
-    let error = TripsProjector.apply(&mut conn, &event).await.unwrap_err();
+    let error = TripsProjector
+        .apply(&mut conn, &[&event])
+        .await
+        .unwrap_err();
     assert!(
-        matches!(&error, ProjectionError::Inconsistent(message) if message.contains("TripParked")),
+        matches!(&error, ProjectionError::At { source, .. }
+            if matches!(source.as_ref(), ProjectionError::Inconsistent(message) if message.contains("TripParked"))),
         "{error}"
     );
 }

@@ -70,11 +70,12 @@ impl Projector for CountingProjector {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a RecordedEvent,
+        events: &'a [&'a RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            sqlx::query("INSERT INTO probe_applied (position) VALUES ($1)")
-                .bind(event.position)
+            let positions: Vec<i64> = events.iter().map(|event| event.position).collect();
+            sqlx::query("INSERT INTO probe_applied (position) SELECT unnest($1::bigint[])")
+                .bind(positions)
                 .execute(conn)
                 .await?;
             Ok(())

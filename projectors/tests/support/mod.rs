@@ -48,17 +48,21 @@ impl Projector for ProbeProjector {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        event: &'a RecordedEvent,
+        events: &'a [&'a RecordedEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO probe_applied (position, stream_id, event_type) VALUES ($1, $2, $3)",
-            )
-            .bind(event.position)
-            .bind(&event.stream_id)
-            .bind(&event.event_type)
-            .execute(conn)
-            .await?;
+            for event in events {
+                sqlx::query(
+                    "INSERT INTO probe_applied (position, stream_id, event_type)
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(event.position)
+                .bind(&event.stream_id)
+                .bind(&event.event_type)
+                .execute(&mut *conn)
+                .await
+                .map_err(|error| ProjectionError::from(error).at(event))?;
+            }
             Ok(())
         })
     }
