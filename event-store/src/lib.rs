@@ -77,6 +77,10 @@ pub struct EventStore {
     /// Appends made while others are in flight share a transaction (see `group`); `None`:
     /// each append is its own transaction.
     group: Option<Arc<group::GroupCommit>>,
+    /// How often readers look for new events when nothing woke them: a local append wakes them
+    /// at once, another process's append through `LISTEN` (see `tail`); the poll is the net
+    /// under both.
+    idle_poll: std::time::Duration,
 }
 
 impl EventStore {
@@ -100,7 +104,15 @@ impl EventStore {
                 usize::from(group::DEFAULT_MAX_GROUP),
                 usize::from(group::DEFAULT_WRITERS),
             ))),
+            idle_poll: tail::DEFAULT_IDLE_POLL,
         }
+    }
+
+    /// This store's readers looking for new events every `idle_poll` when nothing woke them,
+    /// instead of the default 50 ms.
+    pub fn with_idle_poll(mut self, idle_poll: std::time::Duration) -> Self {
+        self.idle_poll = idle_poll;
+        self
     }
 
     /// This store writing appends made while `writers` others are in flight together, up to

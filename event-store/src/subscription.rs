@@ -37,12 +37,12 @@ pub struct Subscription {
 impl EventStore {
     /// Follows the log from just after `after`.
     pub fn subscribe(&self, after: LogPosition) -> Subscription {
-        self.tail.start(&self.pool, self.appended.subscribe());
+        self.tail.start(&self.pool, &self.appended, self.idle_poll);
         Subscription {
             store: self.clone(),
             after,
             batch_size: 500,
-            idle_poll: Duration::from_millis(50),
+            idle_poll: self.idle_poll,
             wake: self.appended.subscribe(),
             tail_moved: self.tail.watch(),
             held_back: false,

@@ -28,8 +28,8 @@ const CAPACITY: usize = 8_192;
 const PAGE: u32 = 1_000;
 /// How soon to look again when committed events are held back by an older transaction.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(2);
-/// How often to look for appends made by other processes.
-const IDLE_POLL: Duration = Duration::from_millis(50);
+/// How often to look for appends made by other processes when no notification came.
+pub(crate) const DEFAULT_IDLE_POLL: Duration = Duration::from_millis(50);
 /// A tail that has not read successfully for this long is not trusted to be current.
 const STALE_AFTER: Duration = Duration::from_secs(1);
 
@@ -79,8 +79,14 @@ impl Tail {
         self.advanced.subscribe()
     }
 
-    /// Starts the reading task once, if a Tokio runtime is running.
-    pub(crate) fn start(self: &Arc<Self>, pool: &PgPool, appended: watch::Receiver<u64>) {
+    /// Starts the reading task once, if a Tokio runtime is running, with the listener that
+    /// wakes it (and every subscription) when another process appends.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        pool: &PgPool,
+        appended: &Arc<watch::Sender<u64>>,
+        idle_poll: Duration,
+    ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -93,7 +99,13 @@ impl Tail {
             }
             state.started = true;
         }
-        runtime.spawn(read(Arc::downgrade(self), pool.clone(), appended));
+        runtime.spawn(read(
+            Arc::downgrade(self),
+            pool.clone(),
+            appended.subscribe(),
+            idle_poll,
+        ));
+        runtime.spawn(listen(Arc::downgrade(self), pool.clone(), appended.clone()));
     }
 
     /// Up to `limit` events after `after`, from memory.
@@ -170,7 +182,12 @@ impl Tail {
 /// The reading task: starts at the head, then reads every page in delivery order, woken by
 /// local appends, by a short retry while events are held back, and by an idle poll. Ends when
 /// every store handle is gone.
-async fn read(tail: Weak<Tail>, pool: PgPool, mut appended: watch::Receiver<u64>) {
+async fn read(
+    tail: Weak<Tail>,
+    pool: PgPool,
+    mut appended: watch::Receiver<u64>,
+    idle_poll: Duration,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
         match crate::log::read_head(&pool).await {
@@ -208,7 +225,7 @@ async fn read(tail: Weak<Tail>, pool: PgPool, mut appended: watch::Receiver<u64>
                 if held_back {
                     HELD_BACK_RETRY
                 } else {
-                    IDLE_POLL
+                    idle_poll
                 }
             }
             Err(error) => {
@@ -224,6 +241,49 @@ async fn read(tail: Weak<Tail>, pool: PgPool, mut appended: watch::Receiver<u64>
                 }
             }
             () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// The channel every append notifies on (a statement trigger on `events`, committed with the
+/// append): a hint that the log moved, never the truth, which is the gap-free read.
+pub(crate) const CHANNEL: &str = "velka_log";
+
+/// Listens for appends by other processes and wakes this process's readers (the tail and every
+/// subscription) as a local append would. Reconnects after a failure; meanwhile the readers'
+/// idle poll finds the appends. Ends when every store handle is gone.
+async fn listen(tail: Weak<Tail>, pool: PgPool, appended: Arc<watch::Sender<u64>>) {
+    let mut backoff = Duration::from_millis(100);
+    while tail.strong_count() > 0 {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match listener.await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::debug!(%error, "cannot listen for appends; polling meanwhile");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        loop {
+            // Wake now and then to notice that the store is gone.
+            match tokio::time::timeout(Duration::from_secs(5), listener.try_recv()).await {
+                Ok(Ok(Some(_))) => appended.send_modify(|n| *n = n.wrapping_add(1)),
+                // The connection was lost: the listener reconnects on the next call; wake the
+                // readers, since appends may have been missed meanwhile.
+                Ok(Ok(None)) => appended.send_modify(|n| *n = n.wrapping_add(1)),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "listening for appends failed; reconnecting");
+                    break;
+                }
+                Err(_) if tail.strong_count() == 0 => return,
+                Err(_) => {}
+            }
         }
     }
 }
