@@ -65,10 +65,9 @@ impl Global {
         }
     }
 
-    /// The personal data codec over `pool` (see `command_api::pii`), warning when it uses the
-    /// development secret.
-    pub fn pii_codec(&self, pool: &sqlx::PgPool) -> command_api::pii::PiiCodec {
-        let secret = match &self.pii_secret {
+    /// The personal data secret, warning when it is the development one.
+    pub fn pii_secret(&self) -> &str {
+        match &self.pii_secret {
             Some(secret) if !secret.is_empty() => secret.as_str(),
             _ => {
                 tracing::warn!(
@@ -77,10 +76,15 @@ impl Global {
                 );
                 DEVELOPMENT_PII_SECRET
             }
-        };
+        }
+    }
+
+    /// The personal data codec over `pool` (see `command_api::pii`), warning when it uses the
+    /// development secret.
+    pub fn pii_codec(&self, pool: &sqlx::PgPool) -> command_api::pii::PiiCodec {
         command_api::pii::PiiCodec::new(
             pool.clone(),
-            command_api::pii::PiiSecret::new(secret.as_bytes()),
+            command_api::pii::PiiSecret::new(self.pii_secret().as_bytes()),
         )
     }
 }

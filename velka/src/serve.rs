@@ -388,7 +388,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
 
     if args.demo {
         let keys = keys.clone();
-        let demo = crate::demo::Demo {
+        let demo = loadgen::demo::Demo {
             cars: args.demo_cars as usize,
             customers: args.demo_customers as usize,
             rate: args.demo_rate,
@@ -399,7 +399,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         );
         let stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(error) = crate::demo::run(addr, &keys, demo, stop).await {
+            if let Err(error) = loadgen::demo::run(addr, &keys, demo, stop.triggered()).await {
                 tracing::error!("demo failed: {error:#}");
             }
         });

@@ -310,22 +310,10 @@ async fn add_customer(
 }
 
 /// `velka seed`: load, then print what was loaded.
-pub async fn run(
-    global: &crate::config::Global,
-    args: crate::config::SeedArgs,
-) -> anyhow::Result<()> {
-    let (keys, _) = global.token_keys();
-    let api = Api::new(&args.url, keys)?;
-    let plan = Plan {
-        seed: args.seed,
-        cars: args.cars as usize,
-        customers: args.customers as usize,
-        concurrency: args.concurrency as usize,
-        progress: true,
-    };
-    let loaded = load(&api, &plan)
+pub async fn run(api: &Api, plan: &Plan) -> anyhow::Result<()> {
+    let loaded = load(api, plan)
         .await
-        .with_context(|| format!("seeding {}", args.url))?;
+        .with_context(|| format!("seeding {}", api.base()))?;
     let cars = loaded
         .cars
         .iter()

@@ -9,8 +9,8 @@
 //! the lag. The baseline, measured in the same run by the same clients, is the round trip of a
 //! `GET` that finds the state already there: lag minus that is the projection's own delay.
 
-use crate::bench_http::{Client, Server};
-use crate::config::{BenchLagArgs, Global};
+use super::Setup;
+use super::http::{Client, Server};
 use anyhow::bail;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -40,14 +40,25 @@ async fn wait_for(
     }
 }
 
+/// What `velka bench lag` runs.
+#[derive(Clone, Debug)]
+pub struct LagConfig {
+    /// Commands per second, all workers together.
+    pub rate: u32,
+    /// Concurrent clients, each with its own customer and car.
+    pub workers: u32,
+    /// Seconds of load.
+    pub duration_s: u64,
+}
+
 /// `velka bench lag`.
-pub async fn lag(global: &Global, args: BenchLagArgs) -> anyhow::Result<()> {
-    let server = Server::start(global).await?;
+pub async fn lag(setup: &Setup, args: LagConfig) -> anyhow::Result<()> {
+    let server = Server::start(setup).await?;
     let url = server.url.clone();
     let client = Client::new(server.base.clone(), 64)?;
 
     // The cast: one customer and one car per worker.
-    let cast: Vec<(String, String)> = crate::bench_http::cast(&server, &client, args.workers)
+    let cast: Vec<(String, String)> = super::http::cast(&server, &client, args.workers)
         .await?
         .into_iter()
         .map(|actor| (actor.token, actor.vehicle_id))

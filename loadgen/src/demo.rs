@@ -10,6 +10,7 @@ use crate::client::Api;
 use crate::seed::{Plan, load};
 use crate::traffic::{Options, drive};
 use http_edge::{Role, TokenKeys};
+use std::future::Future;
 use std::net::SocketAddr;
 
 /// The city's seed: the default of `velka seed`, so the two load the same city.
@@ -29,7 +30,7 @@ pub async fn run(
     addr: SocketAddr,
     keys: &TokenKeys,
     demo: Demo,
-    stop: projectors::Shutdown,
+    stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let api = Api::new(&format!("http://{addr}"), keys.clone())?;
     let started = std::time::Instant::now();
@@ -98,7 +99,7 @@ pub async fn run(
             report: false,
             wind_down: false,
         };
-        drive(api, options, async move { stop.triggered().await }).await?;
+        drive(api, options, stop).await?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// A client of one server.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Api {
     http: reqwest::Client,
     base: String,

@@ -13,7 +13,7 @@
 //!
 //! The result line carries the rate, the baseline, their ratio, and the mission's target.
 
-use crate::config::{BenchVerifyArgs, Global};
+use super::{Setup, recreate_bench_database};
 use anyhow::Context;
 use audit::verify::{CHAIN_READ_COLUMNS, VERIFY_EVENT_COLUMNS, Verdict, VerifyOptions};
 use event_store::{EventStore, LogPosition};
@@ -23,9 +23,25 @@ use std::time::{Duration, Instant};
 /// The mission's target for an integrity check of the whole log.
 const TARGET_EVENTS_PER_S: f64 = 1_000_000.0;
 
+/// The sealer's checkpoint name, as `velka serve` runs it: the chain `velka audit verify` checks.
+const CHAIN: &str = "chain";
+
+/// What `velka bench verify` runs.
+#[derive(Clone, Debug)]
+pub struct VerifyConfig {
+    /// Sealed events to verify.
+    pub events: u64,
+    /// Verify's `parallel` values to measure.
+    pub parallel: Vec<u32>,
+    /// Verify's chunk: entries per query.
+    pub chunk: i64,
+    /// Runs of verify at each `parallel` (the median is reported).
+    pub runs: u32,
+}
+
 /// `velka bench verify`.
-pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()> {
-    let (url, _options) = crate::bench::recreate_bench_database(&global.database_url).await?;
+pub async fn verify(setup: &Setup, args: VerifyConfig) -> anyhow::Result<()> {
+    let (url, _options) = recreate_bench_database(&setup.database_url).await?;
     let max_parallel = args.parallel.iter().copied().max().unwrap_or(2);
     let pool = event_store::database::connect(&url, max_parallel + 2).await?;
     event_store::database::migrate(&pool, &url).await?;
@@ -57,7 +73,7 @@ pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()
          SELECT 'vehicle-' || lpad(to_hex(s), 32, '0'), 100
          FROM generate_series($1::bigint / 100, $2::bigint / 100) AS s";
     let events = events.div_euclid(100).max(1) * 100;
-    let load_s = crate::bench_bulk::bulk_load(&pool, 0, events, 500_000, &[load, streams]).await?;
+    let load_s = super::bulk::bulk_load(&pool, 0, events, 500_000, &[load, streams]).await?;
     let bytes: i64 = sqlx::query_scalar("SELECT avg(pg_column_size(data))::bigint FROM events")
         .fetch_one(&pool)
         .await?;
@@ -66,7 +82,7 @@ pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()
     // Seal them all, as the sealer would have, batch by batch.
     let started = Instant::now();
     let store = EventStore::new(pool.clone());
-    let mut head = audit::sealer::load_checkpoint(&pool, crate::audit::CHAIN).await?;
+    let mut head = audit::sealer::load_checkpoint(&pool, CHAIN).await?;
     let mut position = LogPosition::START;
     let mut last_line = Instant::now();
     loop {
@@ -75,7 +91,7 @@ pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()
             break;
         };
         position = last.log_position;
-        head = audit::sealer::seal(&pool, crate::audit::CHAIN, head, &page.events).await?;
+        head = audit::sealer::seal(&pool, CHAIN, head, &page.events).await?;
         if last_line.elapsed() >= Duration::from_secs(10) {
             last_line = Instant::now();
             eprintln!(
@@ -135,7 +151,7 @@ pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()
             let started = Instant::now();
             let verdict = audit::verify::verify(
                 &pool,
-                crate::audit::CHAIN,
+                CHAIN,
                 &[],
                 VerifyOptions {
                     chunk: args.chunk,

@@ -974,44 +974,48 @@ async fn wind_down(shared: &Shared, user: &mut User) {
     }
 }
 
-/// `velka simulate [traffic]`: drive, report, and fail if the server answered 5xx.
+/// What `velka simulate` runs, besides the traffic itself.
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    pub options: Options,
+    /// With `Some(speed)`, the server's manual clock is moved `speed` seconds every real second;
+    /// `None`, the server keeps its own time.
+    pub simulated_speed: Option<u32>,
+    /// Card failures injected into the payment gateway simulator for the length of the run.
+    pub payment_faults: Option<PaymentFaultRate>,
+}
+
+/// A share of card operations the gateway simulator refuses: half declined, half 5xx.
+#[derive(Clone, Debug)]
+pub struct PaymentFaultRate {
+    /// The gateway simulator's base URL.
+    pub gateway_url: String,
+    /// In percent, more than 0 and at most 100.
+    pub percent: f64,
+}
+
+/// `velka simulate [traffic]`: drive until the run's duration is over or `interrupted`
+/// resolves, and report.
 pub async fn run(
-    global: &crate::config::Global,
-    args: crate::config::TrafficArgs,
+    api: Api,
+    simulation: Simulation,
+    interrupted: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.rate.is_finite() && args.rate > 0.0 && args.rate <= 100_000.0,
-        "--rate must be more than 0 and at most 100000"
-    );
-    let (keys, _) = global.token_keys();
-    let api = Api::new(&args.url, keys)?;
-    let options = Options {
-        rate: args.rate,
-        duration: Some(args.duration),
-        users: args.users as usize,
-        seed: args.seed,
-        concurrency: args.concurrency as usize,
-        report: true,
-        wind_down: true,
-    };
+    let options = simulation.options;
     eprintln!(
         "velka simulate: {} users at {}/s for {:.0}s against {}",
         options.users,
         options.rate,
-        args.duration.as_secs_f64(),
+        options.duration.unwrap_or_default().as_secs_f64(),
         api.base()
     );
-    let interrupted = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    let faults = match &simulation.payment_faults {
+        Some(rate) => Some(PaymentFaults::inject(rate, options.seed).await?),
+        None => None,
     };
-    let faults = PaymentFaults::inject(&args).await?;
-    let clock = match args.clock {
-        crate::config::SimulatedClock::Real => None,
-        crate::config::SimulatedClock::Simulated => {
-            Some(SimulatedTime::start(&api, args.speed).await?)
-        }
+    let clock = match simulation.simulated_speed {
+        None => None,
+        Some(speed) => Some(SimulatedTime::start(&api, speed).await?),
     };
     let driven = drive(api, options, interrupted).await;
     if let Some(clock) = clock {
@@ -1030,22 +1034,10 @@ struct PaymentFaults {
 }
 
 impl PaymentFaults {
-    /// Sets the gateway's fault rates from `--payment-failure-percent`; `None` when it is 0.
-    async fn inject(args: &crate::config::TrafficArgs) -> anyhow::Result<Option<Self>> {
-        let percent = args.payment_failure_percent;
-        anyhow::ensure!(
-            percent.is_finite() && (0.0..=100.0).contains(&percent),
-            "--payment-failure-percent must be between 0 and 100"
-        );
-        if percent == 0.0 {
-            return Ok(None);
-        }
-        let Some(base) = &args.gateway_url else {
-            anyhow::bail!(
-                "--payment-failure-percent needs the gateway simulator's address: \
-                 --gateway-url or VELKA_GATEWAY_URL"
-            );
-        };
+    /// Sets the gateway's fault rates to refuse `rate.percent` of card operations.
+    async fn inject(rate: &PaymentFaultRate, seed: u64) -> anyhow::Result<Self> {
+        let percent = rate.percent;
+        let base = &rate.gateway_url;
         let url = format!("{}/control/faults", base.trim_end_matches('/'));
         // The simulator draws a 5xx first, then a decline among the requests that got through:
         // half of `rate` as 5xx, and the other half as a share of what is left.
@@ -1061,7 +1053,7 @@ impl PaymentFaults {
             .json(&json!({
                 "decline_rate": decline_rate,
                 "error_5xx_rate": half,
-                "seed": args.seed,
+                "seed": seed,
             }))
             .send()
             .await
@@ -1075,7 +1067,7 @@ impl PaymentFaults {
             "velka simulate: the gateway refuses {percent}% of card operations \
              (half declined, half 5xx) until the end of the run"
         );
-        Ok(Some(Self { http, url }))
+        Ok(Self { http, url })
     }
 
     /// Puts the gateway back to no faults; a failure is only reported.

@@ -17,8 +17,8 @@
 //!   large one. The small history's figures are the baseline: the ratio shows whether the cost
 //!   grows with history.
 
-use crate::bench_http::{Client, Server, cast, quantile_ms, token};
-use crate::config::{BenchHistoryArgs, BenchReplayArgs, Global};
+use super::http::{Client, Server, cast, quantile_ms, token};
+use super::{Setup, recreate_bench_database};
 use anyhow::Context;
 use chrono::Utc;
 use event_store::{
@@ -127,14 +127,26 @@ pub(crate) async fn bulk_load(
 /// number in the other 11.
 const RESOLUTION_PREFIX: &str = "18810177231125";
 
+/// What `velka bench replay` runs.
+#[derive(Clone, Debug)]
+pub struct ReplayConfig {
+    /// Events in the bulk-loaded log.
+    pub events: u64,
+    /// Events each projector reads per batch.
+    pub batch_size: u32,
+    /// The personal data secret the template's server encrypted with (the projectors read its
+    /// events decoded, as `velka serve` gives them).
+    pub pii_secret: String,
+}
+
 /// `velka bench replay`.
-pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()> {
+pub async fn replay(setup: &Setup, args: ReplayConfig) -> anyhow::Result<()> {
     // The template: a small city's real events, through a real server. Its clock is manual and
     // moves a few minutes a step, so that trips cost something and their charges reach the
     // accounts (a trip of milliseconds is free, and a free trip charges nothing).
     // The manual clock starts at the system time it is started at, a little after this.
     let before_start = chrono::Utc::now();
-    let server = Server::start_with_clock(global, "manual").await?;
+    let server = Server::start_with_clock(setup, "manual").await?;
     let client = Client::new(server.base.clone(), 8)?;
     let telematics = token(&server.keys, Role::Service, "bench-telematics")?;
     let clock = token(&server.keys, Role::Service, "bench-clock")?;
@@ -244,7 +256,11 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
     let pool = event_store::database::connect(&url, 12).await?;
     // The projectors read as `serve` gives them events: personal data decoded. The copies'
     // customers have no key (their ids are new), so they read as erased customers do.
-    let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
+    let codec = command_api::pii::PiiCodec::new(
+        pool.clone(),
+        command_api::pii::PiiSecret::new(args.pii_secret.as_bytes()),
+    );
+    let store = EventStore::new(pool.clone()).with_codec(Arc::new(codec));
     sqlx::query("CREATE TABLE bench_template AS SELECT * FROM events ORDER BY position")
         .execute(&pool)
         .await?;
@@ -392,9 +408,20 @@ struct Costs {
     load_p99: f64,
 }
 
+/// What `velka bench history` runs.
+#[derive(Clone, Debug)]
+pub struct HistoryConfig {
+    /// Stored events in the first measurement.
+    pub small: u64,
+    /// Stored events in the second measurement (bulk-loaded on top of the first).
+    pub large: u64,
+    /// Seconds of appends and of loads at each size.
+    pub duration_s: u64,
+}
+
 /// `velka bench history`.
-pub async fn history(global: &Global, args: BenchHistoryArgs) -> anyhow::Result<()> {
-    let (url, _options) = crate::bench::recreate_bench_database(&global.database_url).await?;
+pub async fn history(setup: &Setup, args: HistoryConfig) -> anyhow::Result<()> {
+    let (url, _options) = recreate_bench_database(&setup.database_url).await?;
     let pool = event_store::database::connect(&url, 4).await?;
     event_store::database::migrate(&pool, &url).await?;
     let store = EventStore::new(pool.clone());

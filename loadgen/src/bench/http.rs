@@ -2,7 +2,7 @@
 //! small JSON client, the cast of verified customers and cars set up through the API, and
 //! percentiles.
 
-use crate::config::Global;
+use super::{Setup, recreate_bench_database};
 use anyhow::{Context, bail};
 use http_edge::{Role, TokenKeys};
 use serde_json::{Value, json};
@@ -81,25 +81,28 @@ pub(crate) struct Server {
 impl Server {
     /// Recreates `<name>_bench` and starts this binary's `serve` on it (system clock, no NATS,
     /// a free port), waiting until it listens.
-    pub(crate) async fn start(global: &Global) -> anyhow::Result<Server> {
-        Self::start_with_clock(global, "system").await
+    pub(crate) async fn start(setup: &Setup) -> anyhow::Result<Server> {
+        Self::start_with_clock(setup, "system").await
     }
 
     /// [`Server::start`] with `--clock CLOCK` (`manual`: moved by `POST /v1/admin/clock`).
-    pub(crate) async fn start_with_clock(global: &Global, clock: &str) -> anyhow::Result<Server> {
-        let (url, _options) = crate::bench::recreate_bench_database(&global.database_url).await?;
+    pub(crate) async fn start_with_clock(setup: &Setup, clock: &str) -> anyhow::Result<Server> {
+        let (url, _options) = recreate_bench_database(&setup.database_url).await?;
         let secret = format!("bench-{}", uuid::Uuid::new_v4());
         let keys = TokenKeys::from_secret(secret.as_bytes());
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        let mut command = tokio::process::Command::new(&setup.velka);
+        command
             .args(["serve", "--addr", "127.0.0.1:0", "--clock", clock])
             .env("DATABASE_URL", &url)
             .env("VELKA_JWT_SECRET", &secret)
             .env("VELKA_NO_NATS", "1")
             .env("VELKA_LOG", "warn")
             .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting velka serve")?;
+            .kill_on_drop(true);
+        if let Some(pii_secret) = &setup.pii_secret {
+            command.env("VELKA_PII_SECRET", pii_secret);
+        }
+        let mut child = command.spawn().context("starting velka serve")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(Duration::from_secs(60), async {

@@ -2,7 +2,7 @@
 //! a baseline measured in the same run.
 //!
 //! Both start a real `velka serve` on the scratch database `<name>_bench` (see
-//! [`crate::bench_http`]) and set up verified customers and cars through the API. Each customer
+//! [`super::http`]) and set up verified customers and cars through the API. Each customer
 //! drives its own car through a trip story, one command after another: start, telemetry, park,
 //! resume, telemetry, end — so no command loses a race it would not lose in life.
 //!
@@ -18,8 +18,8 @@
 //!   baseline, measured before the load, is the unloaded latency of the same queries and the
 //!   idle server's memory.
 
-use crate::bench_http::{Actor, Client, Server, cast, quantile_ms, token};
-use crate::config::{BenchCommandsArgs, BenchPeakArgs, Global};
+use super::Setup;
+use super::http::{Actor, Client, Server, cast, quantile_ms, token};
 use anyhow::Context;
 use http_edge::Role;
 use serde_json::{Value, json};
@@ -156,9 +156,18 @@ struct Step {
     errors: usize,
 }
 
+/// What `velka bench commands` runs.
+#[derive(Clone, Debug)]
+pub struct CommandsConfig {
+    /// Total time of the ramp, split evenly over the client counts.
+    pub duration_s: u64,
+    /// Concurrent clients, one ramp step per value; each drives its own customer and car.
+    pub clients: Vec<u32>,
+}
+
 /// `velka bench commands`.
-pub async fn commands(global: &Global, args: BenchCommandsArgs) -> anyhow::Result<()> {
-    let server = Server::start(global).await?;
+pub async fn commands(setup: &Setup, args: CommandsConfig) -> anyhow::Result<()> {
+    let server = Server::start(setup).await?;
     let clients_max = args.clients.iter().copied().max().unwrap_or(1);
     let client = Client::new(server.base.clone(), clients_max as usize * 2)?;
     let telematics = token(&server.keys, Role::Service, "bench-telematics")?;
@@ -222,9 +231,9 @@ pub async fn commands(global: &Global, args: BenchCommandsArgs) -> anyhow::Resul
         .await?;
     pool.close().await;
     let baseline_s = step_time.as_secs().max(2);
-    let baseline = match crate::bench::which_pgbench() {
+    let baseline = match &setup.pgbench {
         Some(pgbench) => {
-            crate::bench::pgbench_inserts(&pgbench, &options, knee.clients, baseline_s)?
+            super::pgbench_inserts(setup, pgbench, &options, knee.clients, baseline_s)?
         }
         None => anyhow::bail!("pgbench is not installed: the baseline needs it"),
     };
@@ -305,9 +314,22 @@ struct Sample {
     error: Option<String>,
 }
 
+/// What `velka bench peak` runs.
+#[derive(Clone, Debug)]
+pub struct PeakConfig {
+    /// Seconds of load.
+    pub duration_s: u64,
+    /// Requests per second sent on a fixed schedule, whatever the answers' speed.
+    pub rate: u32,
+    /// Percentage of requests that are commands (the rest are queries).
+    pub command_percent: u32,
+    /// Customers and cars set up before the load (each in at most one trip at a time).
+    pub cars: u32,
+}
+
 /// `velka bench peak`.
-pub async fn peak(global: &Global, args: BenchPeakArgs) -> anyhow::Result<()> {
-    let server = Server::start(global).await?;
+pub async fn peak(setup: &Setup, args: PeakConfig) -> anyhow::Result<()> {
+    let server = Server::start(setup).await?;
     let client = Client::new(server.base.clone(), 1024)?;
     let telematics = token(&server.keys, Role::Service, "bench-telematics")?;
     let operator = token(&server.keys, Role::Service, "bench-operator")?;
