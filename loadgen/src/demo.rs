@@ -7,6 +7,7 @@
 //! the same database changes nothing and finds the same customers and cars.
 
 use crate::client::Api;
+use crate::error::Result;
 use crate::seed::{Plan, load};
 use crate::traffic::{Options, drive};
 use http_edge::{Role, TokenKeys};
@@ -31,7 +32,7 @@ pub async fn run(
     keys: &TokenKeys,
     demo: Demo,
     stop: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let api = Api::new(&format!("http://{addr}"), keys.clone())?;
     let started = std::time::Instant::now();
     let loaded = load(
@@ -53,7 +54,7 @@ pub async fn run(
     let verified: Vec<_> = loaded.verified().collect();
     // The last customer is yours: the background traffic drives the others.
     let Some((person, customer_id)) = verified.last() else {
-        anyhow::bail!("no demo customer could be registered");
+        bail!("no demo customer could be registered");
     };
     let name = person.full_name();
     let token = api.token(Role::Customer, customer_id)?;

@@ -9,8 +9,13 @@
 //! live one); nothing in the core depends on it. It reads no environment: the binary hands it
 //! plain configuration.
 
+#[macro_use]
+mod error;
+
 pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod seed;
 pub mod traffic;
+
+pub use error::{LoadError, Result};

@@ -8,7 +8,7 @@
 //! seed) is skipped and counted. Progress goes to stderr; the summary to stdout.
 
 use crate::client::{Api, Reply};
-use anyhow::Context;
+use crate::error::{Context, Result};
 use fixtures::population::{Car, Person, Population};
 use futures::StreamExt;
 use http_edge::Role;
@@ -79,7 +79,7 @@ enum Done {
 }
 
 /// Loads `plan`'s cars and customers through `api`.
-pub async fn load(api: &Api, plan: &Plan) -> anyhow::Result<Loaded> {
+pub async fn load(api: &Api, plan: &Plan) -> Result<Loaded> {
     let population = Population::moscow()?;
     let cars = population.cars(plan.seed, plan.cars)?;
     let customers = population.customers(plan.seed, plan.customers)?;
@@ -109,7 +109,7 @@ pub async fn load(api: &Api, plan: &Plan) -> anyhow::Result<Loaded> {
     let jobs = (0..plan.cars)
         .map(Job::Car)
         .chain((0..plan.customers).map(Job::Customer));
-    let results: Vec<anyhow::Result<Done>> = futures::stream::iter(jobs)
+    let results: Vec<Result<Done>> = futures::stream::iter(jobs)
         .map(|job| {
             let (cars, customers) = (&cars, &customers);
             let (fleet, support) = (&fleet, &support);
@@ -160,21 +160,22 @@ pub async fn load(api: &Api, plan: &Plan) -> anyhow::Result<Loaded> {
         requests: requests.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
     };
-    let mut failures = Vec::new();
+    let mut failures = 0;
+    let mut first_failure = None;
     for result in results {
         match result {
             Ok(Done::Car(i, id)) => loaded.cars[i].vehicle_id = id,
             Ok(Done::Customer(i, id)) => loaded.customers[i].customer_id = id,
-            Err(error) => failures.push(format!("{error:#}")),
+            Err(error) => {
+                failures += 1;
+                first_failure.get_or_insert(error);
+            }
         }
     }
-    if let Some(first) = failures.first() {
-        anyhow::bail!(
-            "{} of {total} items failed; the first: {first}",
-            failures.len()
-        );
+    match first_failure {
+        Some(first) => Err(first).context(format!("{failures} of {total} items failed; the first")),
+        None => Ok(loaded),
     }
-    Ok(loaded)
 }
 
 fn progress_line(
@@ -201,11 +202,11 @@ fn taken(reply: &Reply) -> bool {
     reply.status == StatusCode::CONFLICT && reply.problem() == "already-taken"
 }
 
-fn check(reply: Reply, what: &str) -> anyhow::Result<Reply> {
+fn check(reply: Reply, what: &str) -> Result<Reply> {
     if reply.status.is_success() {
         Ok(reply)
     } else {
-        anyhow::bail!("{what} answered {}: {}", reply.status, reply.body)
+        bail!("{what} answered {}: {}", reply.status, reply.body)
     }
 }
 
@@ -217,7 +218,7 @@ async fn add_car(
     car: &Car,
     fleet: &str,
     requests: &AtomicUsize,
-) -> anyhow::Result<Option<String>> {
+) -> Result<Option<String>> {
     let body = json!({
         "plate": car.plate,
         "vin": car.vin,
@@ -247,7 +248,7 @@ async fn add_customer(
     person: &Person,
     support: &str,
     requests: &AtomicUsize,
-) -> anyhow::Result<Option<String>> {
+) -> Result<Option<String>> {
     let registration = json!({
         "name": person.full_name(),
         "phone": person.phone,
@@ -273,7 +274,7 @@ async fn add_customer(
     }
     let name = person.full_name();
     let customer_id = check(reply, &format!("registering {name}"))?.str("customer_id");
-    anyhow::ensure!(
+    ensure!(
         !customer_id.is_empty(),
         "registering {name}: no customer_id"
     );
@@ -310,7 +311,7 @@ async fn add_customer(
 }
 
 /// `velka seed`: load, then print what was loaded.
-pub async fn run(api: &Api, plan: &Plan) -> anyhow::Result<()> {
+pub async fn run(api: &Api, plan: &Plan) -> Result<()> {
     let loaded = load(api, plan)
         .await
         .with_context(|| format!("seeding {}", api.base()))?;

@@ -26,7 +26,7 @@
 //! type, and one line `result: bench=simulate …` for scripts.
 
 use crate::client::{Api, Reply};
-use anyhow::Context;
+use crate::error::{Context, Result};
 use domain::geo::GeoPoint;
 use domain::zone::OperatingArea;
 use fixtures::population::{Population, Rng};
@@ -246,11 +246,7 @@ fn step_towards(from: GeoPoint, to: GeoPoint, distance: f64) -> GeoPoint {
 
 /// Loads (or finds) the users, then drives traffic until the duration is over or `stop`
 /// resolves; ends what is still running. Returns the report's result line.
-pub async fn drive(
-    api: Api,
-    options: Options,
-    stop: impl Future<Output = ()>,
-) -> anyhow::Result<String> {
+pub async fn drive(api: Api, options: Options, stop: impl Future<Output = ()>) -> Result<String> {
     let population = Population::moscow()?;
     let loaded = crate::seed::load(
         &api,
@@ -276,7 +272,7 @@ pub async fn drive(
             rng: Rng::new(rng.next_u64()),
         })));
     }
-    anyhow::ensure!(
+    ensure!(
         !users.is_empty(),
         "no user could be registered (phones and e-mails of seed {} are taken by others)",
         options.seed
@@ -1000,7 +996,7 @@ pub async fn run(
     api: Api,
     simulation: Simulation,
     interrupted: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let options = simulation.options;
     eprintln!(
         "velka simulate: {} users at {}/s for {:.0}s against {}",
@@ -1035,7 +1031,7 @@ struct PaymentFaults {
 
 impl PaymentFaults {
     /// Sets the gateway's fault rates to refuse `rate.percent` of card operations.
-    async fn inject(rate: &PaymentFaultRate, seed: u64) -> anyhow::Result<Self> {
+    async fn inject(rate: &PaymentFaultRate, seed: u64) -> Result<Self> {
         let percent = rate.percent;
         let base = &rate.gateway_url;
         let url = format!("{}/control/faults", base.trim_end_matches('/'));
@@ -1058,7 +1054,7 @@ impl PaymentFaults {
             .send()
             .await
             .with_context(|| format!("setting the gateway's faults at {url}"))?;
-        anyhow::ensure!(
+        ensure!(
             answer.status().is_success(),
             "the gateway at {url} refused the faults: {}",
             answer.status()
@@ -1089,19 +1085,19 @@ struct SimulatedTime {
 
 impl SimulatedTime {
     /// Checks the server's clock is manual, then starts moving it.
-    async fn start(api: &Api, speed: u32) -> anyhow::Result<Self> {
+    async fn start(api: &Api, speed: u32) -> Result<Self> {
         let token = api.token(Role::Service, "traffic-simulator-clock")?;
         let reading = api
             .send(Method::GET, "/v1/admin/clock", Some(&token), None, None)
             .await
             .context("reading the server's clock")?;
-        anyhow::ensure!(
+        ensure!(
             reading.status.is_success(),
             "reading the server's clock answered {}: {}",
             reading.status,
             reading.body
         );
-        anyhow::ensure!(
+        ensure!(
             reading.body["manual"] == json!(true),
             "--clock simulated needs a server started with `--clock manual` (VELKA_CLOCK=manual)"
         );

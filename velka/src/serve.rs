@@ -400,7 +400,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         let stop = stop.clone();
         tokio::spawn(async move {
             if let Err(error) = loadgen::demo::run(addr, &keys, demo, stop.triggered()).await {
-                tracing::error!("demo failed: {error:#}");
+                tracing::error!("demo failed: {:#}", anyhow::Error::from(error));
             }
         });
     }

@@ -25,7 +25,7 @@ impl Global {
 
     /// A client of the server at `url`, signing tokens with this configuration's secret.
     fn api(&self, url: &str) -> anyhow::Result<Api> {
-        Api::new(url, self.token_keys().0)
+        Ok(Api::new(url, self.token_keys().0)?)
     }
 }
 
@@ -43,7 +43,7 @@ pub async fn bench(global: &Global, command: config::BenchCommand) -> anyhow::Re
                 append_group: args.append_group,
                 append_writers: args.append_writers,
             };
-            append::append(&setup, config).await
+            Ok(append::append(&setup, config).await?)
         }
         Bench::Lag(args) => {
             let config = lag::LagConfig {
@@ -51,14 +51,14 @@ pub async fn bench(global: &Global, command: config::BenchCommand) -> anyhow::Re
                 workers: args.workers,
                 duration_s: args.duration_s,
             };
-            lag::lag(&setup, config).await
+            Ok(lag::lag(&setup, config).await?)
         }
         Bench::Commands(args) => {
             let config = load::CommandsConfig {
                 duration_s: args.duration_s,
                 clients: args.clients,
             };
-            load::commands(&setup, config).await
+            Ok(load::commands(&setup, config).await?)
         }
         Bench::Peak(args) => {
             let config = load::PeakConfig {
@@ -67,7 +67,7 @@ pub async fn bench(global: &Global, command: config::BenchCommand) -> anyhow::Re
                 command_percent: args.command_percent,
                 cars: args.cars,
             };
-            load::peak(&setup, config).await
+            Ok(load::peak(&setup, config).await?)
         }
         Bench::Replay(args) => {
             let config = bulk::ReplayConfig {
@@ -75,7 +75,7 @@ pub async fn bench(global: &Global, command: config::BenchCommand) -> anyhow::Re
                 batch_size: args.batch_size,
                 pii_secret: global.pii_secret().to_owned(),
             };
-            bulk::replay(&setup, config).await
+            Ok(bulk::replay(&setup, config).await?)
         }
         Bench::History(args) => {
             let config = bulk::HistoryConfig {
@@ -83,7 +83,7 @@ pub async fn bench(global: &Global, command: config::BenchCommand) -> anyhow::Re
                 large: args.large,
                 duration_s: args.duration_s,
             };
-            bulk::history(&setup, config).await
+            Ok(bulk::history(&setup, config).await?)
         }
         Bench::Verify(args) => {
             let config = verify::VerifyConfig {
@@ -92,7 +92,7 @@ pub async fn bench(global: &Global, command: config::BenchCommand) -> anyhow::Re
                 chunk: args.chunk,
                 runs: args.runs,
             };
-            verify::verify(&setup, config).await
+            Ok(verify::verify(&setup, config).await?)
         }
     }
 }
@@ -106,7 +106,7 @@ pub async fn seed(global: &Global, args: config::SeedArgs) -> anyhow::Result<()>
         concurrency: args.concurrency as usize,
         progress: true,
     };
-    loadgen::seed::run(&global.api(&args.url)?, &plan).await
+    Ok(loadgen::seed::run(&global.api(&args.url)?, &plan).await?)
 }
 
 /// `velka simulate [traffic]`: drive, report; stops early on Ctrl-C.
@@ -150,5 +150,5 @@ pub async fn simulate(global: &Global, args: config::TrafficArgs) -> anyhow::Res
             std::future::pending::<()>().await;
         }
     };
-    loadgen::traffic::run(global.api(&args.url)?, simulation, interrupted).await
+    Ok(loadgen::traffic::run(global.api(&args.url)?, simulation, interrupted).await?)
 }

@@ -5,7 +5,7 @@
 //! It runs against a scratch database (`<DATABASE_URL's name>_bench`), recreated each run.
 
 use super::{Setup, pgbench_inserts, recreate_bench_database};
-use anyhow::Context;
+use crate::error::{Context, LoadError, Result};
 use chrono::Utc;
 use event_store::{
     AppendRequest, Claims, EventStore, ExpectedVersion, Metadata, NewEvent, StreamWrite,
@@ -62,7 +62,7 @@ pub struct AppendConfig {
 }
 
 /// `velka bench append`.
-pub async fn append(setup: &Setup, args: AppendConfig) -> anyhow::Result<()> {
+pub async fn append(setup: &Setup, args: AppendConfig) -> Result<()> {
     let (url, options) = recreate_bench_database(&setup.database_url).await?;
     let writers_max = args.writers.iter().copied().max().unwrap_or(1);
     let pool = event_store::database::connect(&url, writers_max + 2).await?;
@@ -137,7 +137,7 @@ async fn append_phase(
     writers: u32,
     duration: Duration,
     events_per_append: u32,
-) -> anyhow::Result<Phase> {
+) -> Result<Phase> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..writers {
@@ -182,18 +182,14 @@ async fn append_phase(
                 done.push((started.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64()));
                 version += u64::from(events_per_append);
             }
-            anyhow::Ok(done)
+            Ok::<_, LoadError>(done)
         }));
     }
     collect(tasks, duration).await
 }
 
 /// The baseline without pgbench: single-row INSERTs in autocommit from `writers` tasks.
-async fn insert_phase(
-    pool: &sqlx::PgPool,
-    writers: u32,
-    duration: Duration,
-) -> anyhow::Result<Phase> {
+async fn insert_phase(pool: &sqlx::PgPool, writers: u32, duration: Duration) -> Result<Phase> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..writers {
@@ -207,7 +203,7 @@ async fn insert_phase(
                     .await?;
                 done.push((started.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64()));
             }
-            anyhow::Ok(done)
+            Ok::<_, LoadError>(done)
         }));
     }
     collect(tasks, duration).await
@@ -217,9 +213,9 @@ async fn insert_phase(
 type Timings = Vec<(f64, f64)>;
 
 async fn collect(
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Timings>>>,
+    tasks: Vec<tokio::task::JoinHandle<Result<Timings>>>,
     duration: Duration,
-) -> anyhow::Result<Phase> {
+) -> Result<Phase> {
     let seconds = duration.as_secs().max(1) as usize;
     let mut per_second = vec![0.0; seconds];
     let mut latencies_s = Vec::new();

@@ -19,7 +19,7 @@
 
 use super::http::{Client, Server, cast, quantile_ms, token};
 use super::{Setup, recreate_bench_database};
-use anyhow::Context;
+use crate::error::{Context, Result};
 use chrono::Utc;
 use event_store::{
     AppendRequest, Claims, EventStore, ExpectedVersion, LogPosition, Metadata, NewEvent,
@@ -36,9 +36,7 @@ use uuid::Uuid;
 /// Every secondary index and unique constraint of `events` as the catalog defines it now (so the
 /// migrations' own definitions, audit indexes included), with the statements that drop and
 /// recreate it. The primary key stays.
-async fn secondary_indexes(
-    connection: &mut sqlx::PgConnection,
-) -> anyhow::Result<Vec<(String, String)>> {
+async fn secondary_indexes(connection: &mut sqlx::PgConnection) -> Result<Vec<(String, String)>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT format('ALTER TABLE events DROP CONSTRAINT %I', c.conname),
                 format('ALTER TABLE events ADD CONSTRAINT %I %s', c.conname,
@@ -67,7 +65,7 @@ pub(crate) async fn bulk_load(
     to: i64,
     chunk: i64,
     statements: &[&str],
-) -> anyhow::Result<f64> {
+) -> Result<f64> {
     let started = Instant::now();
     let mut connection = pool.acquire().await?;
     sqlx::query("SET synchronous_commit = off")
@@ -140,7 +138,7 @@ pub struct ReplayConfig {
 }
 
 /// `velka bench replay`.
-pub async fn replay(setup: &Setup, args: ReplayConfig) -> anyhow::Result<()> {
+pub async fn replay(setup: &Setup, args: ReplayConfig) -> Result<()> {
     // The template: a small city's real events, through a real server. Its clock is manual and
     // moves a few minutes a step, so that trips cost something and their charges reach the
     // accounts (a trip of milliseconds is free, and a free trip charges nothing).
@@ -420,7 +418,7 @@ pub struct HistoryConfig {
 }
 
 /// `velka bench history`.
-pub async fn history(setup: &Setup, args: HistoryConfig) -> anyhow::Result<()> {
+pub async fn history(setup: &Setup, args: HistoryConfig) -> Result<()> {
     let (url, _options) = recreate_bench_database(&setup.database_url).await?;
     let pool = event_store::database::connect(&url, 4).await?;
     event_store::database::migrate(&pool, &url).await?;
@@ -493,7 +491,7 @@ async fn measure(
     picker: &mut Picker,
     streams: i64,
     seconds: u64,
-) -> anyhow::Result<Costs> {
+) -> Result<Costs> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut loads = Vec::new();
     let mut appends = Vec::new();

@@ -11,7 +11,7 @@
 
 use super::Setup;
 use super::http::{Client, Server};
-use anyhow::bail;
+use crate::error::{LoadError, Result};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ async fn wait_for(
     trip_id: &str,
     token: &str,
     want: &str,
-) -> anyhow::Result<(Duration, Duration)> {
+) -> Result<(Duration, Duration)> {
     let started = Instant::now();
     let path = format!("/v1/trips/{trip_id}");
     loop {
@@ -52,7 +52,7 @@ pub struct LagConfig {
 }
 
 /// `velka bench lag`.
-pub async fn lag(setup: &Setup, args: LagConfig) -> anyhow::Result<()> {
+pub async fn lag(setup: &Setup, args: LagConfig) -> Result<()> {
     let server = Server::start(setup).await?;
     let url = server.url.clone();
     let client = Client::new(server.base.clone(), 64)?;
@@ -99,7 +99,7 @@ pub async fn lag(setup: &Setup, args: LagConfig) -> anyhow::Result<()> {
                 lags.push(lag);
                 baseline.push(rtt);
             }
-            anyhow::Ok((lags, baseline))
+            Ok::<_, LoadError>((lags, baseline))
         }));
     }
     let mut lags = Vec::new();

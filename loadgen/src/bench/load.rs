@@ -20,7 +20,7 @@
 
 use super::Setup;
 use super::http::{Actor, Client, Server, cast, quantile_ms, token};
-use anyhow::Context;
+use crate::error::{Context, Result, unexpected};
 use http_edge::Role;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -166,7 +166,7 @@ pub struct CommandsConfig {
 }
 
 /// `velka bench commands`.
-pub async fn commands(setup: &Setup, args: CommandsConfig) -> anyhow::Result<()> {
+pub async fn commands(setup: &Setup, args: CommandsConfig) -> Result<()> {
     let server = Server::start(setup).await?;
     let clients_max = args.clients.iter().copied().max().unwrap_or(1);
     let client = Client::new(server.base.clone(), clients_max as usize * 2)?;
@@ -235,7 +235,7 @@ pub async fn commands(setup: &Setup, args: CommandsConfig) -> anyhow::Result<()>
         Some(pgbench) => {
             super::pgbench_inserts(setup, pgbench, &options, knee.clients, baseline_s)?
         }
-        None => anyhow::bail!("pgbench is not installed: the baseline needs it"),
+        None => bail!("pgbench is not installed: the baseline needs it"),
     };
     println!(
         "  baseline: pgbench, {} clients, {baseline:.0} single-row inserts/s",
@@ -268,7 +268,7 @@ async fn run_step(
     drivers: &[Arc<tokio::sync::Mutex<Driver>>],
     telematics: &str,
     time: Duration,
-) -> anyhow::Result<Vec<(Duration, bool)>> {
+) -> Result<Vec<(Duration, bool)>> {
     let deadline = Instant::now() + time;
     let mut tasks = Vec::new();
     for driver in drivers {
@@ -328,7 +328,7 @@ pub struct PeakConfig {
 }
 
 /// `velka bench peak`.
-pub async fn peak(setup: &Setup, args: PeakConfig) -> anyhow::Result<()> {
+pub async fn peak(setup: &Setup, args: PeakConfig) -> Result<()> {
     let server = Server::start(setup).await?;
     let client = Client::new(server.base.clone(), 1024)?;
     let telematics = token(&server.keys, Role::Service, "bench-telematics")?;
@@ -566,7 +566,7 @@ async fn query(
     n: usize,
     actors: &[Actor],
     trips: &[(String, String)],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let actor = &actors[n % actors.len()];
     let (path, token) = match kind {
         Kind::Nearby => (
@@ -586,14 +586,11 @@ async fn query(
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.map_err(|_| anyhow::anyhow!("none"))?;
+    let response = request.send().await.map_err(|_| unexpected("none"))?;
     let status = response.status();
-    let _ = response
-        .bytes()
-        .await
-        .map_err(|_| anyhow::anyhow!("none"))?;
+    let _ = response.bytes().await.map_err(|_| unexpected("none"))?;
     if !status.is_success() {
-        anyhow::bail!("{}", status.as_u16());
+        bail!("{}", status.as_u16());
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ pub mod lag;
 pub mod load;
 pub mod verify;
 
-use anyhow::{Context, bail};
+use crate::error::{Context, Result};
 use sqlx::postgres::PgConnectOptions;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -35,7 +35,7 @@ pub struct Setup {
 }
 
 /// The bench database's URL: the configured one with `_bench` added to the database name.
-fn bench_url(url: &str) -> anyhow::Result<(String, PgConnectOptions)> {
+fn bench_url(url: &str) -> Result<(String, PgConnectOptions)> {
     let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
     let name = format!("{}_bench", options.get_database().unwrap_or("velka"));
     let (base, query) = url
@@ -53,7 +53,7 @@ fn bench_url(url: &str) -> anyhow::Result<(String, PgConnectOptions)> {
 /// Drops the bench database if it exists; returns its URL and options.
 pub(crate) async fn recreate_bench_database(
     database_url: &str,
-) -> anyhow::Result<(String, PgConnectOptions)> {
+) -> Result<(String, PgConnectOptions)> {
     use sqlx::migrate::MigrateDatabase;
     let (url, options) = bench_url(database_url)?;
     if sqlx::Postgres::database_exists(&url).await.unwrap_or(false) {
@@ -71,7 +71,7 @@ pub(crate) fn pgbench_inserts(
     options: &PgConnectOptions,
     clients: u32,
     duration_s: u64,
-) -> anyhow::Result<f64> {
+) -> Result<f64> {
     let script = setup
         .scratch_dir
         .join(format!("velka-bench-{}.sql", std::process::id()));

@@ -14,7 +14,7 @@
 //! The result line carries the rate, the baseline, their ratio, and the mission's target.
 
 use super::{Setup, recreate_bench_database};
-use anyhow::Context;
+use crate::error::{Context, Result};
 use audit::verify::{CHAIN_READ_COLUMNS, VERIFY_EVENT_COLUMNS, Verdict, VerifyOptions};
 use event_store::{EventStore, LogPosition};
 use futures::TryStreamExt;
@@ -40,7 +40,7 @@ pub struct VerifyConfig {
 }
 
 /// `velka bench verify`.
-pub async fn verify(setup: &Setup, args: VerifyConfig) -> anyhow::Result<()> {
+pub async fn verify(setup: &Setup, args: VerifyConfig) -> Result<()> {
     let (url, _options) = recreate_bench_database(&setup.database_url).await?;
     let max_parallel = args.parallel.iter().copied().max().unwrap_or(2);
     let pool = event_store::database::connect(&url, max_parallel + 2).await?;
@@ -101,7 +101,7 @@ pub async fn verify(setup: &Setup, args: VerifyConfig) -> anyhow::Result<()> {
             );
         }
     }
-    anyhow::ensure!(
+    ensure!(
         head.seq == events,
         "sealed {} events of {events}: the log was not read to its end",
         head.seq
@@ -164,9 +164,9 @@ pub async fn verify(setup: &Setup, args: VerifyConfig) -> anyhow::Result<()> {
             .context("verifying")?;
             let seconds = started.elapsed().as_secs_f64();
             let Verdict::Intact { events: n, .. } = verdict else {
-                anyhow::bail!("the freshly sealed chain does not verify: {verdict:?}");
+                bail!("the freshly sealed chain does not verify: {verdict:?}");
             };
-            anyhow::ensure!(n == events, "verify checked {n} events of {events}");
+            ensure!(n == events, "verify checked {n} events of {events}");
             rates.push(events as f64 / seconds);
             println!(
                 "  verify --parallel {parallel}: {events} events intact in {seconds:.1} s ({:.0} events/s)",
