@@ -15,6 +15,7 @@ mod error;
 pub mod bench;
 pub mod client;
 pub mod demo;
+pub mod progress;
 pub mod seed;
 pub mod traffic;
 

@@ -9,13 +9,12 @@
 
 use crate::client::{Api, Reply};
 use crate::error::{Context, Result};
+use crate::progress::Progress;
 use fixtures::population::{Car, Person, Population};
 use futures::StreamExt;
 use http_edge::Role;
 use reqwest::StatusCode;
 use serde_json::json;
-use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -85,26 +84,20 @@ pub async fn load(api: &Api, plan: &Plan) -> Result<Loaded> {
     let customers = population.customers(plan.seed, plan.customers)?;
     let fleet = api.token(Role::Fleet, "seed")?;
     let support = api.token(Role::Support, "seed")?;
-    let requests = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
+    let requests = AtomicUsize::new(0);
     let total = plan.cars + plan.customers;
     let started = Instant::now();
-
-    let reporter = plan.progress.then(|| {
-        let (requests, done) = (requests.clone(), done.clone());
-        tokio::spawn(async move {
-            let terminal = std::io::stderr().is_terminal();
-            loop {
-                tokio::time::sleep(Duration::from_millis(if terminal { 250 } else { 1000 })).await;
-                let line = progress_line(&done, total, &requests, started);
-                if terminal {
-                    eprint!("\r{line}   ");
-                } else {
-                    eprintln!("{line}");
-                }
-            }
-        })
-    });
+    let progress = plan
+        .progress
+        .then(|| Progress::new("velka seed", Some(total as u64), Duration::from_secs(1)));
+    let item_done = || {
+        if let Some(progress) = &progress {
+            let requests = requests.load(Ordering::Relaxed);
+            let per_s = requests as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            progress.set_message(format!("({per_s:.0} requests/s)"));
+            progress.inc(1);
+        }
+    };
 
     let jobs = (0..plan.cars)
         .map(Job::Car)
@@ -113,7 +106,7 @@ pub async fn load(api: &Api, plan: &Plan) -> Result<Loaded> {
         .map(|job| {
             let (cars, customers) = (&cars, &customers);
             let (fleet, support) = (&fleet, &support);
-            let (requests, done) = (&requests, &done);
+            let (requests, item_done) = (&requests, &item_done);
             async move {
                 let result = match job {
                     Job::Car(i) => add_car(api, plan.seed, i, &cars[i], fleet, requests)
@@ -125,21 +118,15 @@ pub async fn load(api: &Api, plan: &Plan) -> Result<Loaded> {
                             .map(|id| Done::Customer(i, id))
                     }
                 };
-                done.fetch_add(1, Ordering::Relaxed);
+                item_done();
                 result
             }
         })
         .buffer_unordered(plan.concurrency.max(1))
         .collect()
         .await;
-    if let Some(reporter) = reporter {
-        reporter.abort();
-        let line = progress_line(&done, total, &requests, started);
-        if std::io::stderr().is_terminal() {
-            eprintln!("\r{line}   ");
-        } else {
-            eprintln!("{line}");
-        }
+    if let Some(progress) = progress {
+        progress.finish();
     }
 
     let mut loaded = Loaded {
@@ -176,25 +163,6 @@ pub async fn load(api: &Api, plan: &Plan) -> Result<Loaded> {
         Some(first) => Err(first).context(format!("{failures} of {total} items failed; the first")),
         None => Ok(loaded),
     }
-}
-
-fn progress_line(
-    done: &AtomicUsize,
-    total: usize,
-    requests: &AtomicUsize,
-    started: Instant,
-) -> String {
-    let done = done.load(Ordering::Relaxed);
-    let requests = requests.load(Ordering::Relaxed);
-    let seconds = started.elapsed().as_secs_f64().max(1e-3);
-    let width = 30;
-    let filled = (done * width).checked_div(total).unwrap_or(width);
-    format!(
-        "velka seed: [{}{}] {done}/{total} ({:.0} requests/s)",
-        "#".repeat(filled),
-        " ".repeat(width - filled),
-        requests as f64 / seconds
-    )
 }
 
 /// The one answer a seeding step accepts, besides success: the value is taken by another.

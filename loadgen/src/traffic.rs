@@ -27,6 +27,7 @@
 
 use crate::client::{Api, Reply};
 use crate::error::{Context, Result};
+use crate::progress::Progress;
 use domain::geo::GeoPoint;
 use domain::zone::OperatingArea;
 use fixtures::population::{Population, Rng};
@@ -300,6 +301,16 @@ pub async fn drive(api: Api, options: Options, stop: impl Future<Output = ()>) -
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
+    let progress = options.report.then(|| {
+        let seconds = options.duration.map(|d| d.as_secs_f64().ceil() as u64);
+        Progress::counting(
+            "velka simulate",
+            seconds,
+            "s",
+            false,
+            Duration::from_secs(5),
+        )
+    });
     let mut last_report = Instant::now();
     let mut dropped = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
@@ -313,9 +324,12 @@ pub async fn drive(api: Api, options: Options, stop: impl Future<Output = ()>) -
             break;
         }
         while tasks.try_join_next().is_some() {}
-        if options.report && last_report.elapsed() >= Duration::from_secs(5) {
-            last_report = Instant::now();
-            eprintln!("{}", progress_line(&shared, started.elapsed(), dropped));
+        if let Some(progress) = &progress {
+            progress.set_position(started.elapsed().as_secs_f64().round() as u64);
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                progress.set_message(progress_line(&shared, started.elapsed(), dropped));
+            }
         }
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             dropped += 1;
@@ -355,6 +369,9 @@ pub async fn drive(api: Api, options: Options, stop: impl Future<Output = ()>) -
         });
     }
     let elapsed = started.elapsed();
+    if let Some(progress) = progress {
+        progress.finish_and_clear();
+    }
     while tasks.join_next().await.is_some() {}
     let line = report(&shared, elapsed, dropped, &options);
     // Wind down: end running trips, cancel reservations (not measured).
@@ -384,14 +401,14 @@ pub async fn drive(api: Api, options: Options, stop: impl Future<Output = ()>) -
     Ok(line)
 }
 
+/// The progress line's words after the elapsed seconds.
 fn progress_line(shared: &Shared, elapsed: Duration, dropped: u64) -> String {
     let Ok(stats) = shared.stats.lock() else {
         return String::new();
     };
     let all = stats.all_latencies();
     format!(
-        "velka simulate: {:.0}s, {} requests ({:.1}/s), p50 {:.1} ms, p99 {:.1} ms, errors {} (5xx {}), {} cars in trips, {dropped} ticks dropped",
-        elapsed.as_secs_f64(),
+        "{} requests ({:.1}/s), p50 {:.1} ms, p99 {:.1} ms, errors {} (5xx {}), {} cars in trips, {dropped} ticks dropped",
         stats.requests,
         stats.requests as f64 / elapsed.as_secs_f64().max(1e-3),
         quantile_ms(&all, 0.5),

@@ -64,19 +64,20 @@ pub async fn rebuild(global: &Global, args: crate::config::RebuildArgs) -> anyho
     // Read models get personal data decrypted while its key exists, as `serve` gives it them.
     let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
     let started = std::time::Instant::now();
-    let mut last_line = std::time::Instant::now();
+    let every = std::time::Duration::from_millis(500);
+    let bar = loadgen::progress::Progress::new(&format!("velka: rebuilding {what}"), None, every);
     let reports = projectors::rebuild::rebuild_all(&store, chosen, args.batch_size, |progress| {
-        if last_line.elapsed() >= std::time::Duration::from_millis(500) {
-            last_line = std::time::Instant::now();
-            let rate = progress.events_applied as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            eprintln!(
-                "velka: rebuilding {what}: position {} of {} ({} events applied, {rate:.0}/s)",
-                progress.position, progress.head, progress.events_applied
-            );
-        }
+        let rate = progress.events_applied as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_length(progress.head);
+        bar.set_position(progress.position);
+        bar.set_message(format!(
+            "({} events applied, {rate:.0}/s)",
+            progress.events_applied
+        ));
     })
     .await
     .with_context(|| format!("rebuilding {what}"))?;
+    bar.finish_and_clear();
     pool.close().await;
     for report in reports {
         let rows: Vec<String> = report

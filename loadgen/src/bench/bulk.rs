@@ -20,6 +20,7 @@
 use super::http::{Client, Server, cast, quantile_ms, token};
 use super::{Setup, recreate_bench_database};
 use crate::error::{Context, Result};
+use crate::progress::Progress;
 use chrono::Utc;
 use event_store::{
     AppendRequest, Claims, EventStore, ExpectedVersion, LogPosition, Metadata, NewEvent,
@@ -29,7 +30,6 @@ use http_edge::Role;
 use serde_json::json;
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -79,7 +79,11 @@ pub(crate) async fn bulk_load(
         sqlx::query(drop).execute(&mut *connection).await?;
     }
     let mut first = from;
-    let mut last_line = Instant::now();
+    let progress = Progress::new(
+        "velka bench: loading",
+        u64::try_from(to - from).ok(),
+        Duration::from_secs(2),
+    );
     while first < to {
         let last = (first + chunk).min(to) - 1;
         for statement in statements {
@@ -91,16 +95,10 @@ pub(crate) async fn bulk_load(
                 .with_context(|| format!("bulk-loading {first}..={last}"))?;
         }
         first = last + 1;
-        if last_line.elapsed() > Duration::from_secs(2) {
-            last_line = Instant::now();
-            eprintln!(
-                "velka bench: loaded {} of {} ({:.0} s)",
-                first - from,
-                to - from,
-                started.elapsed().as_secs_f64()
-            );
-        }
+        progress.set_position(first - from);
+        progress.set_message(format!("({:.0} s)", started.elapsed().as_secs_f64()));
     }
+    progress.finish_and_clear();
     eprintln!(
         "velka bench: rebuilding the {} event indexes ({:.0} s)",
         indexes.len(),
@@ -343,28 +341,18 @@ pub async fn replay(setup: &Setup, args: ReplayConfig) -> Result<()> {
     // Rebuild every read model at once, reading the log once for all of them.
     let started = Instant::now();
     let models = projectors::read_models();
-    let reached = Arc::new(AtomicI64::new(0));
-    let progress = {
-        let reached = reached.clone();
-        let count = models.len();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(10));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                eprintln!(
-                    "velka bench: rebuilding {count} read models, at position {} of {events} ({:.0} s)",
-                    reached.load(Ordering::Relaxed),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        })
-    };
+    let progress = Progress::counting(
+        &format!("velka bench: rebuilding {} read models", models.len()),
+        u64::try_from(events).ok(),
+        "positions",
+        true,
+        Duration::from_secs(10),
+    );
     let reports = projectors::rebuild::rebuild_all(&store, models, args.batch_size, |p| {
-        reached.store(p.position, Ordering::Relaxed);
+        progress.set_position(p.position);
     })
     .await;
-    progress.abort();
+    progress.finish_and_clear();
     let took = started.elapsed();
     for report in reports? {
         println!(

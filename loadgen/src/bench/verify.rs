@@ -15,6 +15,7 @@
 
 use super::{Setup, recreate_bench_database};
 use crate::error::{Context, Result};
+use crate::progress::Progress;
 use audit::verify::{CHAIN_READ_COLUMNS, VERIFY_EVENT_COLUMNS, Verdict, VerifyOptions};
 use event_store::{EventStore, LogPosition};
 use futures::TryStreamExt;
@@ -84,7 +85,13 @@ pub async fn verify(setup: &Setup, args: VerifyConfig) -> Result<()> {
     let store = EventStore::new(pool.clone());
     let mut head = audit::sealer::load_checkpoint(&pool, CHAIN).await?;
     let mut position = LogPosition::START;
-    let mut last_line = Instant::now();
+    let progress = Progress::counting(
+        "velka bench: sealing",
+        u64::try_from(events).ok(),
+        "events",
+        true,
+        Duration::from_secs(10),
+    );
     loop {
         let page = store.read_log_page(position, 10_000).await?;
         let Some(last) = page.events.last() else {
@@ -92,15 +99,9 @@ pub async fn verify(setup: &Setup, args: VerifyConfig) -> Result<()> {
         };
         position = last.log_position;
         head = audit::sealer::seal(&pool, CHAIN, head, &page.events).await?;
-        if last_line.elapsed() >= Duration::from_secs(10) {
-            last_line = Instant::now();
-            eprintln!(
-                "velka bench: sealed {} of {events} events ({:.0} s)",
-                head.seq,
-                started.elapsed().as_secs_f64()
-            );
-        }
+        progress.set_position(head.seq);
     }
+    progress.finish_and_clear();
     ensure!(
         head.seq == events,
         "sealed {} events of {events}: the log was not read to its end",
