@@ -36,65 +36,20 @@ pub async fn bench(global: &Global, command: config::BenchCommand) -> anyhow::Re
     let setup = global.bench_setup()?;
     match command {
         Bench::Append(args) => {
-            let config = append::AppendConfig {
-                writers: args.writers,
-                duration_s: args.duration_s,
-                events_per_append: args.events_per_append,
-                append_group: args.append_group,
-                append_writers: args.append_writers,
+            let group = append::GroupCommit {
+                max_group: args.append_group,
+                writers: args.append_writers,
             };
-            Ok(append::append(&setup, config).await?)
+            append::append(&setup, args.run, group).await?
         }
-        Bench::Lag(args) => {
-            let config = lag::LagConfig {
-                rate: args.rate,
-                workers: args.workers,
-                duration_s: args.duration_s,
-            };
-            Ok(lag::lag(&setup, config).await?)
-        }
-        Bench::Commands(args) => {
-            let config = load::CommandsConfig {
-                duration_s: args.duration_s,
-                clients: args.clients,
-            };
-            Ok(load::commands(&setup, config).await?)
-        }
-        Bench::Peak(args) => {
-            let config = load::PeakConfig {
-                duration_s: args.duration_s,
-                rate: args.rate,
-                command_percent: args.command_percent,
-                cars: args.cars,
-            };
-            Ok(load::peak(&setup, config).await?)
-        }
-        Bench::Replay(args) => {
-            let config = bulk::ReplayConfig {
-                events: args.events,
-                batch_size: args.batch_size,
-                pii_secret: global.pii_secret().to_owned(),
-            };
-            Ok(bulk::replay(&setup, config).await?)
-        }
-        Bench::History(args) => {
-            let config = bulk::HistoryConfig {
-                small: args.small,
-                large: args.large,
-                duration_s: args.duration_s,
-            };
-            Ok(bulk::history(&setup, config).await?)
-        }
-        Bench::Verify(args) => {
-            let config = verify::VerifyConfig {
-                events: args.events,
-                parallel: args.parallel,
-                chunk: args.chunk,
-                runs: args.runs,
-            };
-            Ok(verify::verify(&setup, config).await?)
-        }
+        Bench::Lag(config) => lag::lag(&setup, config).await?,
+        Bench::Commands(config) => load::commands(&setup, config).await?,
+        Bench::Peak(config) => load::peak(&setup, config).await?,
+        Bench::Replay(config) => bulk::replay(&setup, config, global.pii_secret()).await?,
+        Bench::History(config) => bulk::history(&setup, config).await?,
+        Bench::Verify(config) => verify::verify(&setup, config).await?,
     }
+    Ok(())
 }
 
 /// `velka seed`.

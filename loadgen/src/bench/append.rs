@@ -47,22 +47,30 @@ fn percentile(values: &[f64], p: f64) -> f64 {
 }
 
 /// What `velka bench append` runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct AppendConfig {
     /// Concurrent writers; one phase per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
     pub writers: Vec<u32>,
     /// Seconds per phase (each writer count runs a baseline phase and an append phase).
+    #[arg(long = "duration", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration_s: u64,
     /// Events in each append.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub events_per_append: u32,
-    /// Most appends in one transaction (group commit), as `velka serve --append-group`.
-    pub append_group: u16,
-    /// Appends in flight before the next ones queue into a group, as `velka serve`.
-    pub append_writers: u16,
+}
+
+/// Group commit, as `velka serve` is configured (see `EventStore::with_group_commit`).
+#[derive(Clone, Copy, Debug)]
+pub struct GroupCommit {
+    /// Most appends in one transaction.
+    pub max_group: u16,
+    /// Appends in flight before the next ones queue into a group.
+    pub writers: u16,
 }
 
 /// `velka bench append`.
-pub async fn append(setup: &Setup, args: AppendConfig) -> Result<()> {
+pub async fn append(setup: &Setup, args: AppendConfig, group: GroupCommit) -> Result<()> {
     let (url, options) = recreate_bench_database(&setup.database_url).await?;
     let writers_max = args.writers.iter().copied().max().unwrap_or(1);
     let pool = event_store::database::connect(&url, writers_max + 2).await?;
@@ -70,18 +78,16 @@ pub async fn append(setup: &Setup, args: AppendConfig) -> Result<()> {
     sqlx::query("CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, stream_id text NOT NULL, payload jsonb NOT NULL)")
         .execute(&pool)
         .await?;
-    let store = EventStore::new(pool.clone()).with_group_commit(
-        usize::from(args.append_group),
-        usize::from(args.append_writers),
-    );
+    let store = EventStore::new(pool.clone())
+        .with_group_commit(usize::from(group.max_group), usize::from(group.writers));
     let duration = Duration::from_secs(args.duration_s);
     println!(
         "velka bench append: {} s per phase, {} event(s) per append, writers {:?}, group commit {} in flight then up to {} a transaction, database {}",
         args.duration_s,
         args.events_per_append,
         args.writers,
-        args.append_writers,
-        args.append_group,
+        group.writers,
+        group.max_group,
         event_store::database::redacted(&url)
     );
     let pgbench = &setup.pgbench;

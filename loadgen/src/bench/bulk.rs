@@ -124,19 +124,21 @@ pub(crate) async fn bulk_load(
 const RESOLUTION_PREFIX: &str = "18810177231125";
 
 /// What `velka bench replay` runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct ReplayConfig {
     /// Events in the bulk-loaded log.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub events: u64,
     /// Events each projector reads per batch.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
-    /// The personal data secret the template's server encrypted with (the projectors read its
-    /// events decoded, as `velka serve` gives them).
-    pub pii_secret: String,
 }
 
 /// `velka bench replay`.
-pub async fn replay(setup: &Setup, args: ReplayConfig) -> Result<()> {
+///
+/// The template's server encrypts personal data with `pii_secret`; the projectors read its
+/// events decoded, as `velka serve` gives them.
+pub async fn replay(setup: &Setup, args: ReplayConfig, pii_secret: &str) -> Result<()> {
     // The template: a small city's real events, through a real server. Its clock is manual and
     // moves a few minutes a step, so that trips cost something and their charges reach the
     // accounts (a trip of milliseconds is free, and a free trip charges nothing).
@@ -254,7 +256,7 @@ pub async fn replay(setup: &Setup, args: ReplayConfig) -> Result<()> {
     // customers have no key (their ids are new), so they read as erased customers do.
     let codec = command_api::pii::PiiCodec::new(
         pool.clone(),
-        command_api::pii::PiiSecret::new(args.pii_secret.as_bytes()),
+        command_api::pii::PiiSecret::new(pii_secret.as_bytes()),
     );
     let store = EventStore::new(pool.clone()).with_codec(Arc::new(codec));
     sqlx::query("CREATE TABLE bench_template AS SELECT * FROM events ORDER BY position")
@@ -395,13 +397,16 @@ struct Costs {
 }
 
 /// What `velka bench history` runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct HistoryConfig {
     /// Stored events in the first measurement.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub small: u64,
     /// Stored events in the second measurement (bulk-loaded on top of the first).
+    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub large: u64,
     /// Seconds of appends and of loads at each size.
+    #[arg(long = "duration", default_value = "10s", value_parser = super::parse_seconds)]
     pub duration_s: u64,
 }
 

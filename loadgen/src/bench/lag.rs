@@ -41,13 +41,16 @@ async fn wait_for(
 }
 
 /// What `velka bench lag` runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct LagConfig {
     /// Commands per second, all workers together.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: u32,
     /// Concurrent clients, each with its own customer and car.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub workers: u32,
     /// Seconds of load.
+    #[arg(long = "duration", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration_s: u64,
 }
 

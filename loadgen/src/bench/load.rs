@@ -157,11 +157,13 @@ struct Step {
 }
 
 /// What `velka bench commands` runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct CommandsConfig {
-    /// Total time of the ramp, split evenly over the client counts.
+    /// Total time of the ramp (split evenly over the client counts), e.g. `30s`.
+    #[arg(long = "duration", default_value = "30s", value_parser = super::parse_seconds)]
     pub duration_s: u64,
-    /// Concurrent clients, one ramp step per value; each drives its own customer and car.
+    /// Concurrent clients, one ramp step per value; each client drives its own customer and car.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16, 32])]
     pub clients: Vec<u32>,
 }
 
@@ -315,15 +317,19 @@ struct Sample {
 }
 
 /// What `velka bench peak` runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct PeakConfig {
-    /// Seconds of load.
+    /// Seconds of load, e.g. `60s`.
+    #[arg(long = "duration", default_value = "60s", value_parser = super::parse_seconds)]
     pub duration_s: u64,
     /// Requests per second sent on a fixed schedule, whatever the answers' speed.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: u32,
     /// Percentage of requests that are commands (the rest are queries).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub command_percent: u32,
     /// Customers and cars set up before the load (each in at most one trip at a time).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub cars: u32,
 }
 

@@ -34,6 +34,28 @@ pub struct Setup {
     pub scratch_dir: PathBuf,
 }
 
+/// A duration in whole seconds: `30`, `30s`, `2m`.
+pub fn parse_seconds(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.strip_suffix('s') {
+        Some(number) => (number, 1),
+        None => match text.strip_suffix('m') {
+            Some(number) => (number, 60),
+            None => (text, 1),
+        },
+    };
+    let seconds = number
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{text:?} is not a duration such as 30, 30s or 2m"))?
+        .saturating_mul(unit);
+    if (1..=3600).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("{text:?}: a duration from 1 s to 1 h"))
+    }
+}
+
 /// The bench database's URL: the configured one with `_bench` added to the database name.
 fn bench_url(url: &str) -> Result<(String, PgConnectOptions)> {
     let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;

@@ -28,15 +28,19 @@ const TARGET_EVENTS_PER_S: f64 = 1_000_000.0;
 const CHAIN: &str = "chain";
 
 /// What `velka bench verify` runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct VerifyConfig {
     /// Sealed events to verify.
+    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(100..=1_000_000_000))]
     pub events: u64,
-    /// Verify's `parallel` values to measure.
+    /// Verify's `--parallel` values to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 4], value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel: Vec<u32>,
-    /// Verify's chunk: entries per query.
+    /// Verify's `--chunk`: entries per query.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
     pub chunk: i64,
-    /// Runs of verify at each `parallel` (the median is reported).
+    /// Runs of verify at each `--parallel` (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
 }
 
