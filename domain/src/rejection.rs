@@ -2,9 +2,8 @@
 //! API layer can map each to a stable problem type in exactly one place.
 
 use crate::ids::{
-    AccountId, ChargeId,
-    CompanyId, CustomerId, DamageReportId, FineId, PenaltyId, QuoteId, ReservationId,
-    ServiceTaskId, TripId, VehicleId,
+    AccountId, ChargeId, CompanyId, CustomerId, DamageReportId, FineId, PenaltyId, QuoteId,
+    ReservationId, ServiceTaskId, TripId, VehicleId,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -173,4 +173,3 @@ pub(crate) async fn let_go(
     metrics::counter!("velka_holds_released_total", "reason" => reason_name(reason)).increment(1);
     Ok(Settled::Released)
 }
-

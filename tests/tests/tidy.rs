@@ -32,8 +32,8 @@ fn crates() -> Vec<(String, String)> {
         .map(|member| member.trim().trim_matches('"').to_owned())
         .filter(|member| !member.is_empty())
         .map(|member| {
-            let text =
-                std::fs::read_to_string(root().join(&member).join("Cargo.toml")).unwrap_or_default();
+            let text = std::fs::read_to_string(root().join(&member).join("Cargo.toml"))
+                .unwrap_or_default();
             (member, text)
         })
         .collect()
@@ -308,7 +308,10 @@ fn referenced_paths(code: &str) -> Vec<Vec<String>> {
                 paths.push(path);
             }
         } else {
-            if segments.last().is_some_and(|s| s.chars().next().is_some_and(char::is_uppercase)) {
+            if segments
+                .last()
+                .is_some_and(|s| s.chars().next().is_some_and(char::is_uppercase))
+            {
                 segments.pop();
             }
             paths.push(segments);
@@ -418,7 +421,13 @@ fn only_the_event_store_reads_the_log_and_only_its_follower_the_checkpoints() {
     let readers = table_readers(
         &sources,
         "events",
-        &["event-store/", "audit/", "loadgen/", "velka/src/bench", "tests/"],
+        &[
+            "event-store/",
+            "audit/",
+            "loadgen/",
+            "velka/src/bench",
+            "tests/",
+        ],
     );
     assert!(readers.is_empty(), "read the events table: {readers:#?}");
     let readers = table_readers(
@@ -451,8 +460,14 @@ fn a_module_without_a_header_is_named() {
 #[test]
 fn a_dependency_against_the_direction_is_named() {
     let crates = vec![
-        ("domain".to_owned(), BTreeSet::from(["serde".to_owned(), "sqlx".to_owned()])),
-        ("query-api".to_owned(), BTreeSet::from(["fixtures".to_owned()])),
+        (
+            "domain".to_owned(),
+            BTreeSet::from(["serde".to_owned(), "sqlx".to_owned()]),
+        ),
+        (
+            "query-api".to_owned(),
+            BTreeSet::from(["fixtures".to_owned()]),
+        ),
         ("payments".to_owned(), BTreeSet::from(["velka".to_owned()])),
         ("tests".to_owned(), BTreeSet::from(["velka".to_owned()])),
     ];
@@ -477,7 +492,10 @@ fn two_files_that_import_each_other_are_a_circle_and_a_parent_and_child_are_not(
     let sources = [
         source("a/src/lib.rs", "//! A.\nmod x;\nmod y;\nmod z;\n"),
         source("a/src/x.rs", "use crate::y::Thing;\n"),
-        source("a/src/y.rs", "use crate::{x::other, z};\npub struct Thing;\n"),
+        source(
+            "a/src/y.rs",
+            "use crate::{x::other, z};\npub struct Thing;\n",
+        ),
         source("a/src/z/mod.rs", "mod w;\nuse w::Inner;\n"),
         source("a/src/z/w.rs", "use super::Outer;\n"),
     ];

@@ -69,8 +69,8 @@ pub async fn admit(State(admission): State<Admission>, request: Request, next: N
 mod tests {
     use super::*;
     use axum::Router;
-    use axum::http::StatusCode;
     use axum::body::Body;
+    use axum::http::StatusCode;
     use axum::routing::get;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tower::ServiceExt;

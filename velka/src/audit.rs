@@ -4,6 +4,7 @@
 use crate::config::{
     AuditExportArgs, AuditMoneyArgs, AuditRebuildAsOfArgs, AuditStateArgs, AuditVerifyArgs, Global,
 };
+use crate::serve::CHAIN;
 use anyhow::Context;
 use audit::verify::{ExpectedHead, Verdict, VerifyOptions};
 use event_store::EventStore;
@@ -12,9 +13,6 @@ use serde_json::json;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The sealer's checkpoint name, as `velka serve` runs it.
-pub const CHAIN: &str = "chain";
 
 /// How often a progress line is written.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);

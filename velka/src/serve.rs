@@ -9,6 +9,9 @@ use event_store::clock::{Clock, ManualClock, SystemClock};
 use event_store::database::{self, ConnectError};
 use std::sync::Arc;
 
+/// The audit chain's name: the sealer's checkpoint, and what `velka audit verify` checks.
+pub const CHAIN: &str = "chain";
+
 /// How to get PostgreSQL going, for the message when it cannot be reached.
 const START_POSTGRES_HINT: &str = "start PostgreSQL (on Debian: \
     `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`; elsewhere: \
@@ -532,7 +535,7 @@ async fn start_sealer(
         )
     };
     let config = audit::sealer::SealerConfig {
-        name: crate::audit::CHAIN.to_owned(),
+        name: CHAIN.to_owned(),
         head_every_events: args.audit_head_every,
         head_interval: std::time::Duration::from_secs(args.audit_head_interval),
         nats_prefix: args.nats_prefix.clone(),
