@@ -4,16 +4,15 @@
 use crate::config::{
     AuditExportArgs, AuditMoneyArgs, AuditRebuildAsOfArgs, AuditStateArgs, AuditVerifyArgs, Global,
 };
+use crate::serve::CHAIN;
 use anyhow::Context;
 use audit::verify::{ExpectedHead, Verdict, VerifyOptions};
 use event_store::EventStore;
+use loadgen::progress::Progress;
 use serde_json::json;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The sealer's checkpoint name, as `velka serve` runs it.
-pub const CHAIN: &str = "chain";
 
 /// How often a progress line is written.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -28,29 +27,20 @@ pub async fn verify(global: &Global, args: AuditVerifyArgs) -> anyhow::Result<()
     let parallel = usize::try_from(args.parallel).unwrap_or(2);
     let pool = crate::serve::connect(global, args.parallel + 1).await?;
     let started = Instant::now();
-    let mut last_line = Instant::now();
-    let verdict = audit::verify::verify(
-        &pool,
-        CHAIN,
-        &heads,
-        VerifyOptions {
-            chunk: args.chunk,
-            parallel,
-            ..VerifyOptions::default()
-        },
-        |progress| {
-            if last_line.elapsed() >= PROGRESS_EVERY {
-                last_line = Instant::now();
-                let rate = progress.checked as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                eprintln!(
-                    "velka: verifying: {} of {} events ({rate:.0}/s), at position {}",
-                    progress.checked, progress.total, progress.position
-                );
-            }
-        },
-    )
+    let bar = Progress::counting("velka: verifying", None, "events", true, PROGRESS_EVERY);
+    let options = VerifyOptions {
+        chunk: args.chunk,
+        parallel,
+        ..VerifyOptions::default()
+    };
+    let verdict = audit::verify::verify(&pool, CHAIN, &heads, options, |progress| {
+        bar.set_length(progress.total);
+        bar.set_position(progress.checked);
+        bar.set_message(format!("at position {}", progress.position));
+    })
     .await
     .context("verifying the hash chain")?;
+    bar.finish_and_clear();
     pool.close().await;
     let seconds = started.elapsed().as_secs_f64();
     match verdict {
@@ -113,16 +103,19 @@ pub async fn export(global: &Global, args: AuditExportArgs) -> anyhow::Result<()
         )),
     };
     let started = Instant::now();
-    let mut last_line = Instant::now();
+    let bar = Progress::counting(
+        "velka: exporting",
+        None,
+        "events written",
+        true,
+        PROGRESS_EVERY,
+    );
     let summary = audit::export::export(&pool, args.from, args.to, &mut out, |written| {
-        if last_line.elapsed() >= PROGRESS_EVERY {
-            last_line = Instant::now();
-            let rate = written as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            eprintln!("velka: exporting: {written} events written ({rate:.0}/s)");
-        }
+        bar.set_position(written);
     })
     .await
     .context("exporting events")?;
+    bar.finish_and_clear();
     drop(out);
     let actor = format!("auditor:{by}");
     audit::record::append(
@@ -307,25 +300,24 @@ pub async fn rebuild_as_of(global: &Global, args: AuditRebuildAsOfArgs) -> anyho
     // Projectors read events for their meaning: personal data decoded (or erased), as live.
     let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
     let started = Instant::now();
-    let mut last_line = Instant::now();
+    let what = format!("velka: rebuilding as of {}", args.at);
+    let bar = Progress::new(&what, None, PROGRESS_EVERY);
+    let models = projectors::read_models();
     let report = projectors::as_of::rebuild_as_of(
         &store,
-        &projectors::read_models(),
+        &models,
         args.at,
         &schema,
         args.batch,
         |progress| {
-            if last_line.elapsed() >= PROGRESS_EVERY {
-                last_line = Instant::now();
-                eprintln!(
-                    "velka: rebuilding as of {}: position {} of {}, {} applications",
-                    args.at, progress.position, progress.head, progress.applied
-                );
-            }
+            bar.set_length(progress.head);
+            bar.set_position(progress.position);
+            bar.set_message(format!("{} applications", progress.applied));
         },
     )
     .await
     .with_context(|| format!("rebuilding the read models as of {} into {schema}", args.at))?;
+    bar.finish_and_clear();
     audit::record::append(
         &store,
         audit::record::AUDIT_LOG_STREAM,

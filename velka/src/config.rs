@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use http_edge::{Role, TokenKeys};
+use loadgen::bench;
 use std::net::SocketAddr;
 
 /// The secret used when `VELKA_JWT_SECRET` is not set. Fine for a laptop, never for production:
@@ -65,10 +66,9 @@ impl Global {
         }
     }
 
-    /// The personal data codec over `pool` (see `command_api::pii`), warning when it uses the
-    /// development secret.
-    pub fn pii_codec(&self, pool: &sqlx::PgPool) -> command_api::pii::PiiCodec {
-        let secret = match &self.pii_secret {
+    /// The personal data secret, warning when it is the development one.
+    pub fn pii_secret(&self) -> &str {
+        match &self.pii_secret {
             Some(secret) if !secret.is_empty() => secret.as_str(),
             _ => {
                 tracing::warn!(
@@ -77,10 +77,15 @@ impl Global {
                 );
                 DEVELOPMENT_PII_SECRET
             }
-        };
+        }
+    }
+
+    /// The personal data codec over `pool` (see `command_api::pii`), warning when it uses the
+    /// development secret.
+    pub fn pii_codec(&self, pool: &sqlx::PgPool) -> command_api::pii::PiiCodec {
         command_api::pii::PiiCodec::new(
             pool.clone(),
-            command_api::pii::PiiSecret::new(secret.as_bytes()),
+            command_api::pii::PiiSecret::new(self.pii_secret().as_bytes()),
         )
     }
 }
@@ -408,132 +413,25 @@ pub enum BenchCommand {
     /// Event-store append rate and latency against raw single-row inserts, in one run.
     Append(BenchAppendArgs),
     /// Time from a command's answer to its effect in the trips read model, under steady load.
-    Lag(BenchLagArgs),
+    Lag(bench::lag::LagConfig),
     /// Command throughput and latency over HTTP at the knee, against pgbench inserts, in one run.
-    Commands(BenchCommandsArgs),
+    Commands(bench::load::CommandsConfig),
     /// A fixed rate of mixed queries and commands (open loop): latency, errors, projection lag,
     /// memory of the server.
-    Peak(BenchPeakArgs),
+    Peak(bench::load::PeakConfig),
     /// Rebuild every read model from a bulk-loaded log of realistic events: events per second.
-    Replay(BenchReplayArgs),
+    Replay(bench::bulk::ReplayConfig),
     /// Append and stream-load latency with a small and a large bulk-loaded history.
-    History(BenchHistoryArgs),
+    History(bench::bulk::HistoryConfig),
     /// `audit verify`'s rate over a bulk-loaded, sealed log, against a raw COPY of the same
     /// columns in the same run.
-    Verify(BenchVerifyArgs),
-}
-
-/// A duration in whole seconds: `30`, `30s`, `2m`.
-pub fn parse_seconds(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, unit) = match text.strip_suffix('s') {
-        Some(number) => (number, 1),
-        None => match text.strip_suffix('m') {
-            Some(number) => (number, 60),
-            None => (text, 1),
-        },
-    };
-    let seconds = number
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| format!("{text:?} is not a duration such as 30, 30s or 2m"))?
-        .saturating_mul(unit);
-    if (1..=3600).contains(&seconds) {
-        Ok(seconds)
-    } else {
-        Err(format!("{text:?}: a duration from 1 s to 1 h"))
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct BenchCommandsArgs {
-    /// Total time of the ramp (split evenly over the client counts), e.g. `30s`.
-    #[arg(long = "duration", default_value = "30s", value_parser = parse_seconds)]
-    pub duration_s: u64,
-    /// Concurrent clients, one ramp step per value; each client drives its own customer and car.
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16, 32])]
-    pub clients: Vec<u32>,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchPeakArgs {
-    /// Seconds of load, e.g. `60s`.
-    #[arg(long = "duration", default_value = "60s", value_parser = parse_seconds)]
-    pub duration_s: u64,
-    /// Requests per second sent on a fixed schedule, whatever the answers' speed.
-    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub rate: u32,
-    /// Percentage of requests that are commands (the rest are queries).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]
-    pub command_percent: u32,
-    /// Customers and cars set up before the load (each in at most one trip at a time).
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub cars: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchReplayArgs {
-    /// Events in the bulk-loaded log.
-    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
-    pub events: u64,
-    /// Events each projector reads per batch.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub batch_size: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchHistoryArgs {
-    /// Stored events in the first measurement.
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
-    pub small: u64,
-    /// Stored events in the second measurement (bulk-loaded on top of the first).
-    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
-    pub large: u64,
-    /// Seconds of appends and of loads at each size.
-    #[arg(long = "duration", default_value = "10s", value_parser = parse_seconds)]
-    pub duration_s: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchVerifyArgs {
-    /// Sealed events to verify.
-    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(100..=1_000_000_000))]
-    pub events: u64,
-    /// Verify's `--parallel` values to measure (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 4], value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub parallel: Vec<u32>,
-    /// Verify's `--chunk`: entries per query.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
-    pub chunk: i64,
-    /// Runs of verify at each `--parallel` (the median is reported).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub runs: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchLagArgs {
-    /// Commands per second, all workers together.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub rate: u32,
-    /// Concurrent clients, each with its own customer and car.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub workers: u32,
-    /// Seconds of load.
-    #[arg(long = "duration", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub duration_s: u64,
+    Verify(bench::verify::VerifyConfig),
 }
 
 #[derive(Debug, Args)]
 pub struct BenchAppendArgs {
-    /// Concurrent writers; one phase per value.
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
-    pub writers: Vec<u32>,
-    /// Seconds per phase (each writer count runs a baseline phase and an append phase).
-    #[arg(long = "duration", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub duration_s: u64,
-    /// Events in each append.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub events_per_append: u32,
+    #[command(flatten)]
+    pub run: bench::append::AppendConfig,
     /// Most appends in one transaction, as `velka serve --append-group` (1: no grouping).
     #[arg(long, env = "VELKA_APPEND_GROUP", default_value_t = event_store::DEFAULT_APPEND_GROUP, value_parser = clap::value_parser!(u16).range(1..=60))]
     pub append_group: u16,

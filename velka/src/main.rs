@@ -7,21 +7,12 @@
 
 mod admission;
 mod audit;
-mod bench;
-mod bench_bulk;
-mod bench_http;
-mod bench_lag;
-mod bench_load;
-mod bench_verify;
-mod client;
 mod config;
-mod demo;
 mod ops;
 mod saga_host;
-mod seed;
 mod serve;
 mod simulate;
-mod traffic;
+mod tools;
 
 use clap::Parser;
 use config::{Cli, Command};
@@ -40,29 +31,11 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Migrate => serve::migrate_only(&cli.global).await,
         Command::Token(args) => config::print_token(&cli.global, &args),
-        Command::Bench(config::BenchCommand::Append(args)) => {
-            bench::append(&cli.global, args).await
-        }
-        Command::Bench(config::BenchCommand::Lag(args)) => bench_lag::lag(&cli.global, args).await,
-        Command::Bench(config::BenchCommand::Commands(args)) => {
-            bench_load::commands(&cli.global, args).await
-        }
-        Command::Bench(config::BenchCommand::Peak(args)) => {
-            bench_load::peak(&cli.global, args).await
-        }
-        Command::Bench(config::BenchCommand::Replay(args)) => {
-            bench_bulk::replay(&cli.global, args).await
-        }
-        Command::Bench(config::BenchCommand::History(args)) => {
-            bench_bulk::history(&cli.global, args).await
-        }
-        Command::Bench(config::BenchCommand::Verify(args)) => {
-            bench_verify::verify(&cli.global, args).await
-        }
+        Command::Bench(command) => tools::bench(&cli.global, command).await,
         Command::Projections(config::ProjectionsCommand::Rebuild(args)) => {
             serve::rebuild(&cli.global, args).await
         }
-        Command::Seed(args) => seed::run(&cli.global, args).await,
+        Command::Seed(args) => tools::seed(&cli.global, args).await,
         Command::Simulate(config::SimulateArgs {
             command: Some(config::SimulateCommand::Gateway(args)),
             ..
@@ -70,11 +43,11 @@ async fn main() -> std::process::ExitCode {
         Command::Simulate(config::SimulateArgs {
             command: Some(config::SimulateCommand::Traffic(args)),
             ..
-        }) => traffic::run(&cli.global, args).await,
+        }) => tools::simulate(&cli.global, args).await,
         Command::Simulate(config::SimulateArgs {
             command: None,
             traffic,
-        }) => traffic::run(&cli.global, traffic).await,
+        }) => tools::simulate(&cli.global, traffic).await,
         Command::Audit(config::AuditCommand::Verify(args)) => {
             audit::verify(&cli.global, args).await
         }

@@ -9,6 +9,9 @@ use event_store::clock::{Clock, ManualClock, SystemClock};
 use event_store::database::{self, ConnectError};
 use std::sync::Arc;
 
+/// The audit chain's name: the sealer's checkpoint, and what `velka audit verify` checks.
+pub const CHAIN: &str = "chain";
+
 /// How to get PostgreSQL going, for the message when it cannot be reached.
 const START_POSTGRES_HINT: &str = "start PostgreSQL (on Debian: \
     `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`; elsewhere: \
@@ -64,19 +67,20 @@ pub async fn rebuild(global: &Global, args: crate::config::RebuildArgs) -> anyho
     // Read models get personal data decrypted while its key exists, as `serve` gives it them.
     let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
     let started = std::time::Instant::now();
-    let mut last_line = std::time::Instant::now();
+    let every = std::time::Duration::from_millis(500);
+    let bar = loadgen::progress::Progress::new(&format!("velka: rebuilding {what}"), None, every);
     let reports = projectors::rebuild::rebuild_all(&store, chosen, args.batch_size, |progress| {
-        if last_line.elapsed() >= std::time::Duration::from_millis(500) {
-            last_line = std::time::Instant::now();
-            let rate = progress.events_applied as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            eprintln!(
-                "velka: rebuilding {what}: position {} of {} ({} events applied, {rate:.0}/s)",
-                progress.position, progress.head, progress.events_applied
-            );
-        }
+        let rate = progress.events_applied as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_length(progress.head);
+        bar.set_position(progress.position);
+        bar.set_message(format!(
+            "({} events applied, {rate:.0}/s)",
+            progress.events_applied
+        ));
     })
     .await
     .with_context(|| format!("rebuilding {what}"))?;
+    bar.finish_and_clear();
     pool.close().await;
     for report in reports {
         let rows: Vec<String> = report
@@ -388,7 +392,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
 
     if args.demo {
         let keys = keys.clone();
-        let demo = crate::demo::Demo {
+        let demo = loadgen::demo::Demo {
             cars: args.demo_cars as usize,
             customers: args.demo_customers as usize,
             rate: args.demo_rate,
@@ -399,8 +403,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         );
         let stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(error) = crate::demo::run(addr, &keys, demo, stop).await {
-                tracing::error!("demo failed: {error:#}");
+            if let Err(error) = loadgen::demo::run(addr, &keys, demo, stop.triggered()).await {
+                tracing::error!("demo failed: {:#}", anyhow::Error::from(error));
             }
         });
     }
@@ -531,7 +535,7 @@ async fn start_sealer(
         )
     };
     let config = audit::sealer::SealerConfig {
-        name: crate::audit::CHAIN.to_owned(),
+        name: CHAIN.to_owned(),
         head_every_events: args.audit_head_every,
         head_interval: std::time::Duration::from_secs(args.audit_head_interval),
         nats_prefix: args.nats_prefix.clone(),
@@ -544,7 +548,7 @@ async fn start_sealer(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -1,10 +1,12 @@
-//! `velka simulate …`: simulators of the outside systems Velka talks to, for tests and demos.
-//! Each prints where it listens as its first line and stops on Ctrl-C or SIGTERM.
+//! `velka simulate gateway` and `velka simulate kyc`: simulators of the outside systems Velka
+//! talks to (`fixtures`), for tests and demos. Each prints where it listens as its first line
+//! and stops on Ctrl-C or SIGTERM.
 
 use crate::config::{SimulateGatewayArgs, SimulateKycArgs};
 use anyhow::Context;
-use fixtures::gateway::{GatewayConfig, GatewaySimulator};
+use fixtures::gateway::GatewayConfig;
 use fixtures::kyc_provider::{KycBehaviour, KycProviderConfig};
+use fixtures::simulator::{Running, SimulatorError};
 
 /// `velka simulate gateway`: the payment gateway simulator (see `fixtures::gateway`).
 pub async fn gateway(args: SimulateGatewayArgs) -> anyhow::Result<()> {
@@ -13,16 +15,8 @@ pub async fn gateway(args: SimulateGatewayArgs) -> anyhow::Result<()> {
         seed: args.seed,
         ..GatewayConfig::default()
     };
-    let running = GatewaySimulator::start(args.addr, config)
-        .await
-        .context("starting the gateway simulator")?;
-    println!("velka: gateway simulator listening on {}", running.url());
-    stop_requested().await;
-    running
-        .shutdown()
-        .await
-        .context("stopping the gateway simulator")?;
-    Ok(())
+    let started = fixtures::gateway::start(args.addr, config).await;
+    serve_until_stopped("gateway simulator", started).await
 }
 
 /// `velka simulate kyc`: the KYC provider simulator (see `fixtures::kyc_provider`).
@@ -35,41 +29,20 @@ pub async fn kyc(args: SimulateKycArgs) -> anyhow::Result<()> {
             ..KycBehaviour::default()
         },
     };
-    let running = fixtures::kyc_provider::start(args.addr, config)
-        .await
-        .context("starting the KYC provider simulator")?;
-    println!(
-        "velka: KYC provider simulator listening on {}",
-        running.url()
-    );
-    stop_requested().await;
+    let started = fixtures::kyc_provider::start(args.addr, config).await;
+    serve_until_stopped("KYC provider simulator", started).await
+}
+
+/// Says where the simulator listens, then stops it on Ctrl-C or SIGTERM.
+async fn serve_until_stopped<S>(
+    name: &str,
+    started: Result<Running<S>, SimulatorError>,
+) -> anyhow::Result<()> {
+    let running = started.with_context(|| format!("starting the {name}"))?;
+    println!("velka: {name} listening on {}", running.url());
+    crate::serve::shutdown_signal().await;
     running
         .shutdown()
         .await
-        .context("stopping the KYC provider simulator")?;
-    Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM (or never, where neither can be listened for).
-async fn stop_requested() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
+        .with_context(|| format!("stopping the {name}"))
 }

@@ -26,7 +26,8 @@
 //! type, and one line `result: bench=simulate …` for scripts.
 
 use crate::client::{Api, Reply};
-use anyhow::Context;
+use crate::error::{Context, Result};
+use crate::progress::Progress;
 use domain::geo::GeoPoint;
 use domain::zone::OperatingArea;
 use fixtures::population::{Population, Rng};
@@ -246,11 +247,7 @@ fn step_towards(from: GeoPoint, to: GeoPoint, distance: f64) -> GeoPoint {
 
 /// Loads (or finds) the users, then drives traffic until the duration is over or `stop`
 /// resolves; ends what is still running. Returns the report's result line.
-pub async fn drive(
-    api: Api,
-    options: Options,
-    stop: impl Future<Output = ()>,
-) -> anyhow::Result<String> {
+pub async fn drive(api: Api, options: Options, stop: impl Future<Output = ()>) -> Result<String> {
     let population = Population::moscow()?;
     let loaded = crate::seed::load(
         &api,
@@ -276,7 +273,7 @@ pub async fn drive(
             rng: Rng::new(rng.next_u64()),
         })));
     }
-    anyhow::ensure!(
+    ensure!(
         !users.is_empty(),
         "no user could be registered (phones and e-mails of seed {} are taken by others)",
         options.seed
@@ -304,6 +301,16 @@ pub async fn drive(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
+    let progress = options.report.then(|| {
+        let seconds = options.duration.map(|d| d.as_secs_f64().ceil() as u64);
+        Progress::counting(
+            "velka simulate",
+            seconds,
+            "s",
+            false,
+            Duration::from_secs(5),
+        )
+    });
     let mut last_report = Instant::now();
     let mut dropped = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
@@ -317,9 +324,12 @@ pub async fn drive(
             break;
         }
         while tasks.try_join_next().is_some() {}
-        if options.report && last_report.elapsed() >= Duration::from_secs(5) {
-            last_report = Instant::now();
-            eprintln!("{}", progress_line(&shared, started.elapsed(), dropped));
+        if let Some(progress) = &progress {
+            progress.set_position(started.elapsed().as_secs_f64().round() as u64);
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                progress.set_message(progress_line(&shared, started.elapsed(), dropped));
+            }
         }
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             dropped += 1;
@@ -359,6 +369,9 @@ pub async fn drive(
         });
     }
     let elapsed = started.elapsed();
+    if let Some(progress) = progress {
+        progress.finish_and_clear();
+    }
     while tasks.join_next().await.is_some() {}
     let line = report(&shared, elapsed, dropped, &options);
     // Wind down: end running trips, cancel reservations (not measured).
@@ -388,14 +401,14 @@ pub async fn drive(
     Ok(line)
 }
 
+/// The progress line's words after the elapsed seconds.
 fn progress_line(shared: &Shared, elapsed: Duration, dropped: u64) -> String {
     let Ok(stats) = shared.stats.lock() else {
         return String::new();
     };
     let all = stats.all_latencies();
     format!(
-        "velka simulate: {:.0}s, {} requests ({:.1}/s), p50 {:.1} ms, p99 {:.1} ms, errors {} (5xx {}), {} cars in trips, {dropped} ticks dropped",
-        elapsed.as_secs_f64(),
+        "{} requests ({:.1}/s), p50 {:.1} ms, p99 {:.1} ms, errors {} (5xx {}), {} cars in trips, {dropped} ticks dropped",
         stats.requests,
         stats.requests as f64 / elapsed.as_secs_f64().max(1e-3),
         quantile_ms(&all, 0.5),
@@ -974,44 +987,48 @@ async fn wind_down(shared: &Shared, user: &mut User) {
     }
 }
 
-/// `velka simulate [traffic]`: drive, report, and fail if the server answered 5xx.
+/// What `velka simulate` runs, besides the traffic itself.
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    pub options: Options,
+    /// With `Some(speed)`, the server's manual clock is moved `speed` seconds every real second;
+    /// `None`, the server keeps its own time.
+    pub simulated_speed: Option<u32>,
+    /// Card failures injected into the payment gateway simulator for the length of the run.
+    pub payment_faults: Option<PaymentFaultRate>,
+}
+
+/// A share of card operations the gateway simulator refuses: half declined, half 5xx.
+#[derive(Clone, Debug)]
+pub struct PaymentFaultRate {
+    /// The gateway simulator's base URL.
+    pub gateway_url: String,
+    /// In percent, more than 0 and at most 100.
+    pub percent: f64,
+}
+
+/// `velka simulate [traffic]`: drive until the run's duration is over or `interrupted`
+/// resolves, and report.
 pub async fn run(
-    global: &crate::config::Global,
-    args: crate::config::TrafficArgs,
-) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.rate.is_finite() && args.rate > 0.0 && args.rate <= 100_000.0,
-        "--rate must be more than 0 and at most 100000"
-    );
-    let (keys, _) = global.token_keys();
-    let api = Api::new(&args.url, keys)?;
-    let options = Options {
-        rate: args.rate,
-        duration: Some(args.duration),
-        users: args.users as usize,
-        seed: args.seed,
-        concurrency: args.concurrency as usize,
-        report: true,
-        wind_down: true,
-    };
+    api: Api,
+    simulation: Simulation,
+    interrupted: impl Future<Output = ()>,
+) -> Result<()> {
+    let options = simulation.options;
     eprintln!(
         "velka simulate: {} users at {}/s for {:.0}s against {}",
         options.users,
         options.rate,
-        args.duration.as_secs_f64(),
+        options.duration.unwrap_or_default().as_secs_f64(),
         api.base()
     );
-    let interrupted = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    let faults = match &simulation.payment_faults {
+        Some(rate) => Some(PaymentFaults::inject(rate, options.seed).await?),
+        None => None,
     };
-    let faults = PaymentFaults::inject(&args).await?;
-    let clock = match args.clock {
-        crate::config::SimulatedClock::Real => None,
-        crate::config::SimulatedClock::Simulated => {
-            Some(SimulatedTime::start(&api, args.speed).await?)
-        }
+    let clock = match simulation.simulated_speed {
+        None => None,
+        Some(speed) => Some(SimulatedTime::start(&api, speed).await?),
     };
     let driven = drive(api, options, interrupted).await;
     if let Some(clock) = clock {
@@ -1030,22 +1047,10 @@ struct PaymentFaults {
 }
 
 impl PaymentFaults {
-    /// Sets the gateway's fault rates from `--payment-failure-percent`; `None` when it is 0.
-    async fn inject(args: &crate::config::TrafficArgs) -> anyhow::Result<Option<Self>> {
-        let percent = args.payment_failure_percent;
-        anyhow::ensure!(
-            percent.is_finite() && (0.0..=100.0).contains(&percent),
-            "--payment-failure-percent must be between 0 and 100"
-        );
-        if percent == 0.0 {
-            return Ok(None);
-        }
-        let Some(base) = &args.gateway_url else {
-            anyhow::bail!(
-                "--payment-failure-percent needs the gateway simulator's address: \
-                 --gateway-url or VELKA_GATEWAY_URL"
-            );
-        };
+    /// Sets the gateway's fault rates to refuse `rate.percent` of card operations.
+    async fn inject(rate: &PaymentFaultRate, seed: u64) -> Result<Self> {
+        let percent = rate.percent;
+        let base = &rate.gateway_url;
         let url = format!("{}/control/faults", base.trim_end_matches('/'));
         // The simulator draws a 5xx first, then a decline among the requests that got through:
         // half of `rate` as 5xx, and the other half as a share of what is left.
@@ -1061,12 +1066,12 @@ impl PaymentFaults {
             .json(&json!({
                 "decline_rate": decline_rate,
                 "error_5xx_rate": half,
-                "seed": args.seed,
+                "seed": seed,
             }))
             .send()
             .await
             .with_context(|| format!("setting the gateway's faults at {url}"))?;
-        anyhow::ensure!(
+        ensure!(
             answer.status().is_success(),
             "the gateway at {url} refused the faults: {}",
             answer.status()
@@ -1075,7 +1080,7 @@ impl PaymentFaults {
             "velka simulate: the gateway refuses {percent}% of card operations \
              (half declined, half 5xx) until the end of the run"
         );
-        Ok(Some(Self { http, url }))
+        Ok(Self { http, url })
     }
 
     /// Puts the gateway back to no faults; a failure is only reported.
@@ -1097,19 +1102,19 @@ struct SimulatedTime {
 
 impl SimulatedTime {
     /// Checks the server's clock is manual, then starts moving it.
-    async fn start(api: &Api, speed: u32) -> anyhow::Result<Self> {
+    async fn start(api: &Api, speed: u32) -> Result<Self> {
         let token = api.token(Role::Service, "traffic-simulator-clock")?;
         let reading = api
             .send(Method::GET, "/v1/admin/clock", Some(&token), None, None)
             .await
             .context("reading the server's clock")?;
-        anyhow::ensure!(
+        ensure!(
             reading.status.is_success(),
             "reading the server's clock answered {}: {}",
             reading.status,
             reading.body
         );
-        anyhow::ensure!(
+        ensure!(
             reading.body["manual"] == json!(true),
             "--clock simulated needs a server started with `--clock manual` (VELKA_CLOCK=manual)"
         );

@@ -2,7 +2,7 @@
 //! a baseline measured in the same run.
 //!
 //! Both start a real `velka serve` on the scratch database `<name>_bench` (see
-//! [`crate::bench_http`]) and set up verified customers and cars through the API. Each customer
+//! [`super::http`]) and set up verified customers and cars through the API. Each customer
 //! drives its own car through a trip story, one command after another: start, telemetry, park,
 //! resume, telemetry, end — so no command loses a race it would not lose in life.
 //!
@@ -18,9 +18,9 @@
 //!   baseline, measured before the load, is the unloaded latency of the same queries and the
 //!   idle server's memory.
 
-use crate::bench_http::{Actor, Client, Server, cast, quantile_ms, token};
-use crate::config::{BenchCommandsArgs, BenchPeakArgs, Global};
-use anyhow::Context;
+use super::Setup;
+use super::http::{Actor, Client, Server, cast, quantile_ms, token};
+use crate::error::{Context, Result, unexpected};
 use http_edge::Role;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -156,9 +156,20 @@ struct Step {
     errors: usize,
 }
 
+/// What `velka bench commands` runs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CommandsConfig {
+    /// Total time of the ramp (split evenly over the client counts), e.g. `30s`.
+    #[arg(long = "duration", default_value = "30s", value_parser = super::parse_seconds)]
+    pub duration_s: u64,
+    /// Concurrent clients, one ramp step per value; each client drives its own customer and car.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16, 32])]
+    pub clients: Vec<u32>,
+}
+
 /// `velka bench commands`.
-pub async fn commands(global: &Global, args: BenchCommandsArgs) -> anyhow::Result<()> {
-    let server = Server::start(global).await?;
+pub async fn commands(setup: &Setup, args: CommandsConfig) -> Result<()> {
+    let server = Server::start(setup).await?;
     let clients_max = args.clients.iter().copied().max().unwrap_or(1);
     let client = Client::new(server.base.clone(), clients_max as usize * 2)?;
     let telematics = token(&server.keys, Role::Service, "bench-telematics")?;
@@ -222,11 +233,11 @@ pub async fn commands(global: &Global, args: BenchCommandsArgs) -> anyhow::Resul
         .await?;
     pool.close().await;
     let baseline_s = step_time.as_secs().max(2);
-    let baseline = match crate::bench::which_pgbench() {
+    let baseline = match &setup.pgbench {
         Some(pgbench) => {
-            crate::bench::pgbench_inserts(&pgbench, &options, knee.clients, baseline_s)?
+            super::pgbench_inserts(setup, pgbench, &options, knee.clients, baseline_s)?
         }
-        None => anyhow::bail!("pgbench is not installed: the baseline needs it"),
+        None => bail!("pgbench is not installed: the baseline needs it"),
     };
     println!(
         "  baseline: pgbench, {} clients, {baseline:.0} single-row inserts/s",
@@ -259,7 +270,7 @@ async fn run_step(
     drivers: &[Arc<tokio::sync::Mutex<Driver>>],
     telematics: &str,
     time: Duration,
-) -> anyhow::Result<Vec<(Duration, bool)>> {
+) -> Result<Vec<(Duration, bool)>> {
     let deadline = Instant::now() + time;
     let mut tasks = Vec::new();
     for driver in drivers {
@@ -305,9 +316,26 @@ struct Sample {
     error: Option<String>,
 }
 
+/// What `velka bench peak` runs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct PeakConfig {
+    /// Seconds of load, e.g. `60s`.
+    #[arg(long = "duration", default_value = "60s", value_parser = super::parse_seconds)]
+    pub duration_s: u64,
+    /// Requests per second sent on a fixed schedule, whatever the answers' speed.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// Percentage of requests that are commands (the rest are queries).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub command_percent: u32,
+    /// Customers and cars set up before the load (each in at most one trip at a time).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub cars: u32,
+}
+
 /// `velka bench peak`.
-pub async fn peak(global: &Global, args: BenchPeakArgs) -> anyhow::Result<()> {
-    let server = Server::start(global).await?;
+pub async fn peak(setup: &Setup, args: PeakConfig) -> Result<()> {
+    let server = Server::start(setup).await?;
     let client = Client::new(server.base.clone(), 1024)?;
     let telematics = token(&server.keys, Role::Service, "bench-telematics")?;
     let operator = token(&server.keys, Role::Service, "bench-operator")?;
@@ -544,7 +572,7 @@ async fn query(
     n: usize,
     actors: &[Actor],
     trips: &[(String, String)],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let actor = &actors[n % actors.len()];
     let (path, token) = match kind {
         Kind::Nearby => (
@@ -564,14 +592,11 @@ async fn query(
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.map_err(|_| anyhow::anyhow!("none"))?;
+    let response = request.send().await.map_err(|_| unexpected("none"))?;
     let status = response.status();
-    let _ = response
-        .bytes()
-        .await
-        .map_err(|_| anyhow::anyhow!("none"))?;
+    let _ = response.bytes().await.map_err(|_| unexpected("none"))?;
     if !status.is_success() {
-        anyhow::bail!("{}", status.as_u16());
+        bail!("{}", status.as_u16());
     }
     Ok(())
 }

@@ -7,9 +7,11 @@
 //! the same database changes nothing and finds the same customers and cars.
 
 use crate::client::Api;
+use crate::error::Result;
 use crate::seed::{Plan, load};
 use crate::traffic::{Options, drive};
 use http_edge::{Role, TokenKeys};
+use std::future::Future;
 use std::net::SocketAddr;
 
 /// The city's seed: the default of `velka seed`, so the two load the same city.
@@ -29,8 +31,8 @@ pub async fn run(
     addr: SocketAddr,
     keys: &TokenKeys,
     demo: Demo,
-    stop: projectors::Shutdown,
-) -> anyhow::Result<()> {
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
     let api = Api::new(&format!("http://{addr}"), keys.clone())?;
     let started = std::time::Instant::now();
     let loaded = load(
@@ -52,7 +54,7 @@ pub async fn run(
     let verified: Vec<_> = loaded.verified().collect();
     // The last customer is yours: the background traffic drives the others.
     let Some((person, customer_id)) = verified.last() else {
-        anyhow::bail!("no demo customer could be registered");
+        bail!("no demo customer could be registered");
     };
     let name = person.full_name();
     let token = api.token(Role::Customer, customer_id)?;
@@ -98,7 +100,7 @@ pub async fn run(
             report: false,
             wind_down: false,
         };
-        drive(api, options, async move { stop.triggered().await }).await?;
+        drive(api, options, stop).await?;
     }
     Ok(())
 }

@@ -9,9 +9,9 @@
 //! the lag. The baseline, measured in the same run by the same clients, is the round trip of a
 //! `GET` that finds the state already there: lag minus that is the projection's own delay.
 
-use crate::bench_http::{Client, Server};
-use crate::config::{BenchLagArgs, Global};
-use anyhow::bail;
+use super::Setup;
+use super::http::{Client, Server};
+use crate::error::{LoadError, Result};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ async fn wait_for(
     trip_id: &str,
     token: &str,
     want: &str,
-) -> anyhow::Result<(Duration, Duration)> {
+) -> Result<(Duration, Duration)> {
     let started = Instant::now();
     let path = format!("/v1/trips/{trip_id}");
     loop {
@@ -40,14 +40,28 @@ async fn wait_for(
     }
 }
 
+/// What `velka bench lag` runs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LagConfig {
+    /// Commands per second, all workers together.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// Concurrent clients, each with its own customer and car.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub workers: u32,
+    /// Seconds of load.
+    #[arg(long = "duration", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration_s: u64,
+}
+
 /// `velka bench lag`.
-pub async fn lag(global: &Global, args: BenchLagArgs) -> anyhow::Result<()> {
-    let server = Server::start(global).await?;
+pub async fn lag(setup: &Setup, args: LagConfig) -> Result<()> {
+    let server = Server::start(setup).await?;
     let url = server.url.clone();
     let client = Client::new(server.base.clone(), 64)?;
 
     // The cast: one customer and one car per worker.
-    let cast: Vec<(String, String)> = crate::bench_http::cast(&server, &client, args.workers)
+    let cast: Vec<(String, String)> = super::http::cast(&server, &client, args.workers)
         .await?
         .into_iter()
         .map(|actor| (actor.token, actor.vehicle_id))
@@ -88,7 +102,7 @@ pub async fn lag(global: &Global, args: BenchLagArgs) -> anyhow::Result<()> {
                 lags.push(lag);
                 baseline.push(rtt);
             }
-            anyhow::Ok((lags, baseline))
+            Ok::<_, LoadError>((lags, baseline))
         }));
     }
     let mut lags = Vec::new();

@@ -17,9 +17,10 @@
 //!   large one. The small history's figures are the baseline: the ratio shows whether the cost
 //!   grows with history.
 
-use crate::bench_http::{Client, Server, cast, quantile_ms, token};
-use crate::config::{BenchHistoryArgs, BenchReplayArgs, Global};
-use anyhow::Context;
+use super::http::{Client, Server, cast, quantile_ms, token};
+use super::{Setup, recreate_bench_database};
+use crate::error::{Context, Result};
+use crate::progress::Progress;
 use chrono::Utc;
 use event_store::{
     AppendRequest, Claims, EventStore, ExpectedVersion, LogPosition, Metadata, NewEvent,
@@ -29,16 +30,13 @@ use http_edge::Role;
 use serde_json::json;
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Every secondary index and unique constraint of `events` as the catalog defines it now (so the
 /// migrations' own definitions, audit indexes included), with the statements that drop and
 /// recreate it. The primary key stays.
-async fn secondary_indexes(
-    connection: &mut sqlx::PgConnection,
-) -> anyhow::Result<Vec<(String, String)>> {
+async fn secondary_indexes(connection: &mut sqlx::PgConnection) -> Result<Vec<(String, String)>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT format('ALTER TABLE events DROP CONSTRAINT %I', c.conname),
                 format('ALTER TABLE events ADD CONSTRAINT %I %s', c.conname,
@@ -67,7 +65,7 @@ pub(crate) async fn bulk_load(
     to: i64,
     chunk: i64,
     statements: &[&str],
-) -> anyhow::Result<f64> {
+) -> Result<f64> {
     let started = Instant::now();
     let mut connection = pool.acquire().await?;
     sqlx::query("SET synchronous_commit = off")
@@ -81,7 +79,11 @@ pub(crate) async fn bulk_load(
         sqlx::query(drop).execute(&mut *connection).await?;
     }
     let mut first = from;
-    let mut last_line = Instant::now();
+    let progress = Progress::new(
+        "velka bench: loading",
+        u64::try_from(to - from).ok(),
+        Duration::from_secs(2),
+    );
     while first < to {
         let last = (first + chunk).min(to) - 1;
         for statement in statements {
@@ -93,16 +95,10 @@ pub(crate) async fn bulk_load(
                 .with_context(|| format!("bulk-loading {first}..={last}"))?;
         }
         first = last + 1;
-        if last_line.elapsed() > Duration::from_secs(2) {
-            last_line = Instant::now();
-            eprintln!(
-                "velka bench: loaded {} of {} ({:.0} s)",
-                first - from,
-                to - from,
-                started.elapsed().as_secs_f64()
-            );
-        }
+        progress.set_position(first - from);
+        progress.set_message(format!("({:.0} s)", started.elapsed().as_secs_f64()));
     }
+    progress.finish_and_clear();
     eprintln!(
         "velka bench: rebuilding the {} event indexes ({:.0} s)",
         indexes.len(),
@@ -127,14 +123,28 @@ pub(crate) async fn bulk_load(
 /// number in the other 11.
 const RESOLUTION_PREFIX: &str = "18810177231125";
 
+/// What `velka bench replay` runs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ReplayConfig {
+    /// Events in the bulk-loaded log.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub events: u64,
+    /// Events each projector reads per batch.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+}
+
 /// `velka bench replay`.
-pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()> {
+///
+/// The template's server encrypts personal data with `pii_secret`; the projectors read its
+/// events decoded, as `velka serve` gives them.
+pub async fn replay(setup: &Setup, args: ReplayConfig, pii_secret: &str) -> Result<()> {
     // The template: a small city's real events, through a real server. Its clock is manual and
     // moves a few minutes a step, so that trips cost something and their charges reach the
     // accounts (a trip of milliseconds is free, and a free trip charges nothing).
     // The manual clock starts at the system time it is started at, a little after this.
     let before_start = chrono::Utc::now();
-    let server = Server::start_with_clock(global, "manual").await?;
+    let server = Server::start_with_clock(setup, "manual").await?;
     let client = Client::new(server.base.clone(), 8)?;
     let telematics = token(&server.keys, Role::Service, "bench-telematics")?;
     let clock = token(&server.keys, Role::Service, "bench-clock")?;
@@ -244,7 +254,11 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
     let pool = event_store::database::connect(&url, 12).await?;
     // The projectors read as `serve` gives them events: personal data decoded. The copies'
     // customers have no key (their ids are new), so they read as erased customers do.
-    let store = EventStore::new(pool.clone()).with_codec(Arc::new(global.pii_codec(&pool)));
+    let codec = command_api::pii::PiiCodec::new(
+        pool.clone(),
+        command_api::pii::PiiSecret::new(pii_secret.as_bytes()),
+    );
+    let store = EventStore::new(pool.clone()).with_codec(Arc::new(codec));
     sqlx::query("CREATE TABLE bench_template AS SELECT * FROM events ORDER BY position")
         .execute(&pool)
         .await?;
@@ -329,28 +343,18 @@ pub async fn replay(global: &Global, args: BenchReplayArgs) -> anyhow::Result<()
     // Rebuild every read model at once, reading the log once for all of them.
     let started = Instant::now();
     let models = projectors::read_models();
-    let reached = Arc::new(AtomicI64::new(0));
-    let progress = {
-        let reached = reached.clone();
-        let count = models.len();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(10));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                eprintln!(
-                    "velka bench: rebuilding {count} read models, at position {} of {events} ({:.0} s)",
-                    reached.load(Ordering::Relaxed),
-                    started.elapsed().as_secs_f64()
-                );
-            }
-        })
-    };
+    let progress = Progress::counting(
+        &format!("velka bench: rebuilding {} read models", models.len()),
+        u64::try_from(events).ok(),
+        "positions",
+        true,
+        Duration::from_secs(10),
+    );
     let reports = projectors::rebuild::rebuild_all(&store, models, args.batch_size, |p| {
-        reached.store(p.position, Ordering::Relaxed);
+        progress.set_position(p.position);
     })
     .await;
-    progress.abort();
+    progress.finish_and_clear();
     let took = started.elapsed();
     for report in reports? {
         println!(
@@ -392,9 +396,23 @@ struct Costs {
     load_p99: f64,
 }
 
+/// What `velka bench history` runs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct HistoryConfig {
+    /// Stored events in the first measurement.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub small: u64,
+    /// Stored events in the second measurement (bulk-loaded on top of the first).
+    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub large: u64,
+    /// Seconds of appends and of loads at each size.
+    #[arg(long = "duration", default_value = "10s", value_parser = super::parse_seconds)]
+    pub duration_s: u64,
+}
+
 /// `velka bench history`.
-pub async fn history(global: &Global, args: BenchHistoryArgs) -> anyhow::Result<()> {
-    let (url, _options) = crate::bench::recreate_bench_database(&global.database_url).await?;
+pub async fn history(setup: &Setup, args: HistoryConfig) -> Result<()> {
+    let (url, _options) = recreate_bench_database(&setup.database_url).await?;
     let pool = event_store::database::connect(&url, 4).await?;
     event_store::database::migrate(&pool, &url).await?;
     let store = EventStore::new(pool.clone());
@@ -466,7 +484,7 @@ async fn measure(
     picker: &mut Picker,
     streams: i64,
     seconds: u64,
-) -> anyhow::Result<Costs> {
+) -> Result<Costs> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut loads = Vec::new();
     let mut appends = Vec::new();

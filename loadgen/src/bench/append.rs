@@ -4,15 +4,13 @@
 //!
 //! It runs against a scratch database (`<DATABASE_URL's name>_bench`), recreated each run.
 
-use crate::config::{BenchAppendArgs, Global};
-use anyhow::{Context, bail};
+use super::{Setup, pgbench_inserts, recreate_bench_database};
+use crate::error::{Context, LoadError, Result};
 use chrono::Utc;
 use event_store::{
     AppendRequest, Claims, EventStore, ExpectedVersion, Metadata, NewEvent, StreamWrite,
 };
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -48,60 +46,51 @@ fn percentile(values: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// The bench database's URL: the configured one with `_bench` added to the database name.
-fn bench_url(url: &str) -> anyhow::Result<(String, PgConnectOptions)> {
-    let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
-    let name = format!("{}_bench", options.get_database().unwrap_or("velka"));
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-    let bench = match query {
-        Some(query) => format!("{server}/{name}?{query}"),
-        None => format!("{server}/{name}"),
-    };
-    let options = PgConnectOptions::from_str(&bench).context("parsing the bench URL")?;
-    Ok((bench, options))
+/// What `velka bench append` runs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct AppendConfig {
+    /// Concurrent writers; one phase per value.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+    pub writers: Vec<u32>,
+    /// Seconds per phase (each writer count runs a baseline phase and an append phase).
+    #[arg(long = "duration", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration_s: u64,
+    /// Events in each append.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub events_per_append: u32,
 }
 
-/// Drops the bench database if it exists; returns its URL and options.
-pub(crate) async fn recreate_bench_database(
-    database_url: &str,
-) -> anyhow::Result<(String, PgConnectOptions)> {
-    use sqlx::migrate::MigrateDatabase;
-    let (url, options) = bench_url(database_url)?;
-    if sqlx::Postgres::database_exists(&url).await.unwrap_or(false) {
-        sqlx::Postgres::drop_database(&url)
-            .await
-            .context("dropping the old bench database")?;
-    }
-    Ok((url, options))
+/// Group commit, as `velka serve` is configured (see `EventStore::with_group_commit`).
+#[derive(Clone, Copy, Debug)]
+pub struct GroupCommit {
+    /// Most appends in one transaction.
+    pub max_group: u16,
+    /// Appends in flight before the next ones queue into a group.
+    pub writers: u16,
 }
 
 /// `velka bench append`.
-pub async fn append(global: &Global, args: BenchAppendArgs) -> anyhow::Result<()> {
-    let (url, options) = recreate_bench_database(&global.database_url).await?;
+pub async fn append(setup: &Setup, args: AppendConfig, group: GroupCommit) -> Result<()> {
+    let (url, options) = recreate_bench_database(&setup.database_url).await?;
     let writers_max = args.writers.iter().copied().max().unwrap_or(1);
     let pool = event_store::database::connect(&url, writers_max + 2).await?;
     event_store::database::migrate(&pool, &url).await?;
     sqlx::query("CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, stream_id text NOT NULL, payload jsonb NOT NULL)")
         .execute(&pool)
         .await?;
-    let store = EventStore::new(pool.clone()).with_group_commit(
-        usize::from(args.append_group),
-        usize::from(args.append_writers),
-    );
+    let store = EventStore::new(pool.clone())
+        .with_group_commit(usize::from(group.max_group), usize::from(group.writers));
     let duration = Duration::from_secs(args.duration_s);
     println!(
         "velka bench append: {} s per phase, {} event(s) per append, writers {:?}, group commit {} in flight then up to {} a transaction, database {}",
         args.duration_s,
         args.events_per_append,
         args.writers,
-        args.append_writers,
-        args.append_group,
+        group.writers,
+        group.max_group,
         event_store::database::redacted(&url)
     );
-    let pgbench = which_pgbench();
+    let pgbench = &setup.pgbench;
     for &writers in &args.writers {
         // Warm up the pool and the table's pages so the first phase is not penalised.
         append_phase(
@@ -113,7 +102,7 @@ pub async fn append(global: &Global, args: BenchAppendArgs) -> anyhow::Result<()
         .await?;
         let (baseline_rate, baseline_source) = match &pgbench {
             Some(path) => (
-                pgbench_inserts(path, &options, writers, args.duration_s)?,
+                pgbench_inserts(setup, path, &options, writers, args.duration_s)?,
                 "pgbench",
             ),
             None => (
@@ -154,7 +143,7 @@ async fn append_phase(
     writers: u32,
     duration: Duration,
     events_per_append: u32,
-) -> anyhow::Result<Phase> {
+) -> Result<Phase> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..writers {
@@ -199,18 +188,14 @@ async fn append_phase(
                 done.push((started.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64()));
                 version += u64::from(events_per_append);
             }
-            anyhow::Ok(done)
+            Ok::<_, LoadError>(done)
         }));
     }
     collect(tasks, duration).await
 }
 
 /// The baseline without pgbench: single-row INSERTs in autocommit from `writers` tasks.
-async fn insert_phase(
-    pool: &sqlx::PgPool,
-    writers: u32,
-    duration: Duration,
-) -> anyhow::Result<Phase> {
+async fn insert_phase(pool: &sqlx::PgPool, writers: u32, duration: Duration) -> Result<Phase> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..writers {
@@ -224,7 +209,7 @@ async fn insert_phase(
                     .await?;
                 done.push((started.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64()));
             }
-            anyhow::Ok(done)
+            Ok::<_, LoadError>(done)
         }));
     }
     collect(tasks, duration).await
@@ -234,9 +219,9 @@ async fn insert_phase(
 type Timings = Vec<(f64, f64)>;
 
 async fn collect(
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Timings>>>,
+    tasks: Vec<tokio::task::JoinHandle<Result<Timings>>>,
     duration: Duration,
-) -> anyhow::Result<Phase> {
+) -> Result<Phase> {
     let seconds = duration.as_secs().max(1) as usize;
     let mut per_second = vec![0.0; seconds];
     let mut latencies_s = Vec::new();
@@ -253,57 +238,4 @@ async fn collect(
         per_second,
         latencies_s,
     })
-}
-
-pub(crate) fn which_pgbench() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("pgbench"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Raw single-row INSERTs, one per transaction, by pgbench with `clients` connections.
-pub(crate) fn pgbench_inserts(
-    pgbench: &std::path::Path,
-    options: &PgConnectOptions,
-    clients: u32,
-    duration_s: u64,
-) -> anyhow::Result<f64> {
-    let script = std::env::temp_dir().join(format!("velka-bench-{}.sql", std::process::id()));
-    std::fs::write(
-        &script,
-        "INSERT INTO bench_baseline (stream_id, payload) VALUES ('baseline', '{\"n\": 1}');\n",
-    )?;
-    let output = std::process::Command::new(pgbench)
-        .args(["-n", "-M", "prepared"])
-        .args(["-c", &clients.to_string(), "-j", &clients.to_string()])
-        .args(["-T", &duration_s.to_string()])
-        .arg("-f")
-        .arg(&script)
-        .args([
-            "-h",
-            options.get_host(),
-            "-p",
-            &options.get_port().to_string(),
-        ])
-        .args(["-U", options.get_username()])
-        .arg(options.get_database().unwrap_or("velka_bench"))
-        .output()
-        .context("running pgbench")?;
-    let _ = std::fs::remove_file(&script);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "pgbench failed: {}{}",
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    stdout
-        .lines()
-        .find_map(|line| {
-            let rest = line.trim().strip_prefix("tps = ")?;
-            rest.split_whitespace().next()?.parse::<f64>().ok()
-        })
-        .context("pgbench printed no tps line")
 }

@@ -2,13 +2,14 @@
 //! outside (`velka seed`, `velka simulate`, the demo): tokens signed with the server's secret,
 //! idempotency keys, and answers read as JSON with their problem type.
 
+use crate::error::{Context, Result};
 use http_edge::{Role, TokenKeys};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::time::Duration;
 
 /// A client of one server.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Api {
     http: reqwest::Client,
     base: String,
@@ -37,7 +38,7 @@ impl Reply {
 
 impl Api {
     /// A client of the server at `base` (`http://127.0.0.1:8080`), signing tokens with `keys`.
-    pub fn new(base: &str, keys: TokenKeys) -> anyhow::Result<Self> {
+    pub fn new(base: &str, keys: TokenKeys) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
@@ -55,7 +56,7 @@ impl Api {
     }
 
     /// A bearer token for `role` and `subject`, valid for 30 days.
-    pub fn token(&self, role: Role, subject: &str) -> anyhow::Result<String> {
+    pub fn token(&self, role: Role, subject: &str) -> Result<String> {
         Ok(self.keys.issue(
             role,
             subject,
@@ -98,7 +99,7 @@ impl Api {
         token: Option<&str>,
         key: &str,
         body: &Value,
-    ) -> anyhow::Result<Reply> {
+    ) -> Result<Reply> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -108,10 +109,10 @@ impl Api {
             match reply {
                 Ok(reply) if !reply.status.is_server_error() => return Ok(reply),
                 Ok(reply) if attempt >= 3 => {
-                    anyhow::bail!("POST {path} answered {}: {}", reply.status, reply.body)
+                    bail!("POST {path} answered {}: {}", reply.status, reply.body)
                 }
                 Err(error) if attempt >= 3 => {
-                    return Err(anyhow::Error::new(error).context(format!("POST {path}")));
+                    return Err(error).context(format!("POST {path}"));
                 }
                 _ => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
             }

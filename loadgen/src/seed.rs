@@ -8,14 +8,13 @@
 //! seed) is skipped and counted. Progress goes to stderr; the summary to stdout.
 
 use crate::client::{Api, Reply};
-use anyhow::Context;
+use crate::error::{Context, Result};
+use crate::progress::Progress;
 use fixtures::population::{Car, Person, Population};
 use futures::StreamExt;
 use http_edge::Role;
 use reqwest::StatusCode;
 use serde_json::json;
-use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -79,41 +78,35 @@ enum Done {
 }
 
 /// Loads `plan`'s cars and customers through `api`.
-pub async fn load(api: &Api, plan: &Plan) -> anyhow::Result<Loaded> {
+pub async fn load(api: &Api, plan: &Plan) -> Result<Loaded> {
     let population = Population::moscow()?;
     let cars = population.cars(plan.seed, plan.cars)?;
     let customers = population.customers(plan.seed, plan.customers)?;
     let fleet = api.token(Role::Fleet, "seed")?;
     let support = api.token(Role::Support, "seed")?;
-    let requests = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
+    let requests = AtomicUsize::new(0);
     let total = plan.cars + plan.customers;
     let started = Instant::now();
-
-    let reporter = plan.progress.then(|| {
-        let (requests, done) = (requests.clone(), done.clone());
-        tokio::spawn(async move {
-            let terminal = std::io::stderr().is_terminal();
-            loop {
-                tokio::time::sleep(Duration::from_millis(if terminal { 250 } else { 1000 })).await;
-                let line = progress_line(&done, total, &requests, started);
-                if terminal {
-                    eprint!("\r{line}   ");
-                } else {
-                    eprintln!("{line}");
-                }
-            }
-        })
-    });
+    let progress = plan
+        .progress
+        .then(|| Progress::new("velka seed", Some(total as u64), Duration::from_secs(1)));
+    let item_done = || {
+        if let Some(progress) = &progress {
+            let requests = requests.load(Ordering::Relaxed);
+            let per_s = requests as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            progress.set_message(format!("({per_s:.0} requests/s)"));
+            progress.inc(1);
+        }
+    };
 
     let jobs = (0..plan.cars)
         .map(Job::Car)
         .chain((0..plan.customers).map(Job::Customer));
-    let results: Vec<anyhow::Result<Done>> = futures::stream::iter(jobs)
+    let results: Vec<Result<Done>> = futures::stream::iter(jobs)
         .map(|job| {
             let (cars, customers) = (&cars, &customers);
             let (fleet, support) = (&fleet, &support);
-            let (requests, done) = (&requests, &done);
+            let (requests, item_done) = (&requests, &item_done);
             async move {
                 let result = match job {
                     Job::Car(i) => add_car(api, plan.seed, i, &cars[i], fleet, requests)
@@ -125,21 +118,15 @@ pub async fn load(api: &Api, plan: &Plan) -> anyhow::Result<Loaded> {
                             .map(|id| Done::Customer(i, id))
                     }
                 };
-                done.fetch_add(1, Ordering::Relaxed);
+                item_done();
                 result
             }
         })
         .buffer_unordered(plan.concurrency.max(1))
         .collect()
         .await;
-    if let Some(reporter) = reporter {
-        reporter.abort();
-        let line = progress_line(&done, total, &requests, started);
-        if std::io::stderr().is_terminal() {
-            eprintln!("\r{line}   ");
-        } else {
-            eprintln!("{line}");
-        }
+    if let Some(progress) = progress {
+        progress.finish();
     }
 
     let mut loaded = Loaded {
@@ -160,40 +147,22 @@ pub async fn load(api: &Api, plan: &Plan) -> anyhow::Result<Loaded> {
         requests: requests.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
     };
-    let mut failures = Vec::new();
+    let mut failures = 0;
+    let mut first_failure = None;
     for result in results {
         match result {
             Ok(Done::Car(i, id)) => loaded.cars[i].vehicle_id = id,
             Ok(Done::Customer(i, id)) => loaded.customers[i].customer_id = id,
-            Err(error) => failures.push(format!("{error:#}")),
+            Err(error) => {
+                failures += 1;
+                first_failure.get_or_insert(error);
+            }
         }
     }
-    if let Some(first) = failures.first() {
-        anyhow::bail!(
-            "{} of {total} items failed; the first: {first}",
-            failures.len()
-        );
+    match first_failure {
+        Some(first) => Err(first).context(format!("{failures} of {total} items failed; the first")),
+        None => Ok(loaded),
     }
-    Ok(loaded)
-}
-
-fn progress_line(
-    done: &AtomicUsize,
-    total: usize,
-    requests: &AtomicUsize,
-    started: Instant,
-) -> String {
-    let done = done.load(Ordering::Relaxed);
-    let requests = requests.load(Ordering::Relaxed);
-    let seconds = started.elapsed().as_secs_f64().max(1e-3);
-    let width = 30;
-    let filled = (done * width).checked_div(total).unwrap_or(width);
-    format!(
-        "velka seed: [{}{}] {done}/{total} ({:.0} requests/s)",
-        "#".repeat(filled),
-        " ".repeat(width - filled),
-        requests as f64 / seconds
-    )
 }
 
 /// The one answer a seeding step accepts, besides success: the value is taken by another.
@@ -201,11 +170,11 @@ fn taken(reply: &Reply) -> bool {
     reply.status == StatusCode::CONFLICT && reply.problem() == "already-taken"
 }
 
-fn check(reply: Reply, what: &str) -> anyhow::Result<Reply> {
+fn check(reply: Reply, what: &str) -> Result<Reply> {
     if reply.status.is_success() {
         Ok(reply)
     } else {
-        anyhow::bail!("{what} answered {}: {}", reply.status, reply.body)
+        bail!("{what} answered {}: {}", reply.status, reply.body)
     }
 }
 
@@ -217,7 +186,7 @@ async fn add_car(
     car: &Car,
     fleet: &str,
     requests: &AtomicUsize,
-) -> anyhow::Result<Option<String>> {
+) -> Result<Option<String>> {
     let body = json!({
         "plate": car.plate,
         "vin": car.vin,
@@ -247,7 +216,7 @@ async fn add_customer(
     person: &Person,
     support: &str,
     requests: &AtomicUsize,
-) -> anyhow::Result<Option<String>> {
+) -> Result<Option<String>> {
     let registration = json!({
         "name": person.full_name(),
         "phone": person.phone,
@@ -273,7 +242,7 @@ async fn add_customer(
     }
     let name = person.full_name();
     let customer_id = check(reply, &format!("registering {name}"))?.str("customer_id");
-    anyhow::ensure!(
+    ensure!(
         !customer_id.is_empty(),
         "registering {name}: no customer_id"
     );
@@ -310,22 +279,10 @@ async fn add_customer(
 }
 
 /// `velka seed`: load, then print what was loaded.
-pub async fn run(
-    global: &crate::config::Global,
-    args: crate::config::SeedArgs,
-) -> anyhow::Result<()> {
-    let (keys, _) = global.token_keys();
-    let api = Api::new(&args.url, keys)?;
-    let plan = Plan {
-        seed: args.seed,
-        cars: args.cars as usize,
-        customers: args.customers as usize,
-        concurrency: args.concurrency as usize,
-        progress: true,
-    };
-    let loaded = load(&api, &plan)
+pub async fn run(api: &Api, plan: &Plan) -> Result<()> {
+    let loaded = load(api, plan)
         .await
-        .with_context(|| format!("seeding {}", args.url))?;
+        .with_context(|| format!("seeding {}", api.base()))?;
     let cars = loaded
         .cars
         .iter()

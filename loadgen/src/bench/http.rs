@@ -2,8 +2,8 @@
 //! small JSON client, the cast of verified customers and cars set up through the API, and
 //! percentiles.
 
-use crate::config::Global;
-use anyhow::{Context, bail};
+use super::{Setup, recreate_bench_database};
+use crate::error::{Context, LoadError, Result};
 use http_edge::{Role, TokenKeys};
 use serde_json::{Value, json};
 use std::process::Stdio;
@@ -18,7 +18,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(base: String, max_idle: usize) -> anyhow::Result<Self> {
+    pub(crate) fn new(base: String, max_idle: usize) -> Result<Self> {
         Ok(Client {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -35,7 +35,7 @@ impl Client {
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
-    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    ) -> Result<(reqwest::StatusCode, Value)> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -50,12 +50,7 @@ impl Client {
         Ok((status, body))
     }
 
-    pub(crate) async fn post(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> anyhow::Result<Value> {
+    pub(crate) async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<Value> {
         let (status, answer) = self
             .send(reqwest::Method::POST, path, token, Some(body))
             .await?;
@@ -66,7 +61,7 @@ impl Client {
     }
 }
 
-pub(crate) fn token(keys: &TokenKeys, role: Role, subject: &str) -> anyhow::Result<String> {
+pub(crate) fn token(keys: &TokenKeys, role: Role, subject: &str) -> Result<String> {
     Ok(keys.issue(role, subject, chrono::Duration::days(1), chrono::Utc::now())?)
 }
 
@@ -81,25 +76,28 @@ pub(crate) struct Server {
 impl Server {
     /// Recreates `<name>_bench` and starts this binary's `serve` on it (system clock, no NATS,
     /// a free port), waiting until it listens.
-    pub(crate) async fn start(global: &Global) -> anyhow::Result<Server> {
-        Self::start_with_clock(global, "system").await
+    pub(crate) async fn start(setup: &Setup) -> Result<Server> {
+        Self::start_with_clock(setup, "system").await
     }
 
     /// [`Server::start`] with `--clock CLOCK` (`manual`: moved by `POST /v1/admin/clock`).
-    pub(crate) async fn start_with_clock(global: &Global, clock: &str) -> anyhow::Result<Server> {
-        let (url, _options) = crate::bench::recreate_bench_database(&global.database_url).await?;
+    pub(crate) async fn start_with_clock(setup: &Setup, clock: &str) -> Result<Server> {
+        let (url, _options) = recreate_bench_database(&setup.database_url).await?;
         let secret = format!("bench-{}", uuid::Uuid::new_v4());
         let keys = TokenKeys::from_secret(secret.as_bytes());
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        let mut command = tokio::process::Command::new(&setup.velka);
+        command
             .args(["serve", "--addr", "127.0.0.1:0", "--clock", clock])
             .env("DATABASE_URL", &url)
             .env("VELKA_JWT_SECRET", &secret)
             .env("VELKA_NO_NATS", "1")
             .env("VELKA_LOG", "warn")
             .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting velka serve")?;
+            .kill_on_drop(true);
+        if let Some(pii_secret) = &setup.pii_secret {
+            command.env("VELKA_PII_SECRET", pii_secret);
+        }
+        let mut child = command.spawn().context("starting velka serve")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(Duration::from_secs(60), async {
@@ -149,7 +147,7 @@ pub(crate) struct Actor {
 
 /// Adds `n` cars (spread over central Moscow, inside the operating zone) and `n` verified
 /// customers through the API, a few at a time.
-pub(crate) async fn cast(server: &Server, client: &Client, n: u32) -> anyhow::Result<Vec<Actor>> {
+pub(crate) async fn cast(server: &Server, client: &Client, n: u32) -> Result<Vec<Actor>> {
     let fleet = token(&server.keys, Role::Fleet, "bench-fleet")?;
     let support = token(&server.keys, Role::Support, "bench-support")?;
     let mut actors = Vec::new();
@@ -209,7 +207,7 @@ pub(crate) async fn cast(server: &Server, client: &Client, n: u32) -> anyhow::Re
                         json!({"decision": "approved"}),
                     )
                     .await?;
-                anyhow::Ok(Actor {
+                Ok::<_, LoadError>(Actor {
                     token: token(&keys, Role::Customer, &customer_id)?,
                     vehicle_id: car["vehicle_id"]
                         .as_str()

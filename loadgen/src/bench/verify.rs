@@ -13,8 +13,9 @@
 //!
 //! The result line carries the rate, the baseline, their ratio, and the mission's target.
 
-use crate::config::{BenchVerifyArgs, Global};
-use anyhow::Context;
+use super::{Setup, recreate_bench_database};
+use crate::error::{Context, Result};
+use crate::progress::Progress;
 use audit::verify::{CHAIN_READ_COLUMNS, VERIFY_EVENT_COLUMNS, Verdict, VerifyOptions};
 use event_store::{EventStore, LogPosition};
 use futures::TryStreamExt;
@@ -23,9 +24,29 @@ use std::time::{Duration, Instant};
 /// The mission's target for an integrity check of the whole log.
 const TARGET_EVENTS_PER_S: f64 = 1_000_000.0;
 
+/// The sealer's checkpoint name, as `velka serve` runs it: the chain `velka audit verify` checks.
+const CHAIN: &str = "chain";
+
+/// What `velka bench verify` runs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct VerifyConfig {
+    /// Sealed events to verify.
+    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(100..=1_000_000_000))]
+    pub events: u64,
+    /// Verify's `--parallel` values to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 4], value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub parallel: Vec<u32>,
+    /// Verify's `--chunk`: entries per query.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+    pub chunk: i64,
+    /// Runs of verify at each `--parallel` (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+}
+
 /// `velka bench verify`.
-pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()> {
-    let (url, _options) = crate::bench::recreate_bench_database(&global.database_url).await?;
+pub async fn verify(setup: &Setup, args: VerifyConfig) -> Result<()> {
+    let (url, _options) = recreate_bench_database(&setup.database_url).await?;
     let max_parallel = args.parallel.iter().copied().max().unwrap_or(2);
     let pool = event_store::database::connect(&url, max_parallel + 2).await?;
     event_store::database::migrate(&pool, &url).await?;
@@ -57,7 +78,7 @@ pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()
          SELECT 'vehicle-' || lpad(to_hex(s), 32, '0'), 100
          FROM generate_series($1::bigint / 100, $2::bigint / 100) AS s";
     let events = events.div_euclid(100).max(1) * 100;
-    let load_s = crate::bench_bulk::bulk_load(&pool, 0, events, 500_000, &[load, streams]).await?;
+    let load_s = super::bulk::bulk_load(&pool, 0, events, 500_000, &[load, streams]).await?;
     let bytes: i64 = sqlx::query_scalar("SELECT avg(pg_column_size(data))::bigint FROM events")
         .fetch_one(&pool)
         .await?;
@@ -66,26 +87,26 @@ pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()
     // Seal them all, as the sealer would have, batch by batch.
     let started = Instant::now();
     let store = EventStore::new(pool.clone());
-    let mut head = audit::sealer::load_checkpoint(&pool, crate::audit::CHAIN).await?;
+    let mut head = audit::sealer::load_checkpoint(&pool, CHAIN).await?;
     let mut position = LogPosition::START;
-    let mut last_line = Instant::now();
+    let progress = Progress::counting(
+        "velka bench: sealing",
+        u64::try_from(events).ok(),
+        "events",
+        true,
+        Duration::from_secs(10),
+    );
     loop {
         let page = store.read_log_page(position, 10_000).await?;
         let Some(last) = page.events.last() else {
             break;
         };
         position = last.log_position;
-        head = audit::sealer::seal(&pool, crate::audit::CHAIN, head, &page.events).await?;
-        if last_line.elapsed() >= Duration::from_secs(10) {
-            last_line = Instant::now();
-            eprintln!(
-                "velka bench: sealed {} of {events} events ({:.0} s)",
-                head.seq,
-                started.elapsed().as_secs_f64()
-            );
-        }
+        head = audit::sealer::seal(&pool, CHAIN, head, &page.events).await?;
+        progress.set_position(head.seq);
     }
-    anyhow::ensure!(
+    progress.finish_and_clear();
+    ensure!(
         head.seq == events,
         "sealed {} events of {events}: the log was not read to its end",
         head.seq
@@ -135,7 +156,7 @@ pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()
             let started = Instant::now();
             let verdict = audit::verify::verify(
                 &pool,
-                crate::audit::CHAIN,
+                CHAIN,
                 &[],
                 VerifyOptions {
                     chunk: args.chunk,
@@ -148,9 +169,9 @@ pub async fn verify(global: &Global, args: BenchVerifyArgs) -> anyhow::Result<()
             .context("verifying")?;
             let seconds = started.elapsed().as_secs_f64();
             let Verdict::Intact { events: n, .. } = verdict else {
-                anyhow::bail!("the freshly sealed chain does not verify: {verdict:?}");
+                bail!("the freshly sealed chain does not verify: {verdict:?}");
             };
-            anyhow::ensure!(n == events, "verify checked {n} events of {events}");
+            ensure!(n == events, "verify checked {n} events of {events}");
             rates.push(events as f64 / seconds);
             println!(
                 "  verify --parallel {parallel}: {events} events intact in {seconds:.1} s ({:.0} events/s)",
