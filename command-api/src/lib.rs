@@ -1,7 +1,9 @@
-//! The command side over HTTP: each route parses its request into domain values, loads the
+//! The command side over HTTP: each route takes its request from one extractor
+//! ([`request::Command`]: caller, role, body, envelope), parses it into domain values, loads the
 //! aggregates it needs, asks the domain to decide, and appends the resulting events — all through
 //! one pipeline ([`pipeline::execute`]) that handles idempotency keys, optimistic-concurrency
-//! retries, claims and error responses in one place.
+//! retries, claims and error responses in one place. A route returns `Result<_, Problem>`: what
+//! refuses a request before the pipeline is a `?`.
 //!
 //! Architecture invariant: no business rule lives here (the domain decides); no read model is
 //! read here (commands decide on event-sourced state only, so they never act on stale
@@ -15,11 +17,13 @@
 mod charges;
 mod demand;
 pub mod expiry;
+mod holdings;
 mod load;
 pub mod nats;
 pub mod pii;
 pub mod pipeline;
 pub mod rejection;
+pub mod request;
 mod routes;
 
 use axum::Router;

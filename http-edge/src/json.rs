@@ -43,6 +43,31 @@ fn missing_field(message: &str) -> Option<String> {
     rest.split('`').next().map(str::to_owned)
 }
 
+/// The raw bytes of a body that must be JSON: declared so by `Content-Type` (415 otherwise) and
+/// read whole (400 when it cannot be). Parse them with [`parse`].
+pub async fn raw_json<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, Problem> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            let essence = value.split(';').next().unwrap_or_default().trim();
+            essence == "application/json" || essence.ends_with("+json")
+        });
+    if !is_json {
+        return Err(Problem::new(
+            crate::ProblemType::UnsupportedMediaType,
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|error| Problem::malformed_body(None, error.body_text()))
+}
+
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
@@ -51,23 +76,7 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| {
-                let essence = value.split(';').next().unwrap_or_default().trim();
-                essence == "application/json" || essence.ends_with("+json")
-            });
-        if !is_json {
-            return Err(Problem::new(
-                crate::ProblemType::UnsupportedMediaType,
-                "send the body as JSON with Content-Type: application/json",
-            ));
-        }
-        let raw = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|error| Problem::malformed_body(None, error.body_text()))?;
+        let raw = raw_json(request, state).await?;
         let value = parse(&raw)?;
         Ok(Self { value, raw })
     }

@@ -159,11 +159,8 @@ fn text(value: &str) -> Value {
 }
 
 /// The answer: the file with `Cache-Control` and `ETag`, or 304 if the caller has it already.
-fn cacheable(request: &HeaderMap, file: &GbfsFile) -> Response {
-    let body = match serde_json::to_vec(file) {
-        Ok(body) => body,
-        Err(error) => return Problem::internal(&error).into_response(),
-    };
+fn cacheable(request: &HeaderMap, file: &GbfsFile) -> Result<Response, Problem> {
+    let body = serde_json::to_vec(file).map_err(|error| Problem::internal(&error))?;
     let etag = format!("\"{}\"", hex(&Sha256::digest(&body)[..16]));
     let cache_control = format!("public, max-age={}", file.ttl);
     let mut headers = HeaderMap::new();
@@ -174,10 +171,10 @@ fn cacheable(request: &HeaderMap, file: &GbfsFile) -> Response {
         headers.insert(ETAG, value);
     }
     if matches_etag(request, &etag) {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    (StatusCode::OK, headers, body).into_response()
+    Ok((StatusCode::OK, headers, body).into_response())
 }
 
 /// Whether `If-None-Match` names `etag` (weak or strong) or is `*`.
@@ -226,7 +223,10 @@ const FILES: [&str; 5] = [
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
     ),
 )]
-pub(crate) async fn discovery(State(context): State<QueryContext>, request: HeaderMap) -> Response {
+pub(crate) async fn discovery(
+    State(context): State<QueryContext>,
+    request: HeaderMap,
+) -> Result<Response, Problem> {
     let config = &context.gbfs;
     let base = base_url(config, &request);
     let feeds: Vec<Value> = FILES
@@ -256,7 +256,7 @@ pub(crate) async fn discovery(State(context): State<QueryContext>, request: Head
 pub(crate) async fn system_information(
     State(context): State<QueryContext>,
     request: HeaderMap,
-) -> Response {
+) -> Result<Response, Problem> {
     let config = &context.gbfs;
     let file = GbfsFile {
         last_updated: rfc3339(config.published_at),
@@ -363,7 +363,7 @@ pub(crate) async fn vehicle_types(
         version: GBFS_VERSION,
         data: json!({ "vehicle_types": types }),
     };
-    Ok(cacheable(&request, &file))
+    cacheable(&request, &file)
 }
 
 /// A car that may be listed, from `vehicles_view`.
@@ -436,7 +436,7 @@ pub(crate) async fn vehicle_status(
         version: GBFS_VERSION,
         data: json!({ "vehicles": vehicles }),
     };
-    Ok(cacheable(&request, &file))
+    cacheable(&request, &file)
 }
 
 /// A polygon as a GeoJSON MultiPolygon: `[lon, lat]` positions, the ring closed and
@@ -494,7 +494,7 @@ fn roubles(amount: Kopecks) -> f64 {
 pub(crate) async fn geofencing_zones(
     State(context): State<QueryContext>,
     request: HeaderMap,
-) -> Response {
+) -> Result<Response, Problem> {
     let config = &context.gbfs;
     let area = &config.area;
     // GBFS: where zones overlap, the first one listed wins.
@@ -558,7 +558,7 @@ pub(crate) async fn geofencing_zones(
 pub(crate) async fn system_pricing_plans(
     State(context): State<QueryContext>,
     request: HeaderMap,
-) -> Response {
+) -> Result<Response, Problem> {
     let config = &context.gbfs;
     let file = GbfsFile {
         last_updated: rfc3339(config.published_at),

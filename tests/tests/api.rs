@@ -75,6 +75,67 @@ async fn tokens_are_required_and_roles_are_enforced() {
 }
 
 #[tokio::test]
+async fn a_role_that_may_not_use_a_route_is_refused_whatever_the_body() {
+    let app = App::spawn().await.unwrap();
+    let customer = app.token(Role::Customer, &uuid::Uuid::now_v7().to_string());
+    let task = uuid::Uuid::now_v7();
+    // Each route is closed to customers; each body is malformed for it (a wrong type, an
+    // unknown field, not an object), which a caller who may use the route hears about as 400.
+    let cases = [
+        ("/v1/vehicles", json!({"plate": 7})),
+        ("/v1/companies", json!({"nonsense": true})),
+        ("/v1/fines", json!([])),
+        (
+            &*format!("/v1/service-tasks/{task}/assign"),
+            json!({"staff_id": 7}),
+        ),
+    ];
+    for (path, body) in &cases {
+        let refused = app.post(path, Some(&customer), body).await.unwrap();
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            refused.body
+        );
+        assert_eq!(refused.body["rule"], "forbidden", "{path}");
+        assert_eq!(refused.content_type(), "application/problem+json");
+    }
+    // Not even JSON: still 403, not 415.
+    let not_json = app
+        .send(
+            Method::POST,
+            "/v1/vehicles",
+            Some(&customer),
+            &[("content-type", "text/plain")],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(not_json.status, StatusCode::FORBIDDEN, "{}", not_json.body);
+    // Without a token it is 401, whatever the body.
+    let anonymous = app
+        .post("/v1/vehicles", None, &json!({"plate": 7}))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    // A caller who may use the route still hears what is wrong with the body.
+    let fleet = app.token(Role::Fleet, "fleet-1");
+    let malformed = app
+        .post("/v1/vehicles", Some(&fleet), &json!({"plate": 7}))
+        .await
+        .unwrap();
+    assert_eq!(
+        malformed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        malformed.body
+    );
+    assert_eq!(malformed.body["field"], "plate");
+    assert_eq!(app.caller_event_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn a_customer_acts_only_on_their_own_trip() {
     let app = App::spawn().await.unwrap();
     let owner = app.verified_customer(1).await.unwrap();

@@ -1,13 +1,13 @@
 //! Accounts: support refunds part or all of a charge, or waives what is still owed on it. The
 //! agent is the actor of the events they cause (the pipeline records the caller as the actor).
 
-use super::{envelope_of, path_id};
 use crate::CommandContext;
 use crate::charges::{account_write, load_account};
 use crate::pipeline::{Decision, Envelope, execute};
+use crate::request::{Command, path_id};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use domain::Decider;
 use domain::account::{
     Account, AccountCommand, AccountContext, AccountEvent, AccountId, ChargeId, RefundId,
@@ -15,9 +15,8 @@ use domain::account::{
 use domain::ids::CustomerId;
 use domain::money::Kopecks;
 use event_store::Claims;
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Problem, Role};
+use http_edge::{Problem, ProblemType, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -70,21 +69,11 @@ pub(crate) struct WaiverRecorded {
     open_kopecks: Kopecks,
 }
 
-/// The account and charge named by the path, and the request's envelope, for a support agent.
-fn charge_request(
-    caller: &Caller,
-    raw_account: &str,
-    raw_charge: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(AccountId, ChargeId, Envelope), Problem> {
-    caller.require(&[Role::Support])?;
+/// The account and charge named by the path.
+fn charge_in_path(raw_account: &str, raw_charge: &str) -> Result<(AccountId, ChargeId), Problem> {
     let account_id = account_of(raw_account)?;
     let charge_id = ChargeId(path_id(raw_charge, ProblemType::ChargeNotFound, "charge")?);
-    let envelope = envelope_of(caller, method, uri, headers, body)?;
-    Ok((account_id, charge_id, envelope))
+    Ok((account_id, charge_id))
 }
 
 /// The account a path names: a customer's id, or `company:<uuid>` for a company's account.
@@ -143,33 +132,18 @@ async fn account_command(
 )]
 pub(crate) async fn refund_charge(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path((raw_account, raw_charge)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<RefundBody>,
-) -> Response {
-    let (account_id, charge_id, envelope) = match charge_request(
-        &caller,
-        &raw_account,
-        &raw_charge,
-        &method,
-        &uri,
-        &headers,
-        &body.raw,
-    ) {
-        Ok(request) => request,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<RefundBody, roles::Support>,
+) -> Result<Response, Problem> {
+    let (account_id, charge_id) = charge_in_path(&raw_account, &raw_charge)?;
     let refund_id = RefundId(Uuid::now_v7());
     let command = AccountCommand::Refund {
         charge_id,
         refund_id,
-        amount_kopecks: Kopecks(body.value.amount_kopecks),
-        reason: body.value.reason.clone(),
+        amount_kopecks: Kopecks(body.amount_kopecks),
+        reason: body.reason.clone(),
     };
-    account_command(
+    let response = account_command(
         &context,
         envelope,
         account_id,
@@ -181,13 +155,14 @@ pub(crate) async fn refund_charge(
                 refund_id,
                 charge_id,
                 account_id: account_id.to_string(),
-                amount_kopecks: Kopecks(body.value.amount_kopecks),
+                amount_kopecks: Kopecks(body.amount_kopecks),
                 refunded_kopecks: charge.map(|c| c.refunded_kopecks).unwrap_or_default(),
                 open_kopecks: charge.map(|c| c.open_kopecks()).unwrap_or_default(),
             })
         },
     )
-    .await
+    .await;
+    Ok(response)
 }
 
 /// Support forgives what is still owed on a charge.
@@ -207,30 +182,15 @@ pub(crate) async fn refund_charge(
 )]
 pub(crate) async fn waive_charge(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path((raw_account, raw_charge)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<WaiveBody>,
-) -> Response {
-    let (account_id, charge_id, envelope) = match charge_request(
-        &caller,
-        &raw_account,
-        &raw_charge,
-        &method,
-        &uri,
-        &headers,
-        &body.raw,
-    ) {
-        Ok(request) => request,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<WaiveBody, roles::Support>,
+) -> Result<Response, Problem> {
+    let (account_id, charge_id) = charge_in_path(&raw_account, &raw_charge)?;
     let command = AccountCommand::Waive {
         charge_id,
-        reason: body.value.reason.clone(),
+        reason: body.reason,
     };
-    account_command(
+    let response = account_command(
         &context,
         envelope,
         account_id,
@@ -255,7 +215,8 @@ pub(crate) async fn waive_charge(
             })
         },
     )
-    .await
+    .await;
+    Ok(response)
 }
 
 /// What recording a payment fact did.
@@ -290,29 +251,15 @@ pub(crate) struct PaymentRecorded {
 )]
 pub(crate) async fn record_payment(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_account): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<domain::account::PaymentFact>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Service]) {
-        return problem.into_response();
-    }
-    let account_id = match account_of(&raw_account) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
-    account_command(
+    Command { envelope, body, .. }: Command<domain::account::PaymentFact, roles::Service>,
+) -> Result<Response, Problem> {
+    let account_id = account_of(&raw_account)?;
+    let response = account_command(
         &context,
         envelope,
         account_id,
-        AccountCommand::Record(body.value.clone()),
+        AccountCommand::Record(body),
         StatusCode::CREATED,
         |after, events| {
             let totals = after.totals();
@@ -324,5 +271,6 @@ pub(crate) async fn record_payment(
             })
         },
     )
-    .await
+    .await;
+    Ok(response)
 }

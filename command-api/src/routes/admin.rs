@@ -4,10 +4,8 @@
 use crate::CommandContext;
 use axum::Json;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Problem, Role};
+use http_edge::{Authorized, JsonBody, Problem, ProblemType, roles};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -43,30 +41,25 @@ pub(crate) struct ClockReading {
 )]
 pub(crate) async fn advance_clock(
     State(context): State<CommandContext>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<roles::Service>,
     body: JsonBody<AdvanceClock>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Service]) {
-        return problem.into_response();
-    }
+) -> Result<Json<ClockReading>, Problem> {
     let Some(clock) = &context.manual_clock else {
-        return Problem::new(
+        return Err(Problem::new(
             ProblemType::ClockNotManual,
             "start the server with VELKA_CLOCK=manual to move the clock",
-        )
-        .into_response();
+        ));
     };
     let seconds = body.value.advance_seconds;
     if !(0..=MAX_ADVANCE_S).contains(&seconds) {
-        return Problem::invalid_field(
+        return Err(Problem::invalid_field(
             "advance_seconds",
             format!("must be between 0 and {MAX_ADVANCE_S} (the clock never goes back)"),
-        )
-        .into_response();
+        ));
     }
     let now = clock.advance(chrono::Duration::seconds(seconds));
     tracing::info!(%now, seconds, actor = %caller.actor(), "manual clock advanced");
-    Json(ClockReading { now, manual: true }).into_response()
+    Ok(Json(ClockReading { now, manual: true }))
 }
 
 /// Tells the time the server decides with (service role).
@@ -78,13 +71,12 @@ pub(crate) async fn advance_clock(
     responses((status = 200, description = "The time", body = ClockReading), CommandProblems),
     security(("bearer" = [])),
 )]
-pub(crate) async fn read_clock(State(context): State<CommandContext>, caller: Caller) -> Response {
-    if let Err(problem) = caller.require(&[Role::Service]) {
-        return problem.into_response();
-    }
+pub(crate) async fn read_clock(
+    State(context): State<CommandContext>,
+    _: Authorized<roles::Service>,
+) -> Json<ClockReading> {
     Json(ClockReading {
         now: context.clock.now(),
         manual: context.manual_clock.is_some(),
     })
-    .into_response()
 }

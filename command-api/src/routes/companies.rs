@@ -1,13 +1,13 @@
 //! Companies (B2B accounts): support registers a company and adds or removes its employees.
 //! Employment is appended to the company's and the customer's streams in one transaction.
 
-use super::{envelope_of, path_id};
 use crate::CommandContext;
 use crate::load::Streams;
-use crate::pipeline::{Decision, execute, write};
+use crate::pipeline::{Decision, Envelope, execute, write};
+use crate::request::{Command, PathCommand, path_id};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use domain::Decider;
 use domain::claims::Claim;
 use domain::company::{
@@ -18,9 +18,8 @@ use domain::customer::Customer;
 use domain::ids::{CompanyId, CustomerId};
 use domain::value::Email;
 use event_store::{Claims, ExpectedVersion};
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Role};
+use http_edge::{Problem, ProblemType, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -60,23 +59,12 @@ pub(crate) struct CompanyCreated {
 )]
 pub(crate) async fn register(
     State(context): State<CommandContext>,
-    caller: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<RegisterCompany>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Support]) {
-        return problem.into_response();
-    }
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<RegisterCompany, roles::Support>,
+) -> Result<Response, Problem> {
     let company_id = CompanyId(Uuid::now_v7());
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let profile = CompanyProfile {
             company_id,
             name: CompanyName::parse("name", &body.name)?,
@@ -105,7 +93,8 @@ pub(crate) async fn register(
             body: json!(CompanyCreated { company_id }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// `POST /v1/companies/{id}/employees` body.
@@ -135,23 +124,11 @@ enum Change {
 /// Loads the company and the customer in one read, decides the change, and writes both streams.
 async fn change_employment(
     context: CommandContext,
-    caller: Caller,
-    raw_company: &str,
+    envelope: Envelope,
+    company_id: CompanyId,
     customer_id: CustomerId,
     change: Change,
-    (method, uri, headers, raw): (Method, Uri, HeaderMap, &[u8]),
 ) -> Response {
-    if let Err(problem) = caller.require(&[Role::Support]) {
-        return problem.into_response();
-    }
-    let company_id = match path_id(raw_company, ProblemType::CompanyNotFound, "company") {
-        Ok(id) => CompanyId(id),
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
     let context = &context;
     execute(context, envelope, || async move {
         let (company_stream, customer_stream) = (company_id.stream_id(), customer_id.stream_id());
@@ -207,23 +184,12 @@ async fn change_employment(
 )]
 pub(crate) async fn add_employee(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_company): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<AddEmployeeBody>,
-) -> Response {
-    let customer_id = CustomerId(body.value.customer_id);
-    change_employment(
-        context,
-        caller,
-        &raw_company,
-        customer_id,
-        Change::Add,
-        (method, uri, headers, &body.raw),
-    )
-    .await
+    Command { envelope, body, .. }: Command<AddEmployeeBody, roles::Support>,
+) -> Result<Response, Problem> {
+    let company_id = company_in_path(&raw_company)?;
+    let customer_id = CustomerId(body.customer_id);
+    Ok(change_employment(context, envelope, company_id, customer_id, Change::Add).await)
 }
 
 /// Support removes an employee: their trips are their own again.
@@ -238,27 +204,19 @@ pub(crate) async fn add_employee(
 )]
 pub(crate) async fn remove_employee(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path((raw_company, raw_customer)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Support]) {
-        return problem.into_response();
-    }
-    let customer_id = match path_id(&raw_customer, ProblemType::CustomerNotFound, "customer") {
-        Ok(id) => CustomerId(id),
-        Err(problem) => return problem.into_response(),
-    };
-    change_employment(
-        context,
-        caller,
-        &raw_company,
-        customer_id,
-        Change::Remove,
-        (method, uri, headers, &body),
-    )
-    .await
+    PathCommand { envelope, .. }: PathCommand<roles::Support>,
+) -> Result<Response, Problem> {
+    let customer_id = CustomerId(path_id(
+        &raw_customer,
+        ProblemType::CustomerNotFound,
+        "customer",
+    )?);
+    let company_id = company_in_path(&raw_company)?;
+    Ok(change_employment(context, envelope, company_id, customer_id, Change::Remove).await)
+}
+
+/// Parses the company id in the path.
+fn company_in_path(raw_company: &str) -> Result<CompanyId, Problem> {
+    path_id(raw_company, ProblemType::CompanyNotFound, "company").map(CompanyId)
 }

@@ -1,12 +1,12 @@
 //! Customers: self-registration from the app, KYC documents, support's verification decision,
 //! and blocks put and lifted by support.
 
-use super::{envelope_of, path_id};
 use crate::CommandContext;
 use crate::load::load;
-use crate::pipeline::{Decision, Envelope, execute, write};
+use crate::pipeline::{Decision, execute, write};
+use crate::request::{Command, Door, OpenCommand, path_id};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use domain::Decider;
@@ -18,9 +18,8 @@ use domain::customer::{
 use domain::ids::CustomerId;
 use domain::value::{Email, Licence, PersonName, Phone};
 use event_store::{Claims, ExpectedVersion};
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Problem, Role};
+use http_edge::{Problem, ProblemType, Role, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -76,6 +75,19 @@ pub(crate) struct CustomerCreated {
     customer_id: CustomerId,
 }
 
+/// The door of registration: anyone may come in, with a JSON body.
+#[derive(Debug)]
+pub(crate) struct Registration;
+
+impl Door for Registration {
+    const ACTOR: &'static str = "anonymous";
+    const JSON_ONLY: bool = true;
+
+    fn admit(_: &CommandContext, _: &HeaderMap, _: &[u8]) -> Result<(), Problem> {
+        Ok(())
+    }
+}
+
 /// Open: anyone may register; the new customer is the actor of their own registration.
 #[utoipa::path(
     post,
@@ -88,25 +100,16 @@ pub(crate) struct CustomerCreated {
 )]
 pub(crate) async fn register(
     State(context): State<CommandContext>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<RegisterCustomer>,
-) -> Response {
+    OpenCommand {
+        mut envelope, body, ..
+    }: OpenCommand<RegisterCustomer, Registration>,
+) -> Result<Response, Problem> {
     let customer_id = CustomerId(Uuid::now_v7());
-    let envelope = match Envelope::read(
-        None,
-        &format!("customer:{customer_id}"),
-        &headers,
-        &format!("{method} {uri}"),
-        &body.raw,
-    ) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    // The new customer is the actor of their own registration.
+    envelope.actor = format!("customer:{customer_id}");
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let profile = body.profile(customer_id)?;
         let now = context.clock.now();
         let events = Customer::decide(
@@ -134,7 +137,8 @@ pub(crate) async fn register(
             body: json!(CustomerCreated { customer_id }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// `POST /v1/customers/{id}/verification` body.
@@ -177,34 +181,20 @@ pub(crate) struct VerificationRecorded {
 )]
 pub(crate) async fn decide_verification(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<VerificationBody>,
-) -> Response {
     // The KYC saga decides as a service on the provider's verdict.
-    if let Err(problem) = caller.require(&[Role::Support, Role::Service]) {
-        return problem.into_response();
-    }
-    let customer_id = match path_id(&raw_id, ProblemType::CustomerNotFound, "customer") {
-        Ok(id) => CustomerId(id),
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
-    let decision = match body.value.decision {
+    Command { envelope, body, .. }: Command<VerificationBody, (roles::Support, roles::Service)>,
+) -> Result<Response, Problem> {
+    let customer_id = customer_in_path(&raw_id)?;
+    let decision = match body.decision {
         DecisionWord::Approved => VerificationDecision::Approved,
         DecisionWord::Rejected => VerificationDecision::Rejected {
-            reason: body.value.reason.clone().unwrap_or_default(),
+            reason: body.reason.unwrap_or_default(),
         },
     };
     let context = &context;
     let decision = &decision;
-    execute(context, envelope, || async move {
+    let response = execute(context, envelope, || async move {
         let stream_id = customer_id.stream_id();
         let customer = load::<Customer>(&context.store, &stream_id).await?;
         let now = context.clock.now();
@@ -231,7 +221,8 @@ pub(crate) async fn decide_verification(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// Parses the customer id in the path.
@@ -359,32 +350,24 @@ pub(crate) struct DocumentsSubmitted {
 )]
 pub(crate) async fn submit_documents(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<DocumentsBody>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Customer, Role::Support]) {
-        return problem.into_response();
-    }
-    let customer_id = match customer_in_path(&raw_id) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
+    Command {
+        caller,
+        envelope,
+        body,
+        ..
+    }: Command<DocumentsBody, (roles::Customer, roles::Support)>,
+) -> Result<Response, Problem> {
+    let customer_id = customer_in_path(&raw_id)?;
     // A customer submits only their own documents.
     if caller.role == Role::Customer && !caller.is_customer(&customer_id.to_string()) {
-        return Problem::forbidden("a customer may submit only their own documents")
-            .into_response();
+        return Err(Problem::forbidden(
+            "a customer may submit only their own documents",
+        ));
     }
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let command = CustomerCommand::SubmitDocuments(body.documents()?);
         decide_for_customer(context, customer_id, &command, StatusCode::OK, |after| {
             json!(DocumentsSubmitted {
@@ -394,7 +377,8 @@ pub(crate) async fn submit_documents(
         })
         .await
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// `POST /v1/customers/{id}/blocks` body.
@@ -440,33 +424,19 @@ pub(crate) struct BlocksChanged {
 )]
 pub(crate) async fn block(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<BlockBody>,
-) -> Response {
     // Support by hand; the payment saga (a service) for debts.
-    if let Err(problem) = caller.require(&[Role::Support, Role::Service]) {
-        return problem.into_response();
-    }
-    let customer_id = match customer_in_path(&raw_id) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
-    let reason = body.value.reason;
+    Command { envelope, body, .. }: Command<BlockBody, (roles::Support, roles::Service)>,
+) -> Result<Response, Problem> {
+    let customer_id = customer_in_path(&raw_id)?;
+    let reason = body.reason;
     let command = CustomerCommand::Block {
         reason,
-        note: body.value.note.clone(),
+        note: body.note,
     };
     let context = &context;
     let command = &command;
-    execute(context, envelope, || async move {
+    let response = execute(context, envelope, || async move {
         decide_for_customer(
             context,
             customer_id,
@@ -482,7 +452,8 @@ pub(crate) async fn block(
         )
         .await
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// Support lifts one block; the customer's other blocks stay.
@@ -498,38 +469,24 @@ pub(crate) async fn block(
 )]
 pub(crate) async fn unblock(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path((raw_id, raw_reason)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<LiftBody>,
-) -> Response {
     // Support by hand; the payment saga (a service) for debts.
-    if let Err(problem) = caller.require(&[Role::Support, Role::Service]) {
-        return problem.into_response();
-    }
-    let customer_id = match customer_in_path(&raw_id) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let Ok(reason) = serde_json::from_value::<BlockReason>(json!(raw_reason)) else {
-        return crate::rejection::problem(&domain::Rejection::InvalidField(
-            domain::FieldError::new("reason", "must be one of debt, fraud, documents, support"),
-        ))
-        .into_response();
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<LiftBody, (roles::Support, roles::Service)>,
+) -> Result<Response, Problem> {
+    let customer_id = customer_in_path(&raw_id)?;
+    let reason = serde_json::from_value::<BlockReason>(json!(raw_reason)).map_err(|_| {
+        crate::rejection::problem(&domain::Rejection::InvalidField(domain::FieldError::new(
+            "reason",
+            "must be one of debt, fraud, documents, support",
+        )))
+    })?;
     let command = CustomerCommand::Unblock {
         reason,
-        note: body.value.note.clone(),
+        note: body.note,
     };
     let context = &context;
     let command = &command;
-    execute(context, envelope, || async move {
+    let response = execute(context, envelope, || async move {
         decide_for_customer(context, customer_id, command, StatusCode::OK, |after| {
             json!(BlocksChanged {
                 customer_id,
@@ -539,7 +496,8 @@ pub(crate) async fn unblock(
         })
         .await
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// `POST /v1/customers/{id}/erase` body.
@@ -576,41 +534,29 @@ pub(crate) struct CustomerErasedBody {
 )]
 pub(crate) async fn erase(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<EraseBody>,
-) -> Response {
+    Command { envelope, body, .. }: Command<EraseBody, roles::Support>,
+) -> Result<Response, Problem> {
     use crate::pii::erase::EraseError;
-    if let Err(problem) = caller.require(&[Role::Support]) {
-        return problem.into_response();
+    let customer_id = customer_in_path(&raw_id)?;
+    if let Some(key) = &envelope.key
+        && let Some(stored) = context
+            .store
+            .find_result(&envelope.scope, key)
+            .await
+            .map_err(|error| Problem::unavailable(&error))?
+    {
+        return crate::pipeline::replay(&envelope, stored);
     }
-    let customer_id = match customer_in_path(&raw_id) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
-    if let Some(key) = &envelope.key {
-        match context.store.find_result(&envelope.scope, key).await {
-            Ok(Some(stored)) => {
-                return crate::pipeline::replay(&envelope, stored)
-                    .unwrap_or_else(IntoResponse::into_response);
-            }
-            Ok(None) => {}
-            Err(error) => return Problem::unavailable(&error).into_response(),
-        }
-    }
-    if body.value.reason.trim().is_empty() {
-        return Problem::invalid_field("reason", "must say why the data is erased").into_response();
+    if body.reason.trim().is_empty() {
+        return Err(Problem::invalid_field(
+            "reason",
+            "must say why the data is erased",
+        ));
     }
     let erasure = crate::pii::erase::Erasure {
         customer_id,
-        reason: body.value.reason.clone(),
+        reason: body.reason,
         actor: envelope.actor.clone(),
         correlation_id: envelope.correlation_id,
         idempotency: envelope
@@ -618,27 +564,24 @@ pub(crate) async fn erase(
             .clone()
             .map(|key| (envelope.scope.clone(), key, envelope.request_hash.clone())),
     };
-    match crate::pii::erase::erase(
+    let erased = crate::pii::erase::erase(
         &context.store,
         context.clock.as_ref(),
         &context.kyc,
         &erasure,
     )
     .await
-    {
-        Ok(erased) => (
-            StatusCode::OK,
-            axum::Json(crate::pii::erase::answer(customer_id, erased.erased_at)),
-        )
-            .into_response(),
-        Err(EraseError::Rejected(rejection)) => {
-            crate::rejection::problem(&rejection).into_response()
-        }
-        Err(EraseError::Conflict) => Problem::new(
+    .map_err(|error| match error {
+        EraseError::Rejected(rejection) => crate::rejection::problem(&rejection),
+        EraseError::Conflict => Problem::new(
             ProblemType::ConcurrencyConflict,
             "the customer kept changing while the erasure was decided; retry",
-        )
-        .into_response(),
-        Err(EraseError::Failed(error)) => Problem::unavailable(&error).into_response(),
-    }
+        ),
+        EraseError::Failed(error) => Problem::unavailable(&error),
+    })?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(crate::pii::erase::answer(customer_id, erased.erased_at)),
+    )
+        .into_response())
 }

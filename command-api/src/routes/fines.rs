@@ -11,15 +11,14 @@
 //! that read model to reach the fine first, and records the trip it found in `FineMatched`; the
 //! charge itself is decided on the trip's and the account's streams.
 
-use super::{envelope_of, path_id};
 use crate::CommandContext;
 use crate::charges::account_write;
 use crate::load::{Streams, load};
 use crate::pipeline::{CommandError, Decision, execute, write};
-use axum::body::Bytes;
+use crate::request::{Command, PathCommand, path_id};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::account::{Account, ChargeId, payer_of_trip, positive_amount};
 use domain::claims::Claim;
@@ -34,9 +33,8 @@ use domain::trip::Trip;
 use domain::value::Plate;
 use domain::{Decider, Rejection};
 use event_store::Claims;
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Problem, Role};
+use http_edge::{Problem, ProblemType, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -109,23 +107,12 @@ pub(crate) struct FineImported {
 )]
 pub(crate) async fn import(
     State(context): State<CommandContext>,
-    caller: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<ImportFineBody>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Service]) {
-        return problem.into_response();
-    }
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<ImportFineBody, roles::Service>,
+) -> Result<Response, Problem> {
     let new_fine_id = FineId(Uuid::now_v7());
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let details = body.details()?;
         let claim = Claim::FineResolution(details.resolution_number.to_string()).key();
         let holder = context
@@ -174,7 +161,8 @@ pub(crate) async fn import(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// The read model that says who had which car when, by its projector's name.
@@ -221,32 +209,16 @@ pub(crate) struct FineMatchResult {
 )]
 pub(crate) async fn match_fine(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    raw: Bytes,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Service, Role::Support]) {
-        return problem.into_response();
-    }
-    let fine_id = match path_id(&raw_id, ProblemType::FineNotFound, "fine") {
-        Ok(id) => FineId(id),
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    PathCommand { envelope, .. }: PathCommand<(roles::Service, roles::Support)>,
+) -> Result<Response, Problem> {
+    let fine_id = FineId(path_id(&raw_id, ProblemType::FineNotFound, "fine")?);
     // Outside the pipeline, so that a 503 is not remembered under the idempotency key.
-    if let Err(problem) = possessions_caught_up(&context, fine_id).await {
-        return problem.into_response();
-    }
+    possessions_caught_up(&context, fine_id).await?;
     let fine_charge_id = ChargeId(Uuid::now_v7());
     let fee_charge_id = ChargeId(Uuid::now_v7());
     let context = &context;
-    execute(context, envelope, || async move {
+    let response = execute(context, envelope, || async move {
         let fine_stream = fine_id.stream_id();
         let fine = load::<Fine>(&context.store, &fine_stream).await?;
         let Some(details) = fine.state.received.clone() else {
@@ -331,7 +303,8 @@ pub(crate) async fn match_fine(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// Waits until the possessions read model has applied the fine's `FineReceived` (and so every

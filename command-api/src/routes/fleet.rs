@@ -1,27 +1,25 @@
 //! Fleet operations: service tasks (opened on a car, assigned to a staff member, started and
 //! completed by them) and damage reports with photos referenced by URL.
 
-use super::{envelope_of, path_id};
 use crate::CommandContext;
 use crate::load::{Streams, load};
 use crate::pipeline::{CommandError, Decision, execute, write};
-use axum::body::Bytes;
+use crate::request::{Command, PathCommand, customer_of, path_id};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use domain::Decider;
 use domain::damage::{DamageReport, PhotoUrl, Reporter};
 use domain::fleet::{self, CompleteServiceTask, OpenServiceTask, ReportDamage};
-use domain::ids::{CustomerId, DamageReportId, ServiceTaskId, TripId, VehicleId};
+use domain::ids::{DamageReportId, ServiceTaskId, TripId, VehicleId};
 use domain::service_task::{
     ServiceTask, ServiceTaskCommand, ServiceTaskContext, ServiceTaskKind, StaffId,
 };
 use domain::trip::Trip;
 use domain::vehicle::Vehicle;
 use event_store::Claims;
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Problem, Role};
+use http_edge::{Caller, Problem, ProblemType, Role, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -76,28 +74,14 @@ pub(crate) struct ServiceTaskAnswer {
 )]
 pub(crate) async fn open_task(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<OpenTaskBody>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Fleet]) {
-        return problem.into_response();
-    }
-    let vehicle_id = match path_id(&raw_id, ProblemType::VehicleNotFound, "vehicle") {
-        Ok(id) => VehicleId(id),
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<OpenTaskBody, roles::Fleet>,
+) -> Result<Response, Problem> {
+    let vehicle_id = VehicleId(path_id(&raw_id, ProblemType::VehicleNotFound, "vehicle")?);
     let task_id = ServiceTaskId(Uuid::now_v7());
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let (vehicle_stream, task_stream) = (vehicle_id.stream_id(), task_id.stream_id());
         let streams = Streams::read(
             &context.store,
@@ -132,7 +116,8 @@ pub(crate) async fn open_task(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// `POST /v1/service-tasks/{id}/assign` body.
@@ -186,31 +171,18 @@ async fn task_step(
 )]
 pub(crate) async fn assign(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<AssignBody>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Fleet]) {
-        return problem.into_response();
-    }
-    let task_id = match task_in_path(&raw_id) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<AssignBody, roles::Fleet>,
+) -> Result<Response, Problem> {
+    let task_id = task_in_path(&raw_id)?;
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let staff_id = StaffId::parse("staff_id", &body.staff_id)?;
         task_step(context, task_id, &ServiceTaskCommand::Assign { staff_id }).await
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// The assigned staff member starts work on the task.
@@ -225,31 +197,20 @@ pub(crate) async fn assign(
 )]
 pub(crate) async fn start(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let staff_id = match staff_of(&caller) {
-        Ok(staff_id) => staff_id,
-        Err(problem) => return problem.into_response(),
-    };
-    let task_id = match task_in_path(&raw_id) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    PathCommand {
+        caller, envelope, ..
+    }: PathCommand<roles::Fleet>,
+) -> Result<Response, Problem> {
+    let staff_id = staff_of(&caller)?;
+    let task_id = task_in_path(&raw_id)?;
     let context = &context;
     let command = &ServiceTaskCommand::Start { staff_id };
-    execute(context, envelope, || async move {
+    let response = execute(context, envelope, || async move {
         task_step(context, task_id, command).await
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// `POST /v1/service-tasks/{id}/complete` body.
@@ -276,28 +237,19 @@ pub(crate) struct CompleteBody {
 )]
 pub(crate) async fn complete(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<CompleteBody>,
-) -> Response {
-    let staff_id = match staff_of(&caller) {
-        Ok(staff_id) => staff_id,
-        Err(problem) => return problem.into_response(),
-    };
-    let task_id = match task_in_path(&raw_id) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command {
+        caller,
+        envelope,
+        body,
+        ..
+    }: Command<CompleteBody, roles::Fleet>,
+) -> Result<Response, Problem> {
+    let staff_id = staff_of(&caller)?;
+    let task_id = task_in_path(&raw_id)?;
     let context = &context;
-    let (staff_id, note) = (&staff_id, &body.value.note);
-    execute(context, envelope, || async move {
+    let (staff_id, note) = (&staff_id, &body.note);
+    let response = execute(context, envelope, || async move {
         let task_stream = task_id.stream_id();
         let task = load::<ServiceTask>(&context.store, &task_stream).await?;
         let Some(opened) = &task.state.opened else {
@@ -336,7 +288,8 @@ pub(crate) async fn complete(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// `POST /v1/vehicles/{id}/damage-reports` body.
@@ -377,40 +330,25 @@ pub(crate) struct DamageReported {
 )]
 pub(crate) async fn report_damage(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<DamageBody>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Customer, Role::Fleet, Role::Support]) {
-        return problem.into_response();
-    }
+    Command {
+        caller,
+        envelope,
+        body,
+        ..
+    }: Command<DamageBody, (roles::Customer, roles::Fleet, roles::Support)>,
+) -> Result<Response, Problem> {
     let reporter = match caller.role {
-        Role::Customer => match caller.subject.parse() {
-            Ok(id) => Reporter::Customer {
-                customer_id: CustomerId(id),
-            },
-            Err(_) => {
-                return Problem::forbidden("the token's subject is not a customer id")
-                    .into_response();
-            }
+        Role::Customer => Reporter::Customer {
+            customer_id: customer_of(&caller)?,
         },
         _ => Reporter::Staff,
     };
-    let vehicle_id = match path_id(&raw_id, ProblemType::VehicleNotFound, "vehicle") {
-        Ok(id) => VehicleId(id),
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    let vehicle_id = VehicleId(path_id(&raw_id, ProblemType::VehicleNotFound, "vehicle")?);
     let report_id = DamageReportId(Uuid::now_v7());
     let context = &context;
-    let (body, reporter) = (&body.value, &reporter);
-    execute(context, envelope, || async move {
+    let (body, reporter) = (&body, &reporter);
+    let response = execute(context, envelope, || async move {
         let photo_urls = body
             .photo_urls
             .iter()
@@ -455,5 +393,6 @@ pub(crate) async fn report_damage(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }

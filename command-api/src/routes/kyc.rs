@@ -6,22 +6,20 @@
 //! stream, once per check id); turning it into a decision is the KYC saga's job, through
 //! `decide_verification` or `request_kyc_manual_review`.
 
-use super::envelope_of;
 use crate::CommandContext;
 use crate::load::load;
-use crate::pipeline::{Decision, Envelope, execute, write};
-use axum::body::Bytes;
+use crate::pipeline::{Decision, execute, write};
+use crate::request::{Command, Door, OpenCommand, path_id};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use domain::Decider;
 use domain::customer::{Customer, CustomerCommand, CustomerContext, KycOutcome};
 use domain::ids::CustomerId;
 use event_store::Claims;
 use hmac::{Hmac, Mac};
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Problem, Role};
+use http_edge::{Problem, ProblemType, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
@@ -54,6 +52,30 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// The door of the provider's callbacks: the `Kyc-Signature` header must be the provider's
+/// signature of the raw body, checked before anything of the body is parsed; the body is taken
+/// however its `Content-Type` declares it.
+#[derive(Debug)]
+pub(crate) struct KycProvider;
+
+impl Door for KycProvider {
+    const ACTOR: &'static str = "service:kyc-provider";
+    const JSON_ONLY: bool = false;
+
+    fn admit(context: &CommandContext, headers: &HeaderMap, raw: &[u8]) -> Result<(), Problem> {
+        let signature = headers
+            .get(KYC_SIGNATURE)
+            .and_then(|value| value.to_str().ok());
+        if signed_by(&context.kyc_webhook_secret, raw, signature) {
+            Ok(())
+        } else {
+            Err(Problem::unauthorized(
+                "the Kyc-Signature header is missing or is not the provider's signature of the body",
+            ))
+        }
+    }
 }
 
 /// The customer a check's reference names: `<customer id>:<submission id>`.
@@ -103,44 +125,17 @@ pub(crate) struct KycCheckRecorded {
 )]
 pub(crate) async fn record_kyc_check(
     State(context): State<CommandContext>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    raw: Bytes,
-) -> Response {
-    let signature = headers
-        .get(KYC_SIGNATURE)
-        .and_then(|value| value.to_str().ok());
-    if !signed_by(&context.kyc_webhook_secret, &raw, signature) {
-        return Problem::unauthorized(
-            "the Kyc-Signature header is missing or is not the provider's signature of the body",
-        )
-        .into_response();
-    }
-    let body: KycCallbackBody = match http_edge::json::parse(&raw) {
-        Ok(body) => body,
-        Err(problem) => return problem.into_response(),
-    };
-    let Some(customer_id) = customer_of(&body.reference) else {
-        return Problem::invalid_field(
+    OpenCommand { envelope, body, .. }: OpenCommand<KycCallbackBody, KycProvider>,
+) -> Result<Response, Problem> {
+    let customer_id = customer_of(&body.reference).ok_or_else(|| {
+        Problem::invalid_field(
             "reference",
             "must be <customer id>:<submission id>, as the check was requested with",
         )
-        .into_response();
-    };
-    let envelope = match Envelope::read(
-        None,
-        "service:kyc-provider",
-        &headers,
-        &format!("{method} {uri}"),
-        &raw,
-    ) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    })?;
     let context = &context;
     let body = &body;
-    execute(context, envelope, || async move {
+    let response = execute(context, envelope, || async move {
         let stream_id = customer_id.stream_id();
         let customer = load::<Customer>(&context.store, &stream_id).await?;
         let now = context.clock.now();
@@ -170,7 +165,8 @@ pub(crate) async fn record_kyc_check(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// `POST /v1/customers/{id}/kyc/manual-review` body.
@@ -204,27 +200,13 @@ pub(crate) struct ManualReviewRequested {
 )]
 pub(crate) async fn request_manual_review(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<ManualReviewBody>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Service, Role::Support]) {
-        return problem.into_response();
-    }
-    let customer_id = match super::path_id(&raw_id, ProblemType::CustomerNotFound, "customer") {
-        Ok(id) => CustomerId(id),
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<ManualReviewBody, (roles::Service, roles::Support)>,
+) -> Result<Response, Problem> {
+    let customer_id = CustomerId(path_id(&raw_id, ProblemType::CustomerNotFound, "customer")?);
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let stream_id = customer_id.stream_id();
         let customer = load::<Customer>(&context.store, &stream_id).await?;
         let now = context.clock.now();
@@ -253,7 +235,8 @@ pub(crate) async fn request_manual_review(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! The command routes, one file per resource, registered together with their OpenAPI
 //! descriptions so that a route cannot exist without its documentation. Each route's
 //! `operation_id` is also its command name on NATS (`velka.commands.<operation_id>`).
+//!
+//! A route takes its caller, body and envelope from one extractor of [`crate::request`], which
+//! names the roles that may use it, and returns `Result<_, Problem>`.
 
 mod accounts;
 mod admin;
@@ -16,10 +19,8 @@ mod trips;
 mod vehicles;
 
 use crate::CommandContext;
-use crate::pipeline::Envelope;
-use axum::http::{HeaderMap, Method, Uri};
+use http_edge::Problem;
 use http_edge::openapi::BearerAuth;
-use http_edge::{Caller, Problem, ProblemType};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -82,20 +83,3 @@ pub(crate) fn router() -> OpenApiRouter<CommandContext> {
 }
 
 pub use reservations::expire_reservation;
-
-/// The envelope of a request, for routes that need a caller.
-pub(crate) fn envelope_of(
-    caller: &Caller,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Envelope, Problem> {
-    Envelope::read(Some(caller), "", headers, &format!("{method} {uri}"), body)
-}
-
-/// Parses an id from the path; a malformed one names nothing that exists, so it is a 404.
-pub(crate) fn path_id(raw: &str, rule: ProblemType, what: &str) -> Result<uuid::Uuid, Problem> {
-    uuid::Uuid::parse_str(raw)
-        .map_err(|_| Problem::not_found(rule, format!("{what} {raw:?} does not exist")))
-}

@@ -1,14 +1,14 @@
 //! Penalties: support issues one against a trip; it is charged to the trip's payer in the same
 //! append.
 
-use super::envelope_of;
 use crate::CommandContext;
 use crate::charges::{account_write, load_account};
 use crate::load::Streams;
 use crate::pipeline::{Decision, execute, write};
+use crate::request::Command;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use domain::Rejection;
 use domain::account::{ChargeId, payer_of_trip};
 use domain::ids::{CustomerId, PenaltyId, TripId};
@@ -17,7 +17,7 @@ use domain::penalty::{IssuePenalty, Penalty, PenaltyEvent, PenaltyKind, issue_pe
 use domain::trip::Trip;
 use event_store::Claims;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Role};
+use http_edge::{Problem, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -66,25 +66,14 @@ pub(crate) struct PenaltyIssued {
 )]
 pub(crate) async fn issue(
     State(context): State<CommandContext>,
-    caller: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<IssuePenaltyBody>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Support]) {
-        return problem.into_response();
-    }
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<IssuePenaltyBody, roles::Support>,
+) -> Result<Response, Problem> {
     let penalty_id = PenaltyId(Uuid::now_v7());
     let charge_id = ChargeId(Uuid::now_v7());
-    let trip_id = TripId(body.value.trip_id);
+    let trip_id = TripId(body.trip_id);
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let (trip_stream, penalty_stream) = (trip_id.stream_id(), penalty_id.stream_id());
         let streams = Streams::read(
             &context.store,
@@ -132,5 +121,6 @@ pub(crate) async fn issue(
             body: answer,
         })
     })
-    .await
+    .await;
+    Ok(response)
 }

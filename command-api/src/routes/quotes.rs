@@ -1,15 +1,14 @@
 //! Quotes: a customer asks what a car would cost now, and gets a price valid for a few minutes,
 //! multiplied by the demand in the car's pricing zone.
 
-use super::envelope_of;
-use super::trips::customer_of;
 use crate::CommandContext;
 use crate::demand::observe;
 use crate::load::Streams;
 use crate::pipeline::{Decision, execute, write};
+use crate::request::{Command, customer_of};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use domain::customer::Customer;
 use domain::ids::{QuoteId, VehicleId};
@@ -20,7 +19,7 @@ use domain::trip::Tariff;
 use domain::vehicle::Vehicle;
 use event_store::Claims;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody};
+use http_edge::{Problem, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -67,24 +66,18 @@ pub(crate) struct QuoteIssued {
 )]
 pub(crate) async fn request(
     State(context): State<CommandContext>,
-    caller: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<RequestQuoteBody>,
-) -> Response {
-    let customer_id = match customer_of(&caller) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
-    let vehicle_id = VehicleId(body.value.vehicle_id);
+    Command {
+        caller,
+        envelope,
+        body,
+        ..
+    }: Command<RequestQuoteBody, roles::Customer>,
+) -> Result<Response, Problem> {
+    let customer_id = customer_of(&caller)?;
+    let vehicle_id = VehicleId(body.vehicle_id);
     let quote_id = QuoteId(Uuid::now_v7());
     let context = &context;
-    execute(context, envelope, || async move {
+    let response = execute(context, envelope, || async move {
         let (customer_stream, vehicle_stream, quote_stream) = (
             customer_id.stream_id(),
             vehicle_id.stream_id(),
@@ -156,5 +149,6 @@ pub(crate) async fn request(
             body,
         })
     })
-    .await
+    .await;
+    Ok(response)
 }

@@ -2,31 +2,27 @@
 //! lets it expire (the expiry worker sends that command); starting a trip in the car turns the
 //! reservation into the trip (`POST /v1/trips`).
 
-use super::trips::customer_of;
-use super::{envelope_of, path_id};
 use crate::CommandContext;
 use crate::charges::{account_write, load_account};
+use crate::holdings::customer_holdings;
 use crate::load::{Loaded, Streams, load};
 use crate::pipeline::{CommandError, Decision, Envelope, execute, write};
-use axum::body::Bytes;
+use crate::request::{Command, PathCommand, customer_of, path_id};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::account::{AccountContext, AccountId, ChargeId, paid_waiting_charge};
 use domain::customer::Customer;
-use domain::ids::{CustomerId, QuoteId, ReservationId, TripId, VehicleId};
+use domain::ids::{CustomerId, QuoteId, ReservationId, VehicleId};
 use domain::pricing::RentalTerms;
 use domain::quote::Quote;
-use domain::rental::{
-    self, ReleaseBy, ReleaseReservation, Reserve, customer_holds_car_claim, customer_trip_claim,
-};
+use domain::rental::{self, ReleaseBy, ReleaseReservation, Reserve};
 use domain::reservation::{Reservation, ReservationEvent, ReservationState, WaitingCharge};
 use domain::vehicle::Vehicle;
 use event_store::{Claims, EventStore};
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Problem};
+use http_edge::{Problem, ProblemType, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -69,22 +65,6 @@ pub(crate) struct ReservationEnded {
     charge_id: Option<ChargeId>,
 }
 
-/// The customer's active trip and active reservation, from the claims they hold.
-pub(crate) async fn customer_holdings(
-    store: &EventStore,
-    customer_id: CustomerId,
-) -> Result<(Option<TripId>, Option<ReservationId>), CommandError> {
-    let trip = store
-        .claim_holder(&customer_trip_claim(customer_id))
-        .await?
-        .and_then(|holder| TripId::from_stream_id(&holder));
-    let reservation = store
-        .claim_holder(&customer_holds_car_claim(customer_id))
-        .await?
-        .and_then(|holder| ReservationId::from_stream_id(&holder));
-    Ok((trip, reservation))
-}
-
 /// A customer reserves an available car, at the standard terms or those of their quote.
 #[utoipa::path(
     post,
@@ -98,25 +78,19 @@ pub(crate) async fn customer_holdings(
 )]
 pub(crate) async fn reserve(
     State(context): State<CommandContext>,
-    caller: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<ReserveBody>,
-) -> Response {
-    let customer_id = match customer_of(&caller) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
-    let vehicle_id = VehicleId(body.value.vehicle_id);
-    let quote_id = body.value.quote_id.map(QuoteId);
+    Command {
+        caller,
+        envelope,
+        body,
+        ..
+    }: Command<ReserveBody, roles::Customer>,
+) -> Result<Response, Problem> {
+    let customer_id = customer_of(&caller)?;
+    let vehicle_id = VehicleId(body.vehicle_id);
+    let quote_id = body.quote_id.map(QuoteId);
     let reservation_id = ReservationId(Uuid::now_v7());
     let context = &context;
-    execute(context, envelope, || async move {
+    let response = execute(context, envelope, || async move {
         let (customer_stream, vehicle_stream, reservation_stream) = (
             customer_id.stream_id(),
             vehicle_id.stream_id(),
@@ -181,7 +155,8 @@ pub(crate) async fn reserve(
             body: json!(body),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// The customer lets the car go; the waiting so far is charged.
@@ -196,36 +171,25 @@ pub(crate) async fn reserve(
 )]
 pub(crate) async fn cancel(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = (|| {
-        let customer_id = customer_of(&caller)?;
-        let reservation_id = ReservationId(path_id(
-            &raw_id,
-            ProblemType::ReservationNotFound,
-            "reservation",
-        )?);
-        let envelope = envelope_of(&caller, &method, &uri, &headers, &body)?;
-        Ok::<_, Problem>((customer_id, reservation_id, envelope))
-    })();
-    match request {
-        Ok((customer_id, reservation_id, envelope)) => {
-            release(
-                &context,
-                envelope,
-                reservation_id,
-                ReleaseBy::Cancel,
-                Some(customer_id),
-            )
-            .await
-        }
-        Err(problem) => problem.into_response(),
-    }
+    PathCommand {
+        caller, envelope, ..
+    }: PathCommand<roles::Customer>,
+) -> Result<Response, Problem> {
+    let customer_id = customer_of(&caller)?;
+    let reservation_id = ReservationId(path_id(
+        &raw_id,
+        ProblemType::ReservationNotFound,
+        "reservation",
+    )?);
+    Ok(release(
+        &context,
+        envelope,
+        reservation_id,
+        ReleaseBy::Cancel,
+        Some(customer_id),
+    )
+    .await)
 }
 
 /// Expires a reservation whose limit has passed, as the expiry worker does: through the same

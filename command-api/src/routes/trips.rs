@@ -1,14 +1,14 @@
 //! Trips: a customer starts one on an available car, parks and resumes, and ends it.
 
-use super::{envelope_of, path_id};
 use crate::CommandContext;
 use crate::charges::{account_write, load_account};
+use crate::holdings::customer_holdings;
 use crate::load::{Streams, load};
-use crate::pipeline::{CommandError, Decision, execute, write};
-use axum::body::Bytes;
+use crate::pipeline::{CommandError, Decision, Envelope, execute, write};
+use crate::request::{Command, PathCommand, customer_of, path_id};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use domain::Decider;
 use domain::account::{
     AccountContext, AccountId, ChargeId, paid_waiting_charge, payer_of_trip, trip_price_charge,
@@ -22,23 +22,12 @@ use domain::trip::PriceBreakdown;
 use domain::trip::{Trip, TripCommand, TripContext, TripEvent, TripState};
 use domain::vehicle::{Vehicle, VehicleStatus};
 use event_store::Claims;
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Problem, Role};
+use http_edge::{Problem, ProblemType, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// The customer id of a customer caller.
-pub(crate) fn customer_of(caller: &Caller) -> Result<CustomerId, Problem> {
-    caller.require(&[Role::Customer])?;
-    caller
-        .subject
-        .parse()
-        .map(CustomerId)
-        .map_err(|_| Problem::forbidden("the token's subject is not a customer id"))
-}
 
 /// `POST /v1/trips` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -100,22 +89,16 @@ pub(crate) struct TripCharge {
 )]
 pub(crate) async fn start(
     State(context): State<CommandContext>,
-    caller: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<StartTripBody>,
-) -> Response {
-    let customer_id = match customer_of(&caller) {
-        Ok(id) => id,
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
-    let vehicle_id = VehicleId(body.value.vehicle_id);
-    let quote_id = body.value.quote_id.map(QuoteId);
+    Command {
+        caller,
+        envelope,
+        body,
+        ..
+    }: Command<StartTripBody, roles::Customer>,
+) -> Result<Response, Problem> {
+    let customer_id = customer_of(&caller)?;
+    let vehicle_id = VehicleId(body.vehicle_id);
+    let quote_id = body.quote_id.map(QuoteId);
     let trip_id = TripId(Uuid::now_v7());
     let waiting_charge_id = ChargeId(Uuid::now_v7());
     // The card hold of this start (see `payments::hold`): taken inside the decision, settled
@@ -163,7 +146,7 @@ pub(crate) async fn start(
             _ => None,
         };
         let (customer_active_trip, customer_reservation) =
-            super::reservations::customer_holdings(&context.store, customer_id).await?;
+            customer_holdings(&context.store, customer_id).await?;
         let now = context.clock.now();
         let decision = rental::start_trip(StartTrip {
             trip_id,
@@ -242,7 +225,7 @@ pub(crate) async fn start(
     if let Some(hold) = &hold {
         hold.settle(response.status() == StatusCode::CREATED).await;
     }
-    response
+    Ok(response)
 }
 
 /// How a start without a hold is answered.
@@ -286,25 +269,17 @@ async fn owned_trip(
 struct TripRequest {
     customer_id: CustomerId,
     trip_id: TripId,
-    envelope: crate::pipeline::Envelope,
+    envelope: Envelope,
 }
 
-fn trip_request(
-    caller: &Caller,
-    raw_id: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<TripRequest, Problem> {
-    let customer_id = customer_of(caller)?;
-    let trip_id = TripId(path_id(raw_id, ProblemType::TripNotFound, "trip")?);
-    let envelope = envelope_of(caller, method, uri, headers, body)?;
-    Ok(TripRequest {
-        customer_id,
-        trip_id,
-        envelope,
-    })
+impl TripRequest {
+    fn read(raw_id: &str, command: PathCommand<roles::Customer>) -> Result<Self, Problem> {
+        Ok(Self {
+            customer_id: customer_of(&command.caller)?,
+            trip_id: TripId(path_id(raw_id, ProblemType::TripNotFound, "trip")?),
+            envelope: command.envelope,
+        })
+    }
 }
 
 /// Park or resume: the trip's own rules, no other aggregate involved.
@@ -347,17 +322,11 @@ async fn change_phase(
 )]
 pub(crate) async fn park(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match trip_request(&caller, &raw_id, &method, &uri, &headers, &body) {
-        Ok(request) => change_phase(context, request, TripCommand::Park, "parked").await,
-        Err(problem) => problem.into_response(),
-    }
+    command: PathCommand<roles::Customer>,
+) -> Result<Response, Problem> {
+    let request = TripRequest::read(&raw_id, command)?;
+    Ok(change_phase(context, request, TripCommand::Park, "parked").await)
 }
 
 /// The customer drives on.
@@ -372,17 +341,11 @@ pub(crate) async fn park(
 )]
 pub(crate) async fn resume(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match trip_request(&caller, &raw_id, &method, &uri, &headers, &body) {
-        Ok(request) => change_phase(context, request, TripCommand::Resume, "driving").await,
-        Err(problem) => problem.into_response(),
-    }
+    command: PathCommand<roles::Customer>,
+) -> Result<Response, Problem> {
+    let request = TripRequest::read(&raw_id, command)?;
+    Ok(change_phase(context, request, TripCommand::Resume, "driving").await)
 }
 
 /// The customer ends the trip where the car stands; the answer carries the price.
@@ -397,27 +360,20 @@ pub(crate) async fn resume(
 )]
 pub(crate) async fn end(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+    command: PathCommand<roles::Customer>,
+) -> Result<Response, Problem> {
     let TripRequest {
         customer_id,
         trip_id,
         envelope,
-    } = match trip_request(&caller, &raw_id, &method, &uri, &headers, &body) {
-        Ok(request) => request,
-        Err(problem) => return problem.into_response(),
-    };
+    } = TripRequest::read(&raw_id, command)?;
     // The id of the refuel task the end opens if the tank is low (a new stream of its own), and
     // of the charge for the price.
     let service_task_id = domain::ids::ServiceTaskId(Uuid::now_v7());
     let charge_id = ChargeId(Uuid::now_v7());
     let context = &context;
-    execute(context, envelope, || async move {
+    let response = execute(context, envelope, || async move {
         let trip = owned_trip(context, trip_id, customer_id).await?;
         let Some(start) = &trip.state.started else {
             return Err(domain::Rejection::TripNotFound { trip_id }.into());
@@ -487,5 +443,6 @@ pub(crate) async fn end(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }

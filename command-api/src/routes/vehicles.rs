@@ -1,12 +1,12 @@
 //! Vehicles: fleet staff add cars; telematics units report their state.
 
-use super::{envelope_of, path_id};
 use crate::CommandContext;
 use crate::load::load;
 use crate::pipeline::{Decision, execute, write};
+use crate::request::{Command, path_id};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use domain::Decider;
 use domain::claims::Claim;
 use domain::geo::GeoPoint;
@@ -16,9 +16,8 @@ use domain::vehicle::{
     Telemetry, Vehicle, VehicleCommand, VehicleContext, VehicleDetails, VehicleState,
 };
 use event_store::{Claims, ExpectedVersion};
-use http_edge::ProblemType;
 use http_edge::openapi::CommandProblems;
-use http_edge::{Caller, JsonBody, Role};
+use http_edge::{Problem, ProblemType, roles};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -67,23 +66,12 @@ pub(crate) struct VehicleAdded {
 )]
 pub(crate) async fn add(
     State(context): State<CommandContext>,
-    caller: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<AddVehicle>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Fleet]) {
-        return problem.into_response();
-    }
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<AddVehicle, roles::Fleet>,
+) -> Result<Response, Problem> {
     let vehicle_id = VehicleId(Uuid::now_v7());
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let details = VehicleDetails {
             vehicle_id,
             plate: Plate::parse("plate", &body.plate)?,
@@ -118,7 +106,8 @@ pub(crate) async fn add(
             body: json!(VehicleAdded { vehicle_id }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
 
 /// `POST /v1/vehicles/{id}/telemetry` body: a reading of the car's telematics unit.
@@ -153,27 +142,13 @@ pub(crate) struct TelemetryAccepted {
 )]
 pub(crate) async fn telemetry(
     State(context): State<CommandContext>,
-    caller: Caller,
     Path(raw_id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: JsonBody<TelemetryBody>,
-) -> Response {
-    if let Err(problem) = caller.require(&[Role::Service]) {
-        return problem.into_response();
-    }
-    let vehicle_id = match path_id(&raw_id, ProblemType::VehicleNotFound, "vehicle") {
-        Ok(id) => VehicleId(id),
-        Err(problem) => return problem.into_response(),
-    };
-    let envelope = match envelope_of(&caller, &method, &uri, &headers, &body.raw) {
-        Ok(envelope) => envelope,
-        Err(problem) => return problem.into_response(),
-    };
+    Command { envelope, body, .. }: Command<TelemetryBody, roles::Service>,
+) -> Result<Response, Problem> {
+    let vehicle_id = VehicleId(path_id(&raw_id, ProblemType::VehicleNotFound, "vehicle")?);
     let context = &context;
-    let body = &body.value;
-    execute(context, envelope, || async move {
+    let body = &body;
+    let response = execute(context, envelope, || async move {
         let reading = Telemetry {
             position: GeoPoint::parse("lat", body.lat, "lon", body.lon)?,
             fuel_percent: FuelPercent::parse("fuel_percent", body.fuel_percent)?,
@@ -199,5 +174,6 @@ pub(crate) async fn telemetry(
             }),
         })
     })
-    .await
+    .await;
+    Ok(response)
 }
