@@ -276,7 +276,7 @@ fn referenced_paths(code: &str) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
     let ident = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
     let mut at = 0;
-    while let Some(found) = code[at..].find(|c: char| c == 'c' || c == 's') {
+    while let Some(found) = code[at..].find(['c', 's']) {
         let start = at + found;
         at = start + 1;
         let before = code[..start].chars().next_back();
