@@ -32,3 +32,9 @@ pub enum AuditError {
     #[error("encoding an exported event failed: {0}")]
     Encode(#[from] serde_json::Error),
 }
+
+impl From<event_store::copy::CopyError> for AuditError {
+    fn from(error: event_store::copy::CopyError) -> Self {
+        AuditError::Corrupt(error.to_string())
+    }
+}

@@ -16,9 +16,11 @@
 //! Architecture invariant: knows nothing of the domain; events are `(type, version, JSON)`.
 
 mod append;
+mod bulk;
 mod cache;
 pub mod clock;
 pub mod codec;
+pub mod copy;
 pub mod crash;
 pub mod database;
 mod error;
@@ -35,6 +37,7 @@ mod tail;
 pub mod testing;
 
 pub use append::AppendOutcome;
+pub use bulk::BulkPages;
 pub use cache::DEFAULT_CAPACITY as DEFAULT_STREAM_CACHE_EVENTS;
 pub use codec::EventCodec;
 pub use error::{AppendError, StoreError};
