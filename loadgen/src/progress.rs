@@ -206,6 +206,21 @@ fn after_counts(message: &str) -> String {
     }
 }
 
+/// How long the rest will take at the average pace so far, as `ETA 1h 02m`, `ETA 3m 20s` or
+/// `ETA 12s`: `done` of `total` steps took `elapsed`. `None` before the first step or once done.
+pub fn eta(done: u64, total: u64, elapsed: Duration) -> Option<String> {
+    if done == 0 || done >= total {
+        return None;
+    }
+    let left = elapsed.as_secs_f64() * (total - done) as f64 / done as f64;
+    let left = left.round() as u64;
+    Some(match (left / 3600, left / 60 % 60, left % 60) {
+        (0, 0, s) => format!("ETA {s}s"),
+        (0, m, s) => format!("ETA {m}m {s:02}s"),
+        (h, m, _) => format!("ETA {h}h {m:02}m"),
+    })
+}
+
 /// The plain line: the bar's words without the bar.
 fn line(bar: &ProgressBar, counts: &Counts) -> String {
     let mut text = format!("{}: ", bar.prefix());
@@ -220,6 +235,16 @@ mod tests {
 
     fn hidden(prefix: &'static str, total: Option<u64>) -> ProgressBar {
         ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden()).with_prefix(prefix)
+    }
+
+    #[test]
+    fn the_eta_is_the_rest_at_the_pace_so_far() {
+        let eta = |done, total, s| eta(done, total, Duration::from_secs(s));
+        assert_eq!(eta(0, 100, 5), None);
+        assert_eq!(eta(100, 100, 5), None);
+        assert_eq!(eta(50, 100, 12).as_deref(), Some("ETA 12s"));
+        assert_eq!(eta(25, 100, 100).as_deref(), Some("ETA 5m 00s"));
+        assert_eq!(eta(1, 100, 100).as_deref(), Some("ETA 2h 45m"));
     }
 
     #[test]

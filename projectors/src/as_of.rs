@@ -1,7 +1,7 @@
 //! Read models as of a time, for auditors (`velka audit rebuild-as-of`).
 //!
 //! [`rebuild_as_of`] creates a schema of its own (`asof_…`), an empty copy of every read model
-//! table in it (`LIKE public.… INCLUDING ALL`, as [`crate::rebuild`] does), and runs every
+//! table in it (as [`crate::rebuild`] does: secondary indexes built after the load), and runs every
 //! projector over the events *recorded* at or before T, with `search_path` pointing at the copy
 //! (projectors name their tables without a schema, so their SQL is unchanged), through the same
 //! page loop as a rebuild ([`crate::replay`]: the log read once, each projector in a
@@ -12,7 +12,7 @@
 //! fine learned in December about November) is not in the copy.
 
 use crate::projector::{ProjectionError, Projector};
-use crate::replay::{ApplyError, LogPages, Target, apply_page};
+use crate::replay::{ApplyError, LogPages, Target, apply_page, create_copy, create_indexes};
 use chrono::{DateTime, Utc};
 use event_store::{EventStore, LogPosition, RecordedEvent, StoreError};
 use std::sync::Arc;
@@ -124,16 +124,13 @@ pub async fn rebuild_as_of(
         .execute(&mut *tx)
         .await?;
     let mut tables = Vec::new();
+    let mut deferred_indexes = Vec::new();
     for projector in projectors {
         for table in projector.tables() {
             if !plain(table) {
                 return Err(AsOfError::BadSchema(format!("table {table}")));
             }
-            sqlx::query(&format!(
-                "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)"
-            ))
-            .execute(&mut *tx)
-            .await?;
+            deferred_indexes.extend(create_copy(&mut tx, schema, table).await?);
             tables.push((*table).to_owned());
         }
     }
@@ -165,6 +162,7 @@ pub async fn rebuild_as_of(
             applied,
         });
     }
+    create_indexes(pool, &deferred_indexes).await?;
     let mut rows = Vec::new();
     for table in tables {
         let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}.{table}"))

@@ -4,9 +4,10 @@
 //! keep serving queries and following the log, then switches over in one short transaction:
 //!
 //! 1. **Build.** Create schema `rebuild_<name>` with an empty copy of each of the projector's
-//!    tables (`LIKE … INCLUDING ALL`: columns, defaults, checks, indexes) and apply the whole log
-//!    to it in batches, with `search_path` pointing at the copy first. The projector's own SQL is
-//!    unchanged: it names its tables without a schema.
+//!    tables (columns, defaults, checks and the unique indexes the upserts need) and apply the
+//!    whole log to it in pages, with `search_path` pointing at the copy first; then build the
+//!    other indexes, once, over the filled table. The projector's own SQL is unchanged: it names
+//!    its tables without a schema.
 //! 2. **Catch up and switch.** In one transaction: lock the live checkpoint row (the live
 //!    runner's next batch waits on it, so it cannot apply past the switch), apply whatever the
 //!    copy still lacks up to the head, move the live tables out to `retired_<name>` and the copy
@@ -23,7 +24,9 @@
 //! ([`crate::replay`]); then each projector catches up and switches on its own, as above.
 
 use crate::projector::{ProjectionError, Projector};
-use crate::replay::{ApplyError, LogPages, Target, apply, apply_page, use_schema};
+use crate::replay::{
+    ApplyError, LogPages, Target, apply, apply_page, create_copy, create_indexes, use_schema,
+};
 use event_store::follower::{Checkpoint, checkpoint};
 use event_store::{EventStore, LogPosition, RecordedEvent, StoreError};
 use sqlx::Row;
@@ -153,8 +156,10 @@ pub async fn rebuild_all(
         .collect();
     let pool = store.pool();
 
-    // 1. An empty copy of each table.
+    // 1. An empty copy of each table, with only the indexes the upserts need; the others are
+    // built once the copy is filled.
     let mut conn = pool.acquire().await?;
+    let mut deferred_indexes = Vec::new();
     for target in &targets {
         let copy = &target.schema;
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {copy} CASCADE"))
@@ -164,11 +169,7 @@ pub async fn rebuild_all(
             .execute(&mut *conn)
             .await?;
         for table in target.projector.tables() {
-            sqlx::query(&format!(
-                "CREATE TABLE {copy}.{table} (LIKE public.{table} INCLUDING ALL)"
-            ))
-            .execute(&mut *conn)
-            .await?;
+            deferred_indexes.extend(create_copy(&mut conn, copy, table).await?);
         }
     }
     drop(conn);
@@ -205,6 +206,7 @@ pub async fn rebuild_all(
     }
     let built = pages.position();
     drop(pages);
+    create_indexes(pool, &deferred_indexes).await?;
 
     // 3. and 4. Each projector catches up and switches, then its old tables go.
     let mut reports = Vec::with_capacity(targets.len());

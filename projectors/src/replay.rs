@@ -1,8 +1,9 @@
 //! Replaying the log into copies of read-model tables: the one page loop that [`crate::rebuild`]
 //! and [`crate::as_of`] share.
 //!
-//! [`LogPages`] reads the log in delivery order, one page at a time, and reads the next page
-//! while the caller applies the current one. [`apply_page`] applies one page to several
+//! [`LogPages`] reads the log in delivery order, one page at a time, and reads ahead while the
+//! caller applies the current page: up to a settled head with binary `COPY`s, beyond it with the
+//! gap-free page read. [`apply_page`] applies one page to several
 //! projectors' copies at once, each projector in its own transaction on its own pooled
 //! connection with `search_path` pointing at its copy, so that their PostgreSQL work overlaps;
 //! the log is read once however many read models are built.
@@ -10,7 +11,7 @@
 //! Nothing here touches a live table or a checkpoint: what is applied lands in a copy schema.
 
 use crate::projector::{ProjectionError, Projector};
-use event_store::{EventStore, LogPage, LogPosition, RecordedEvent, StoreError};
+use event_store::{BulkPages, EventStore, LogPage, LogPosition, RecordedEvent, StoreError};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub(crate) struct LogPages {
     wait_for_held_back: bool,
     /// The read of the page after `after`, started before it was asked for.
     prefetch: Option<JoinHandle<Result<LogPage, StoreError>>>,
+    /// The bulk read up to `until`, once started.
+    bulk: Option<BulkPages>,
 }
 
 impl LogPages {
@@ -45,11 +48,13 @@ impl LogPages {
             until: None,
             wait_for_held_back: true,
             prefetch: None,
+            bulk: None,
         }
     }
 
-    /// Ends with the page that reaches `head`: events after it are still returned when they
-    /// share its page, so a caller that must not see them filters by position.
+    /// Ends with the event at `head`, a head the store returned (so settled: every transaction
+    /// that wrote at or below it has ended). The stretch is read the fast way, with binary
+    /// `COPY`s a few pages ahead ([`EventStore::read_log_bulk`]).
     pub(crate) fn until(mut self, head: LogPosition) -> Self {
         self.until = Some(head);
         self
@@ -65,9 +70,11 @@ impl LogPages {
         self
     }
 
-    /// Moves the end to `head` (a later head than before): the pages after the old end follow.
+    /// Moves the end to `head` (a later head the store returned): the pages after the old end
+    /// follow.
     pub(crate) fn set_until(&mut self, head: LogPosition) {
         self.until = Some(head);
+        self.bulk = None;
     }
 
     /// The position of the last event returned.
@@ -81,6 +88,22 @@ impl LogPages {
         loop {
             if self.until.is_some_and(|head| self.after >= head) {
                 return Ok(None);
+            }
+            if let Some(until) = self.until {
+                let (store, after, size) = (&self.store, self.after, self.batch_size);
+                let bulk = self
+                    .bulk
+                    .get_or_insert_with(|| store.read_log_bulk(after, until, size));
+                return match bulk.next().await {
+                    Some(Ok(events)) => {
+                        if let Some(last) = events.last() {
+                            self.after = last.log_position;
+                        }
+                        Ok(Some(events))
+                    }
+                    Some(Err(error)) => Err(error),
+                    None => Ok(None),
+                };
             }
             let page = match self.prefetch.take() {
                 // The read is aborted only when `self` is dropped, so an error is a panic.
@@ -215,4 +238,75 @@ pub(crate) async fn apply(
             source,
         })?;
     Ok(mine.len() as u64)
+}
+
+/// Creates an empty copy of `public.{table}` in `schema` for a load: columns, defaults, checks
+/// and the unique indexes (primary keys, unique constraints: what the projectors' upserts name
+/// in `ON CONFLICT`), but not the other indexes, which a load would maintain row by row. Returns
+/// the statements that create those, to run once the copy is filled ([`create_indexes`]). The
+/// indexes keep the live ones' names, so a rebuilt table looks like a migrated one.
+///
+/// `schema` and `table` go into SQL text: the caller checks they are plain identifiers.
+pub(crate) async fn create_copy(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query(&format!(
+        "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES)"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    // Each index of the live table: the constraint it backs, if any, and its definition.
+    let indexes: Vec<(bool, Option<String>, Option<String>, String)> = sqlx::query_as(
+        "SELECT i.indisunique, c.conname::text, pg_get_constraintdef(c.oid),
+                pg_get_indexdef(i.indexrelid)
+         FROM pg_index i
+         LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+         WHERE i.indrelid = to_regclass($1)
+         ORDER BY i.indexrelid",
+    )
+    .bind(format!("public.{table}"))
+    .fetch_all(&mut *conn)
+    .await?;
+    let live = format!(" ON public.{table} ");
+    let copy = format!(" ON {schema}.{table} ");
+    let mut deferred = Vec::new();
+    for (unique, constraint, constraint_def, index_def) in indexes {
+        let statement = match (constraint, constraint_def) {
+            (Some(name), Some(def)) => {
+                format!("ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {def}")
+            }
+            _ => index_def.replacen(&live, &copy, 1),
+        };
+        if unique {
+            sqlx::query(&statement).execute(&mut *conn).await?;
+        } else {
+            deferred.push(statement);
+        }
+    }
+    Ok(deferred)
+}
+
+/// Runs the index statements [`create_copy`] deferred, several at once (one connection each, up
+/// to the pool's size), with room to sort in memory.
+pub(crate) async fn create_indexes(
+    pool: &PgPool,
+    statements: &[String],
+) -> Result<(), sqlx::Error> {
+    let at_once = usize::try_from(pool.options().get_max_connections())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    for chunk in statements.chunks(at_once) {
+        futures::future::try_join_all(chunk.iter().map(|statement| async move {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET LOCAL maintenance_work_mem = '128MB'")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(statement).execute(&mut *tx).await?;
+            tx.commit().await
+        }))
+        .await?;
+    }
+    Ok(())
 }

@@ -126,6 +126,27 @@ async fn oids(pool: &PgPool, projectors: &[Arc<dyn Projector>]) -> Vec<i64> {
     oids
 }
 
+/// Every index and constraint of the tables of `projectors`: name and definition.
+async fn indexes(pool: &PgPool, projectors: &[Arc<dyn Projector>]) -> Vec<(String, String)> {
+    let tables: Vec<String> = projectors
+        .iter()
+        .flat_map(|p| p.tables())
+        .map(|t| (*t).to_owned())
+        .collect();
+    sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes
+         WHERE schemaname = 'public' AND tablename = ANY ($1)
+         UNION ALL
+         SELECT conname::text, pg_get_constraintdef(c.oid) FROM pg_constraint c
+         WHERE c.conrelid = ANY (SELECT ('public.' || t)::regclass FROM unnest($1::text[]) t)
+         ORDER BY 1, 2",
+    )
+    .bind(&tables)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 async fn leftover_schemas(pool: &PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rebuild\\_%' OR nspname LIKE 'retired\\_%'",
@@ -148,6 +169,13 @@ async fn rebuilding_several_read_models_at_once_equals_the_live_ones_and_each_al
     let live = rows(db.pool(), &chosen()).await;
     assert!(live.iter().all(|(_, rows)| !rows.is_empty()), "{live:?}");
     let oids_before = oids(db.pool(), &chosen()).await;
+    let indexes_before = indexes(db.pool(), &chosen()).await;
+    assert!(
+        indexes_before
+            .iter()
+            .any(|(_, def)| !def.contains("UNIQUE") && def.starts_with("CREATE INDEX")),
+        "the chosen tables have no secondary index to rebuild: {indexes_before:?}"
+    );
     let head = store.head().await.unwrap();
 
     // A small batch so the log takes several pages.
@@ -184,6 +212,9 @@ async fn rebuilding_several_read_models_at_once_equals_the_live_ones_and_each_al
     }
     assert_eq!(rows(db.pool(), &chosen()).await, live);
     assert_eq!(leftover_schemas(db.pool()).await, 0);
+    // The same indexes and constraints, under the same names (the secondary ones built after
+    // the load).
+    assert_eq!(indexes(db.pool(), &chosen()).await, indexes_before);
 
     // Each alone gives the same rows again.
     for projector in chosen() {

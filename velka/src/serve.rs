@@ -70,17 +70,22 @@ pub async fn rebuild(global: &Global, args: crate::config::RebuildArgs) -> anyho
     let every = std::time::Duration::from_millis(500);
     let bar = loadgen::progress::Progress::new(&format!("velka: rebuilding {what}"), None, every);
     let reports = projectors::rebuild::rebuild_all(&store, chosen, args.batch_size, |progress| {
-        let rate = progress.events_applied as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let elapsed = started.elapsed();
+        let rate = progress.events_applied as f64 / elapsed.as_secs_f64().max(1e-3);
         bar.set_length(progress.head);
         bar.set_position(progress.position);
+        let (done, total) = (progress.position.max(0), progress.head.max(0));
+        let eta = loadgen::progress::eta(done as u64, total as u64, elapsed)
+            .map(|eta| format!(", {eta}"))
+            .unwrap_or_default();
         bar.set_message(format!(
-            "({} events applied, {rate:.0}/s)",
+            "({} events applied, {rate:.0}/s{eta})",
             progress.events_applied
         ));
     })
     .await
     .with_context(|| format!("rebuilding {what}"))?;
-    bar.finish_and_clear();
+    bar.finish();
     pool.close().await;
     for report in reports {
         let rows: Vec<String> = report
