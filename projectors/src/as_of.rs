@@ -63,6 +63,9 @@ pub enum AsOfError {
     /// Reading the log failed.
     #[error("reading the event log failed: {0}")]
     Store(#[from] StoreError),
+    /// A projector stopped taking pages without an error (a bug).
+    #[error("a projector stopped taking pages")]
+    Stopped,
 }
 
 impl From<ApplyError> for AsOfError {
@@ -78,6 +81,7 @@ impl From<ApplyError> for AsOfError {
                 source,
             },
             ApplyError::Database(error) => AsOfError::Database(error),
+            ApplyError::Stopped => AsOfError::Stopped,
         }
     }
 }

@@ -20,12 +20,13 @@
 //! switch is one transaction, so it happens entirely or not at all.
 //!
 //! [`rebuild_all`] does this for several read models and reads the log once for all of them:
-//! each page goes to every projector's copy at once, each in its own transaction
-//! ([`crate::replay`]); then each projector catches up and switches on its own, as above.
+//! each page goes to every projector's copy, each projector in a task and a transaction per page
+//! of its own, as many applying at once as the machine has cores ([`crate::replay::FanOut`]);
+//! then each projector catches up and switches on its own, as above.
 
 use crate::projector::{ProjectionError, Projector};
 use crate::replay::{
-    ApplyError, LogPages, Target, apply, apply_page, create_copy, create_indexes, use_schema,
+    ApplyError, FanOut, LogPages, Target, apply, cores, create_copy, create_indexes, use_schema,
 };
 use event_store::follower::{Checkpoint, checkpoint};
 use event_store::{EventStore, LogPosition, RecordedEvent, StoreError};
@@ -81,6 +82,9 @@ pub enum RebuildError {
     /// Reading the log failed.
     #[error("reading the event log failed: {0}")]
     Store(#[from] StoreError),
+    /// A projector stopped taking pages without an error (a bug); the live models are unchanged.
+    #[error("a projector stopped taking pages; nothing was switched")]
+    Stopped,
     /// The live checkpoint was not there to be moved (removed while the switch began).
     #[error("the live checkpoint of {name} is gone; the switch was rolled back")]
     CheckpointGone { name: &'static str },
@@ -99,6 +103,7 @@ impl From<ApplyError> for RebuildError {
                 source,
             },
             ApplyError::Database(error) => RebuildError::Database(error),
+            ApplyError::Stopped => RebuildError::Stopped,
         }
     }
 }
@@ -122,10 +127,11 @@ pub async fn rebuild(
 }
 
 /// Rebuilds several read models side by side, reading the log once for all of them: each page
-/// is applied to every projector's copy at once (each in its own transaction). Then each
+/// goes to every projector's copy, each projector in a task of its own, up to the machine's
+/// cores applying at once (each page in its own transaction). Then each
 /// projector catches up and switches over atomically on its own, as [`rebuild`] does, one after
 /// the other. Returns one report per projector, in the order given; `progress` is called after
-/// each page of the build, with the events applied by all projectors together.
+/// each page of the build is handed out, with the events applied by all projectors so far.
 ///
 /// If a switch fails, the projectors before it have switched and the ones from it on are
 /// unchanged (their copies are left, and replaced by the next rebuild).
@@ -181,18 +187,14 @@ pub async fn rebuild_all(
     // the build would be chased for ever); the switch applies the rest.
     let mut head = store.head().await?;
     let mut pages = LogPages::new(store, LogPosition::START, batch_size).until(head);
-    let mut applied = vec![0u64; targets.len()];
+    let mut fan_out = FanOut::start(pool, &targets, cores());
     for round in 1.. {
         while let Some(page) = pages.next().await? {
-            let events: Vec<&RecordedEvent> = page.iter().collect();
-            let counts = apply_page(pool, &targets, &events).await?;
-            for (total, count) in applied.iter_mut().zip(counts) {
-                *total += count;
-            }
+            fan_out.send(page).await?;
             progress(&RebuildProgress {
                 position: pages.position().position,
                 head: head.position,
-                events_applied: applied.iter().sum(),
+                events_applied: fan_out.applied(),
             });
         }
         let now = store.head().await?;
@@ -204,6 +206,7 @@ pub async fn rebuild_all(
         head = now;
         pages.set_until(head);
     }
+    let applied = fan_out.finish().await?;
     let built = pages.position();
     drop(pages);
     create_indexes(pool, &deferred_indexes).await?;

@@ -14,7 +14,9 @@ use crate::projector::{ProjectionError, Projector};
 use event_store::{BulkPages, EventStore, LogPage, LogPosition, RecordedEvent, StoreError};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 /// How long to wait before reading again when a transaction still in flight holds back events.
@@ -167,6 +169,9 @@ pub(crate) enum ApplyError {
     /// Opening, pointing or committing a projector's transaction failed.
     #[error("applying a page: {0}")]
     Database(#[from] sqlx::Error),
+    /// A projector's task stopped taking pages without saying why.
+    #[error("a projector stopped taking pages")]
+    Stopped,
 }
 
 /// Applies `events` to every target's copy, each projector only the events of its categories,
@@ -309,4 +314,118 @@ pub(crate) async fn create_indexes(
         .await?;
     }
     Ok(())
+}
+
+/// Pages handed to several projectors' copies, each projector in a task of its own that takes
+/// them as they come, one transaction per page, with at most `parallel` transactions applying at
+/// once (the machine's cores: PostgreSQL does most of the work). A fast projector runs ahead of a
+/// slow one by up to [`FAN_OUT_AHEAD`] pages instead of waiting for it at every page.
+#[derive(Debug)]
+pub(crate) struct FanOut {
+    senders: Vec<Option<mpsc::Sender<Arc<Vec<RecordedEvent>>>>>,
+    tasks: Vec<JoinHandle<Result<u64, ApplyError>>>,
+    applied: Arc<Vec<AtomicU64>>,
+}
+
+/// Pages a projector's task may have waiting.
+pub(crate) const FAN_OUT_AHEAD: usize = 4;
+
+impl FanOut {
+    /// One task per target, `parallel` applying at once.
+    pub(crate) fn start(pool: &PgPool, targets: &[Target], parallel: usize) -> Self {
+        let permits = Arc::new(Semaphore::new(parallel.max(1)));
+        let applied: Arc<Vec<AtomicU64>> =
+            Arc::new(targets.iter().map(|_| AtomicU64::new(0)).collect());
+        let mut senders = Vec::with_capacity(targets.len());
+        let mut tasks = Vec::with_capacity(targets.len());
+        for (index, target) in targets.iter().enumerate() {
+            let (sender, mut pages) = mpsc::channel::<Arc<Vec<RecordedEvent>>>(FAN_OUT_AHEAD);
+            let (pool, target, permits, applied) = (
+                pool.clone(),
+                target.clone(),
+                permits.clone(),
+                applied.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut total = 0;
+                while let Some(page) = pages.recv().await {
+                    let events: Vec<&RecordedEvent> = page.iter().collect();
+                    let _permit = permits.acquire().await;
+                    let count = apply_to_copy(&pool, &target, &events).await?;
+                    total += count;
+                    applied[index].fetch_add(count, Ordering::Relaxed);
+                }
+                Ok(total)
+            }));
+            senders.push(Some(sender));
+        }
+        Self {
+            senders,
+            tasks,
+            applied,
+        }
+    }
+
+    /// Hands `page` to every projector, waiting while one has [`FAN_OUT_AHEAD`] pages waiting.
+    /// An error is the first projector's that failed (the others stop at once).
+    pub(crate) async fn send(&mut self, page: Vec<RecordedEvent>) -> Result<(), ApplyError> {
+        let page = Arc::new(page);
+        for index in 0..self.senders.len() {
+            let Some(sender) = &self.senders[index] else {
+                continue;
+            };
+            if sender.send(page.clone()).await.is_err() {
+                // The task ended early: it failed.
+                self.senders[index] = None;
+                let task = &mut self.tasks[index];
+                let error = match task.await {
+                    Ok(Err(error)) => error,
+                    Ok(Ok(_)) => ApplyError::Stopped,
+                    Err(error) => std::panic::resume_unwind(error.into_panic()),
+                };
+                self.abort();
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Events applied so far, all projectors together.
+    pub(crate) fn applied(&self) -> u64 {
+        self.applied.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Waits for every projector to apply what it was sent; how many events each applied.
+    pub(crate) async fn finish(mut self) -> Result<Vec<u64>, ApplyError> {
+        self.senders.clear();
+        let mut counts = Vec::with_capacity(self.tasks.len());
+        for task in std::mem::take(&mut self.tasks) {
+            match task.await {
+                Ok(Ok(count)) => counts.push(count),
+                Ok(Err(error)) => {
+                    self.abort();
+                    return Err(error);
+                }
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            }
+        }
+        Ok(counts)
+    }
+
+    fn abort(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for FanOut {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// How many transactions a rebuild applies at once: the machine's cores.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
