@@ -304,3 +304,70 @@ async fn a_rebuild_finishes_while_events_keep_being_appended() {
     shutdown.trigger();
     running.stopped().await;
 }
+
+/// The cars' read model, failing on the event that adds car number `.0` (its plate).
+#[derive(Debug)]
+struct FailingOnCar(u32);
+
+impl Projector for FailingOnCar {
+    fn name(&self) -> &'static str {
+        VehiclesProjector.name()
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        VehiclesProjector.tables()
+    }
+    fn categories(&self) -> &'static [&'static str] {
+        VehiclesProjector.categories()
+    }
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut sqlx::PgConnection,
+        events: &'a [&'a event_store::RecordedEvent],
+    ) -> futures::future::BoxFuture<'a, Result<(), projectors::ProjectionError>> {
+        let bad = events
+            .iter()
+            .find(|e| e.data.to_string().contains(&format!("{:03}ВС777", self.0)));
+        match bad {
+            Some(event) => Box::pin(async move {
+                Err(projectors::ProjectionError::Other("planted".to_owned()).at(event))
+            }),
+            None => VehiclesProjector.apply(conn, events),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_projector_that_fails_stops_the_rebuild_and_switches_nothing() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let shutdown = Shutdown::new();
+    let running = Projections::spawn(store.clone(), chosen(), fast(), &shutdown);
+    for number in 1..=12 {
+        car_and_trip(&store, number).await;
+    }
+    running.wait_caught_up(&store, DEADLINE).await.unwrap();
+    let live = rows(db.pool(), &chosen()).await;
+    let oids_before = oids(db.pool(), &chosen()).await;
+
+    let failing: Vec<Arc<dyn Projector>> =
+        vec![Arc::new(TripsProjector), Arc::new(FailingOnCar(9))];
+    let error = tokio::time::timeout(DEADLINE, rebuild_all(&store, failing, 3, |_| {}))
+        .await
+        .expect("the rebuild stopped")
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RebuildError::Apply {
+                name: "vehicles_view",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    // Nothing switched: the same tables, the same rows.
+    assert_eq!(oids(db.pool(), &chosen()).await, oids_before);
+    assert_eq!(rows(db.pool(), &chosen()).await, live);
+    shutdown.trigger();
+    running.stopped().await;
+}
