@@ -203,6 +203,11 @@ async fn apply_to_copy(
         return Ok(0);
     }
     let mut tx = pool.begin().await?;
+    // A copy is thrown away if the process dies before the switch, so its pages need not wait
+    // for the disk.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     use_schema(&mut tx, &target.schema).await?;
     let applied = apply(&mut tx, target.projector.as_ref(), events).await?;
     tx.commit().await?;
