@@ -15,6 +15,7 @@
 //!
 //! Architecture invariant: knows nothing of the domain; events are `(type, version, JSON)`.
 
+mod announce;
 mod append;
 mod bulk;
 mod cache;
@@ -67,6 +68,8 @@ pub struct EventStore {
     /// Bumped after every successful append in this process, so local subscribers wake at once
     /// instead of waiting for their next poll.
     appended: Arc<watch::Sender<u64>>,
+    /// Tells other processes about this process's appends (see `announce`).
+    announcer: Arc<announce::Announcer>,
     /// Streams already read, so a load reads only what was appended since (see `cache`).
     cache: Arc<cache::StreamCache>,
     /// States folded from streams, so a load folds only what was appended since (see
@@ -99,6 +102,7 @@ impl EventStore {
         Self {
             pool,
             appended: Arc::new(appended),
+            announcer: Arc::new(announce::Announcer::new()),
             cache: Arc::new(cache::StreamCache::new(events)),
             states: Arc::new(states::StateCache::new(states::DEFAULT_CAPACITY)),
             tail: Arc::new(tail::Tail::new()),
@@ -177,6 +181,7 @@ impl EventStore {
     }
 
     fn wake_subscribers(&self) {
+        self.announcer.announce(&self.pool);
         self.appended
             .send_modify(|count| *count = count.wrapping_add(1));
     }

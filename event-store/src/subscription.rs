@@ -37,7 +37,12 @@ pub struct Subscription {
 impl EventStore {
     /// Follows the log from just after `after`.
     pub fn subscribe(&self, after: LogPosition) -> Subscription {
-        self.tail.start(&self.pool, &self.appended, self.idle_poll);
+        self.tail.start(
+            &self.pool,
+            &self.appended,
+            self.idle_poll,
+            self.announcer.token(),
+        );
         Subscription {
             store: self.clone(),
             after,

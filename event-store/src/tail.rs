@@ -86,6 +86,7 @@ impl Tail {
         pool: &PgPool,
         appended: &Arc<watch::Sender<u64>>,
         idle_poll: Duration,
+        own_token: &str,
     ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -105,7 +106,12 @@ impl Tail {
             appended.subscribe(),
             idle_poll,
         ));
-        runtime.spawn(listen(Arc::downgrade(self), pool.clone(), appended.clone()));
+        runtime.spawn(listen(
+            Arc::downgrade(self),
+            pool.clone(),
+            appended.clone(),
+            own_token.to_owned(),
+        ));
     }
 
     /// Up to `limit` events after `after`, from memory.
@@ -245,19 +251,22 @@ async fn read(
     }
 }
 
-/// The channel every append notifies on (a statement trigger on `events`, committed with the
-/// append): a hint that the log moved, never the truth, which is the gap-free read.
-pub(crate) const CHANNEL: &str = "velka_log";
-
-/// Listens for appends by other processes and wakes this process's readers (the tail and every
-/// subscription) as a local append would. Reconnects after a failure; meanwhile the readers'
-/// idle poll finds the appends. Ends when every store handle is gone.
-async fn listen(tail: Weak<Tail>, pool: PgPool, appended: Arc<watch::Sender<u64>>) {
+/// Listens for appends announced by other processes (`crate::announce`; a hint that the log
+/// moved, never the truth, which is the gap-free read) and wakes this process's readers (the
+/// tail and every subscription) as a local append would; this process's own announcements,
+/// carrying `own_token`, are ignored. Reconnects after a failure; meanwhile the readers' idle
+/// poll finds the appends. Ends when every store handle is gone.
+async fn listen(
+    tail: Weak<Tail>,
+    pool: PgPool,
+    appended: Arc<watch::Sender<u64>>,
+    own_token: String,
+) {
     let mut backoff = Duration::from_millis(100);
     while tail.strong_count() > 0 {
         let listener = async {
             let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener.listen(CHANNEL).await?;
+            listener.listen(crate::announce::CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = match listener.await {
@@ -273,6 +282,7 @@ async fn listen(tail: Weak<Tail>, pool: PgPool, appended: Arc<watch::Sender<u64>
         loop {
             // Wake now and then to notice that the store is gone.
             match tokio::time::timeout(Duration::from_secs(5), listener.try_recv()).await {
+                Ok(Ok(Some(notification))) if notification.payload() == own_token => {}
                 Ok(Ok(Some(_))) => appended.send_modify(|n| *n = n.wrapping_add(1)),
                 // The connection was lost: the listener reconnects on the next call; wake the
                 // readers, since appends may have been missed meanwhile.

@@ -1,5 +1,5 @@
-//! Another process's append wakes this process's readers at once: every append notifies
-//! `velka_log` when it commits, and the log's tail listens. Two stores on two pools stand for two
+//! Another process's append wakes this process's readers at once: after an append commits, its
+//! process announces it on `velka_log`, and the log's tail listens. Two stores on two pools stand for two
 //! processes; the reader's idle poll is set to an hour, so an event that arrives within the
 //! deadline arrived because it was notified.
 
