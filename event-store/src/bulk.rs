@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use std::sync::Mutex;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// Events per `COPY` statement.
@@ -29,11 +28,12 @@ const COLUMNS: &str = "position, transaction_id::text::bigint, stream_id, stream
 const COLUMN_COUNT: i16 = 14;
 
 /// The pages of a settled stretch of the log, in delivery order, read ahead in the background.
-/// Dropping it stops the reading.
+/// Dropping it stops the reading at the next page: the reading task is not aborted (that could
+/// hand its connection back to the pool in the middle of a `COPY`), it finds nobody to take the
+/// page, and closes its connection.
 #[derive(Debug)]
 pub struct BulkPages {
     pages: mpsc::Receiver<Result<Vec<RecordedEvent>, StoreError>>,
-    reader: JoinHandle<()>,
 }
 
 impl BulkPages {
@@ -41,12 +41,6 @@ impl BulkPages {
     /// once the stretch is read.
     pub async fn next(&mut self) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
         self.pages.recv().await
-    }
-}
-
-impl Drop for BulkPages {
-    fn drop(&mut self) {
-        self.reader.abort();
     }
 }
 
@@ -77,13 +71,13 @@ impl EventStore {
         let (sender, pages) = mpsc::channel(AHEAD);
         let store = self.clone();
         let page_size = usize::try_from(page_size.max(1)).unwrap_or(1);
-        let reader = tokio::spawn(async move {
+        tokio::spawn(async move {
             if let Err(error) = read(&store, after, until, page_size, per_statement, &sender).await
             {
                 let _ = sender.send(Err(error)).await;
             }
         });
-        BulkPages { pages, reader }
+        BulkPages { pages }
     }
 }
 
@@ -97,6 +91,35 @@ async fn read(
     sender: &mpsc::Sender<Result<Vec<RecordedEvent>, StoreError>>,
 ) -> Result<(), StoreError> {
     let mut connection = store.pool.acquire().await?;
+    let result = read_on(
+        &mut connection,
+        store,
+        after,
+        until,
+        page_size,
+        per_statement,
+        sender,
+    )
+    .await;
+    if !matches!(result, Ok(true)) {
+        // Stopped or failed, perhaps in the middle of a `COPY`: the connection is closed
+        // rather than handed back to the pool in the middle of the protocol.
+        drop(connection.detach());
+    }
+    result.map(|_| ())
+}
+
+/// [`read`] on `connection`; whether the stretch was read to its end (`false`: the reader
+/// went away).
+async fn read_on(
+    connection: &mut sqlx::PgConnection,
+    store: &EventStore,
+    after: LogPosition,
+    until: LogPosition,
+    page_size: usize,
+    per_statement: u32,
+    sender: &mpsc::Sender<Result<Vec<RecordedEvent>, StoreError>>,
+) -> Result<bool, StoreError> {
     // What the row callback fills, taken out between the pieces of a `COPY` (a mutex, not a
     // `RefCell`, so that the task stays `Send`; nothing else ever locks it).
     let batch = Mutex::new(Batch {
@@ -136,7 +159,7 @@ async fn read(
             let full = std::mem::take(&mut lock(&batch).full);
             for events in full {
                 if !send(store, sender, events).await? {
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
@@ -147,10 +170,10 @@ async fn read(
         }
     }
     let page = std::mem::take(&mut lock(&batch).page);
-    if !page.is_empty() {
-        send(store, sender, page).await?;
+    if !page.is_empty() && !send(store, sender, page).await? {
+        return Ok(false);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Where a bulk read is, between the pieces of a `COPY`.

@@ -14,7 +14,7 @@ use crate::projector::{ProjectionError, Projector};
 use event_store::{BulkPages, EventStore, LogPage, LogPosition, RecordedEvent, StoreError};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -330,6 +330,10 @@ pub(crate) struct FanOut {
     senders: Vec<Option<mpsc::Sender<Arc<Vec<RecordedEvent>>>>>,
     tasks: Vec<JoinHandle<Result<u64, ApplyError>>>,
     applied: Arc<Vec<AtomicU64>>,
+    /// Set when one projector failed: the others stop before their next page. (They are not
+    /// aborted: a task aborted in the middle of a query could hand its connection back to the
+    /// pool in the middle of the protocol.)
+    stop: Arc<AtomicBool>,
 }
 
 /// Pages a projector's task may have waiting.
@@ -339,26 +343,38 @@ impl FanOut {
     /// One task per target, `parallel` applying at once.
     pub(crate) fn start(pool: &PgPool, targets: &[Target], parallel: usize) -> Self {
         let permits = Arc::new(Semaphore::new(parallel.max(1)));
+        let stop = Arc::new(AtomicBool::new(false));
         let applied: Arc<Vec<AtomicU64>> =
             Arc::new(targets.iter().map(|_| AtomicU64::new(0)).collect());
         let mut senders = Vec::with_capacity(targets.len());
         let mut tasks = Vec::with_capacity(targets.len());
         for (index, target) in targets.iter().enumerate() {
             let (sender, mut pages) = mpsc::channel::<Arc<Vec<RecordedEvent>>>(FAN_OUT_AHEAD);
-            let (pool, target, permits, applied) = (
+            let (pool, target, permits, applied, stop) = (
                 pool.clone(),
                 target.clone(),
                 permits.clone(),
                 applied.clone(),
+                stop.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 let mut total = 0;
                 while let Some(page) = pages.recv().await {
                     let events: Vec<&RecordedEvent> = page.iter().collect();
                     let _permit = permits.acquire().await;
-                    let count = apply_to_copy(&pool, &target, &events).await?;
-                    total += count;
-                    applied[index].fetch_add(count, Ordering::Relaxed);
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    match apply_to_copy(&pool, &target, &events).await {
+                        Ok(count) => {
+                            total += count;
+                            applied[index].fetch_add(count, Ordering::Relaxed);
+                        }
+                        Err(error) => {
+                            stop.store(true, Ordering::Release);
+                            return Err(error);
+                        }
+                    }
                 }
                 Ok(total)
             }));
@@ -368,6 +384,7 @@ impl FanOut {
             senders,
             tasks,
             applied,
+            stop,
         }
     }
 
@@ -380,19 +397,28 @@ impl FanOut {
                 continue;
             };
             if sender.send(page.clone()).await.is_err() {
-                // The task ended early: it failed.
-                self.senders[index] = None;
-                let task = &mut self.tasks[index];
-                let error = match task.await {
-                    Ok(Err(error)) => error,
-                    Ok(Ok(_)) => ApplyError::Stopped,
-                    Err(error) => std::panic::resume_unwind(error.into_panic()),
-                };
-                self.abort();
-                return Err(error);
+                // The task ended early: it failed, and told the others to stop.
+                return Err(self.stopped().await);
             }
         }
         Ok(())
+    }
+
+    /// After a failure: waits for every task to stop; the first error.
+    async fn stopped(&mut self) -> ApplyError {
+        self.stop.store(true, Ordering::Release);
+        self.senders.clear();
+        let mut first = None;
+        for task in std::mem::take(&mut self.tasks) {
+            match task.await {
+                Ok(Err(error)) => {
+                    first.get_or_insert(error);
+                }
+                Ok(Ok(_)) => {}
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            }
+        }
+        first.unwrap_or(ApplyError::Stopped)
     }
 
     /// Events applied so far, all projectors together.
@@ -404,29 +430,28 @@ impl FanOut {
     pub(crate) async fn finish(mut self) -> Result<Vec<u64>, ApplyError> {
         self.senders.clear();
         let mut counts = Vec::with_capacity(self.tasks.len());
-        for task in std::mem::take(&mut self.tasks) {
-            match task.await {
+        for index in 0..self.tasks.len() {
+            match (&mut self.tasks[index]).await {
                 Ok(Ok(count)) => counts.push(count),
                 Ok(Err(error)) => {
-                    self.abort();
+                    self.tasks.drain(..=index);
+                    let _ = self.stopped().await;
                     return Err(error);
                 }
                 Err(error) => std::panic::resume_unwind(error.into_panic()),
             }
         }
+        self.tasks.clear();
         Ok(counts)
-    }
-
-    fn abort(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }
 
 impl Drop for FanOut {
+    /// Dropped before it finished (the rebuild itself was dropped): the tasks go too.
     fn drop(&mut self) {
-        self.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 

@@ -203,12 +203,14 @@ impl<R: Row> Rows<R> {
             } else {
                 format!("DO UPDATE SET {}", updates.join(", "))
             };
-            let rows = serde_json::to_value(&upserts).map_err(|error| {
+            // Serialised straight to text (no `serde_json::Value` in between: building one
+            // was a tenth of a rebuild's own CPU), which PostgreSQL parses as `jsonb`.
+            let rows = serde_json::to_string(&upserts).map_err(|error| {
                 ProjectionError::Inconsistent(format!("a {} row: {error}", R::TABLE))
             })?;
             written += sqlx::query(&format!(
                 "INSERT INTO {table} ({list})
-                 SELECT {list} FROM jsonb_populate_recordset(NULL::{table}, $1)
+                 SELECT {list} FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb)
                  ON CONFLICT ({key}) {on_conflict}",
                 table = R::TABLE,
                 key = R::KEY
@@ -238,7 +240,7 @@ fn columns_of<R: Row>(row: &R) -> Result<Vec<String>, ProjectionError> {
 }
 
 /// Where a stream's event stands against the row it writes: the version guard every read
-/// model keeps (see [`crate::view`]).
+/// model keeps.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Guard {
     /// Newer than the row: apply it.

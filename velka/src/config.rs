@@ -404,7 +404,7 @@ pub struct RebuildArgs {
     #[arg(long)]
     pub all: bool,
     /// Events read per batch.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
 }
 
