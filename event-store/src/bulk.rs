@@ -132,12 +132,13 @@ async fn read_on(
         let from = lock(&batch).after;
         lock(&batch).read = 0;
         // Integers only, so formatting them into the statement is safe (COPY takes no
-        // parameters).
+        // parameters). `events.`-qualified: a bare `transaction_id` in ORDER BY names the bigint
+        // output column, which no index has, and every statement would sort the whole log.
         let statement = format!(
             "COPY (SELECT {COLUMNS} FROM events
-                   WHERE (transaction_id, position) > ('{}'::xid8, {})
-                     AND (transaction_id, position) <= ('{}'::xid8, {})
-                   ORDER BY transaction_id, position LIMIT {per_statement})
+                   WHERE (events.transaction_id, events.position) > ('{}'::xid8, {})
+                     AND (events.transaction_id, events.position) <= ('{}'::xid8, {})
+                   ORDER BY events.transaction_id, events.position LIMIT {per_statement})
              TO STDOUT (FORMAT binary)",
             from.transaction_id, from.position, until.transaction_id, until.position
         );

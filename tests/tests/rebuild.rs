@@ -189,6 +189,13 @@ async fn rebuilding_every_read_model_at_once_switches_each_and_keeps_its_rows() 
         "{stdout}"
     );
     assert!(stdout.contains("trips_view=3"), "{stdout}");
+    // Off a terminal the progress is plain lines on stderr, the last one where it ended.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr
+        .lines()
+        .rfind(|l| l.starts_with("velka: rebuilding every read model: "))
+        .unwrap_or_else(|| panic!("no progress line: {stderr}"));
+    assert!(last.contains(" events applied, "), "{last}");
     assert_ne!(table_oid(&app, "vehicles_view").await, oid_before);
     assert_eq!(rows(&app, "trips_view", "trip_id").await, before_trips);
     assert_eq!(

@@ -337,7 +337,7 @@ pub async fn replay(setup: &Setup, args: ReplayConfig, pii_secret: &str) -> Resu
                 "COPY (SELECT position, transaction_id::text::bigint, stream_id, stream_version,
                               event_id, event_type, schema_version, data, correlation_id,
                               causation_id, actor, command_id, occurred_at, recorded_at
-                       FROM events ORDER BY transaction_id, position)
+                       FROM events ORDER BY events.transaction_id, events.position)
                  TO STDOUT (FORMAT binary)",
             )
             .await?;
