@@ -6,7 +6,7 @@
 //! erased customer (`CustomerErased`, or on a replay after it, events the codec marks as erased)
 //! keeps their row with the personal columns NULL and `erased_at` set.
 
-use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
+use crate::projector::{ProjectionError, Projector, decode_page, to_bigint};
 use crate::rows::{Guard, Row, Rows, guard, micros};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::customer::{CustomerEvent, VerificationStatus};
@@ -93,14 +93,7 @@ fn customer_of(event: &CustomerEvent) -> CustomerId {
 }
 
 async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
-    let decoded = events
-        .iter()
-        .map(|event| {
-            decode_event::<CustomerEvent>(event)
-                .map(|decoded| (*event, decoded))
-                .map_err(|error| error.at(event))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let decoded = decode_page::<CustomerEvent>(events)?;
     let mut customers = Rows::<CustomerRow>::default();
     customers
         .load(conn, decoded.iter().map(|(_, event)| customer_of(event).0))

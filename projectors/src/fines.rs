@@ -1,7 +1,7 @@
 //! `fines_view`: one row per imported traffic fine, with its status, for support and auditors
 //! (`GET /v1/fines/{fine_id}`).
 
-use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
+use crate::projector::{ProjectionError, Projector, decode_page, to_bigint};
 use crate::rows::{Row, Rows, micros};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::fine::{FineEvent, FineStatus};
@@ -79,14 +79,7 @@ fn fine_of(event: &FineEvent) -> Uuid {
 }
 
 async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
-    let decoded = events
-        .iter()
-        .map(|event| {
-            decode_event::<FineEvent>(event)
-                .map(|decoded| (*event, decoded))
-                .map_err(|error| error.at(event))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let decoded = decode_page::<FineEvent>(events)?;
     let mut fines = Rows::<FineRow>::default();
     fines
         .load(conn, decoded.iter().map(|(_, event)| fine_of(event)))

@@ -5,6 +5,7 @@
 
 use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
 use crate::rows::{Guard, Row, Rows, guard, micros};
+use crate::trips::trip_of;
 use chrono::{DateTime, Utc};
 use domain::account::AccountId;
 use domain::ids::{FineId, TripId, VehicleId};
@@ -204,15 +205,6 @@ async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(),
         plates.write(conn).await?;
     }
     Ok(())
-}
-
-fn trip_of(event: &TripEvent) -> Uuid {
-    match event {
-        TripEvent::TripStarted { start, .. } => start.trip_id.0,
-        TripEvent::TripParked { trip_id, .. }
-        | TripEvent::TripResumed { trip_id, .. }
-        | TripEvent::TripEnded { trip_id, .. } => trip_id.0,
-    }
 }
 
 fn fold(

@@ -109,6 +109,21 @@ pub fn decode_event<E: DomainEvent>(event: &RecordedEvent) -> Result<E, Projecti
     )
 }
 
+/// Decodes every event of a page into `E`, each beside its stored event; an error names the
+/// event that failed ([`ProjectionError::At`]).
+pub(crate) fn decode_page<'a, E: DomainEvent>(
+    events: &[&'a RecordedEvent],
+) -> Result<Vec<(&'a RecordedEvent, E)>, ProjectionError> {
+    events
+        .iter()
+        .map(|event| {
+            decode_event::<E>(event)
+                .map(|decoded| (*event, decoded))
+                .map_err(|error| error.at(event))
+        })
+        .collect()
+}
+
 /// A stream version or other count as a `bigint` column.
 pub(crate) fn to_bigint(what: &str, value: u64) -> Result<i64, ProjectionError> {
     i64::try_from(value)

@@ -1,7 +1,7 @@
 //! `reservations_view`: one row per reservation, for its customer and support, and for the
 //! expiry worker, which looks up the active reservations whose deadline has passed.
 
-use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
+use crate::projector::{ProjectionError, Projector, decode_page, to_bigint};
 use crate::rows::{Guard, Row, Rows, guard, micros};
 use chrono::{DateTime, Utc};
 use domain::reservation::{ReservationEvent, WaitingCharge};
@@ -82,14 +82,7 @@ fn reservation_of(event: &ReservationEvent) -> Uuid {
 }
 
 async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
-    let decoded = events
-        .iter()
-        .map(|event| {
-            decode_event::<ReservationEvent>(event)
-                .map(|decoded| (*event, decoded))
-                .map_err(|error| error.at(event))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let decoded = decode_page::<ReservationEvent>(events)?;
     let mut reservations = Rows::<ReservationRow>::default();
     reservations
         .load(conn, decoded.iter().map(|(_, event)| reservation_of(event)))

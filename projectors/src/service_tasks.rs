@@ -1,7 +1,7 @@
 //! `service_tasks_view`: one row per service task — its car, kind, status and who has it — for
 //! fleet staff working through their tasks and for support.
 
-use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
+use crate::projector::{ProjectionError, Projector, decode_page, to_bigint};
 use crate::rows::{Guard, Row, Rows, guard, micros};
 use chrono::{DateTime, Utc};
 use domain::service_task::ServiceTaskEvent;
@@ -75,14 +75,7 @@ fn task_of(event: &ServiceTaskEvent) -> Uuid {
 }
 
 async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
-    let decoded = events
-        .iter()
-        .map(|event| {
-            decode_event::<ServiceTaskEvent>(event)
-                .map(|decoded| (*event, decoded))
-                .map_err(|error| error.at(event))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let decoded = decode_page::<ServiceTaskEvent>(events)?;
     let mut tasks = Rows::<TaskRow>::default();
     tasks
         .load(conn, decoded.iter().map(|(_, event)| task_of(event)))

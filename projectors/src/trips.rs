@@ -1,7 +1,7 @@
 //! `trips_view`: one row per trip, for the trip's customer and for support: its phase, the time
 //! driven and parked in finished spells (enough for a running price), and the final price.
 
-use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
+use crate::projector::{ProjectionError, Projector, decode_page, to_bigint};
 use crate::rows::{Guard, Row, Rows, guard, micros};
 use chrono::{DateTime, Utc};
 use domain::trip::TripEvent;
@@ -83,14 +83,7 @@ fn spell_s(since: DateTime<Utc>, until: DateTime<Utc>) -> i64 {
 }
 
 async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
-    let decoded = events
-        .iter()
-        .map(|event| {
-            decode_event::<TripEvent>(event)
-                .map(|decoded| (*event, decoded))
-                .map_err(|error| error.at(event))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let decoded = decode_page::<TripEvent>(events)?;
     let mut trips = Rows::<TripRow>::default();
     trips
         .load(conn, decoded.iter().map(|(_, event)| trip_of(event)))
@@ -102,7 +95,8 @@ async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(),
     Ok(())
 }
 
-fn trip_of(event: &TripEvent) -> Uuid {
+/// The trip an event is about.
+pub(crate) fn trip_of(event: &TripEvent) -> Uuid {
     match event {
         TripEvent::TripStarted { start, .. } => start.trip_id.0,
         TripEvent::TripParked { trip_id, .. }

@@ -2,7 +2,7 @@
 //! whether it can be rented, for "available cars near me" and the fleet console, and how many
 //! trips it has finished (`trips_ended`, which rotates its public GBFS id).
 
-use crate::projector::{ProjectionError, Projector, decode_event, to_bigint};
+use crate::projector::{ProjectionError, Projector, decode_page, to_bigint};
 use crate::rows::{Guard, Row, Rows, guard, micros};
 use chrono::{DateTime, Utc};
 use domain::vehicle::VehicleEvent;
@@ -84,14 +84,7 @@ fn vehicle_of(event: &VehicleEvent) -> Uuid {
 }
 
 async fn apply(conn: &mut PgConnection, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
-    let decoded = events
-        .iter()
-        .map(|event| {
-            decode_event::<VehicleEvent>(event)
-                .map(|decoded| (*event, decoded))
-                .map_err(|error| error.at(event))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let decoded = decode_page::<VehicleEvent>(events)?;
     let mut vehicles = Rows::<VehicleRow>::default();
     vehicles
         .load(conn, decoded.iter().map(|(_, event)| vehicle_of(event)))
