@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgHasArrayType;
 use sqlx::{PgConnection, Postgres};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 /// A row of a read-model table: a serde struct whose fields are exactly the columns the
@@ -87,9 +87,10 @@ impl<R: Row> Rows<R> {
         conn: &mut PgConnection,
         keys: impl IntoIterator<Item = R::Key>,
     ) -> Result<(), ProjectionError> {
+        let mut seen = HashSet::new();
         let mut wanted: Vec<R::Key> = Vec::new();
         for key in keys {
-            if !self.slots.contains_key(&key) && !wanted.contains(&key) {
+            if !self.slots.contains_key(&key) && seen.insert(key.clone()) {
                 wanted.push(key);
             }
         }
