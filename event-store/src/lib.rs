@@ -30,6 +30,7 @@ mod group;
 mod idempotency;
 mod log;
 mod model;
+mod quiet;
 pub mod retry;
 mod states;
 mod subscription;
@@ -51,6 +52,7 @@ pub use model::{
     AppendRequest, Claims, CommandResult, ExpectedVersion, LogPosition, Metadata, NewEvent,
     RecordedEvent, StreamWrite,
 };
+pub use quiet::Quiet;
 pub use states::{DEFAULT_CAPACITY as DEFAULT_STATE_CACHE_STREAMS, Snapshot};
 pub use subscription::Subscription;
 
@@ -78,6 +80,9 @@ pub struct EventStore {
     /// The live end of the log, read once and shared by every subscription (see `tail`). It
     /// holds events as stored; each subscription decodes them with its own store's codec.
     tail: Arc<tail::Tail>,
+    /// This process's quiet transactions in flight, which its log readers need not wait for
+    /// (see `quiet`).
+    quiet: Arc<quiet::QuietSet>,
     /// Transforms data on append and read (personal data encryption), if installed.
     codec: Option<Arc<dyn EventCodec>>,
     /// Appends made while others are in flight share a transaction (see `group`); `None`:
@@ -106,6 +111,7 @@ impl EventStore {
             cache: Arc::new(cache::StreamCache::new(events)),
             states: Arc::new(states::StateCache::new(states::DEFAULT_CAPACITY)),
             tail: Arc::new(tail::Tail::new()),
+            quiet: Arc::new(quiet::QuietSet::default()),
             codec: None,
             group: Some(Arc::new(group::GroupCommit::new(
                 usize::from(group::DEFAULT_MAX_GROUP),
@@ -173,6 +179,14 @@ impl EventStore {
             codec.decode(&mut events).await?;
         }
         Ok(events)
+    }
+
+    /// Marks the transaction open on `tx` as *quiet*: it will append no events (the database
+    /// refuses it if it tries), so this process's log readers do not wait for it to end (see
+    /// the `quiet` module). For followers' batches; call it first thing in the transaction and
+    /// hold the returned registration until the transaction has ended.
+    pub async fn quiet(&self, tx: &mut sqlx::PgConnection) -> Result<Quiet, StoreError> {
+        quiet::enter(tx, &self.quiet).await
     }
 
     /// The connection pool, for crates that keep their own tables in the same database.

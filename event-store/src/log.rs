@@ -13,7 +13,9 @@
 //! event can later appear before a position already read. A transaction that started after
 //! another committed has a larger id, so per-stream order (guarded by the version check) agrees
 //! with delivery order. The cost: one long-running transaction anywhere in the cluster holds back
-//! delivery until it ends, which is why Velka keeps every transaction short.
+//! delivery until it ends, which is why Velka keeps every transaction short — and why readers
+//! leave out of the horizon the transactions of their own process that promised to append
+//! nothing (followers' batches; see the `quiet` module).
 
 use crate::EventStore;
 use crate::error::StoreError;
@@ -248,7 +250,7 @@ impl EventStore {
         after: LogPosition,
         limit: u32,
     ) -> Result<LogPage, StoreError> {
-        let mut page = read_page(&self.pool, after, limit).await?;
+        let mut page = read_page(&self.pool, after, limit, &self.quiet.ids()).await?;
         page.events = self.decoded(page.events).await?;
         Ok(page)
     }
@@ -277,28 +279,38 @@ impl EventStore {
     }
 }
 
-/// See [`EventStore::read_log_page`].
+/// The delivery horizon of a read, as an SQL expression of the statement's snapshot: the oldest
+/// transaction in flight, leaving out this process's quiet ones (their ids bound as `$4`; see
+/// `quiet`), or the snapshot's `xmax` when nothing else is in flight. Every transaction below it
+/// has ended or appends nothing. A scalar subquery, so the planner computes it once and uses it
+/// as an index bound.
+const HORIZON: &str = "(SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+                        FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+                        WHERE x::text::bigint <> ALL($4::bigint[]))";
+
+/// See [`EventStore::read_log_page`]; `quiet`: the ids of this process's quiet transactions.
 pub(crate) async fn read_page(
     pool: &PgPool,
     after: LogPosition,
     limit: u32,
+    quiet: &[i64],
 ) -> Result<LogPage, StoreError> {
     // One statement, one snapshot: the batch below the horizon, and whether anything visible
     // sits at or above it. The LEFT JOIN yields one all-NULL row when the batch is empty.
     // Both parts are index range scans on `(transaction_id, position)`, whatever the size of
-    // the log: the horizon is written inline (a stable function of the statement's
-    // snapshot, so usable as an index bound), not joined from a CTE, and "anything at or
-    // above it" is asked as "is the newest visible transaction id at or above it".
+    // the log: the horizon is a scalar subquery of the statement's snapshot (computed once,
+    // usable as an index bound), not joined from a CTE, and "anything at or above it" is asked
+    // as "is the newest visible transaction id at or above it".
     let rows = sqlx::query(&format!(
         "WITH flag AS (SELECT coalesce(
                            (SELECT transaction_id FROM events
                             ORDER BY transaction_id DESC LIMIT 1)
-                           >= pg_snapshot_xmin(pg_current_snapshot()),
+                           >= {HORIZON},
                            false) AS held_back),
          batch AS (SELECT {COLUMNS}, events.transaction_id AS order_transaction_id
                    FROM events
                    WHERE (events.transaction_id, events.position) > ($1::text::xid8, $2)
-                     AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                     AND events.transaction_id < {HORIZON}
                    ORDER BY events.transaction_id, events.position
                    LIMIT $3)
          SELECT batch.*, flag.held_back FROM flag LEFT JOIN batch ON true
@@ -307,6 +319,7 @@ pub(crate) async fn read_page(
     .bind(after.transaction_id.to_string())
     .bind(after.position)
     .bind(i64::from(limit))
+    .bind(quiet)
     .fetch_all(pool)
     .await?;
     let held_back = match rows.first() {

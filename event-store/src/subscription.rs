@@ -42,6 +42,7 @@ impl EventStore {
             &self.appended,
             self.idle_poll,
             self.announcer.token(),
+            &self.quiet,
         );
         Subscription {
             store: self.clone(),

@@ -87,6 +87,7 @@ impl Tail {
         appended: &Arc<watch::Sender<u64>>,
         idle_poll: Duration,
         own_token: &str,
+        quiet: &Arc<crate::quiet::QuietSet>,
     ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -105,6 +106,7 @@ impl Tail {
             pool.clone(),
             appended.subscribe(),
             idle_poll,
+            quiet.clone(),
         ));
         runtime.spawn(listen(
             Arc::downgrade(self),
@@ -193,6 +195,7 @@ async fn read(
     pool: PgPool,
     mut appended: watch::Receiver<u64>,
     idle_poll: Duration,
+    quiet: Arc<crate::quiet::QuietSet>,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -213,16 +216,26 @@ async fn read(
         }
     }
     let mut backoff = Duration::from_millis(50);
+    // Since when committed events have been waiting behind the horizon, if they are now: the
+    // waits add up in `velka_log_held_back_microseconds_total`, the share of time the log's
+    // newest events are held back by a transaction in flight.
+    let mut held_since: Option<Instant> = None;
     loop {
         appended.borrow_and_update();
         let Some(after) = tail.upgrade().and_then(|t| t.position()) else {
             return;
         };
-        let pause = match crate::log::read_page(&pool, after, PAGE).await {
+        let pause = match crate::log::read_page(&pool, after, PAGE, &quiet.ids()).await {
             Ok(page) => {
                 backoff = Duration::from_millis(50);
                 let full = page.events.len() == PAGE as usize;
                 let held_back = page.held_back;
+                if held_back {
+                    held_since.get_or_insert_with(Instant::now);
+                } else if let Some(since) = held_since.take() {
+                    metrics::counter!("velka_log_held_back_microseconds_total")
+                        .increment(since.elapsed().as_micros() as u64);
+                }
                 let Some(tail) = tail.upgrade() else { return };
                 tail.record(page.events);
                 if full {

@@ -306,3 +306,105 @@ async fn two_runners_of_one_in_transaction_follower_never_both_apply_an_event() 
     let together: u64 = statuses.iter().map(|s| s.snapshot().events_applied).sum();
     assert_eq!(together, expected.len() as u64);
 }
+
+/// Stops in the middle of its first batch's transaction until released.
+struct Stalling {
+    id: FollowerId,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Follower for Stalling {
+    fn id(&self) -> &FollowerId {
+        &self.id
+    }
+
+    fn categories(&self) -> Categories {
+        Categories::Only(&["probe"])
+    }
+}
+
+impl InTransaction for Stalling {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        _batch: &'a Batch<'a>,
+    ) -> BoxFuture<'a, Result<Applied, EffectError>> {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO probe_applied (position) VALUES (0)")
+                .execute(&mut *tx)
+                .await
+                .map_err(EffectError::new)?;
+            self.entered.notify_one();
+            self.release.notified().await;
+            Ok(Applied::default())
+        })
+    }
+}
+
+/// A follower's batch is a quiet transaction: while one is open, events committed after it
+/// started reach the readers of its own process (the tail that feeds every follower there),
+/// not only once it commits; a reader in another process still waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_in_the_middle_of_a_batch_holds_back_no_reader_of_its_process() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let elsewhere = EventStore::new(db.pool().clone());
+    sqlx::query("CREATE TABLE probe_applied (position bigint NOT NULL)")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let (entered, release) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let runner = Runner::new(
+        store.clone(),
+        Stalling {
+            id: FollowerId::new("probe", "stalling"),
+            entered: entered.clone(),
+            release: release.clone(),
+        },
+        fast(),
+    );
+    let status = runner.status();
+    let shutdown = Shutdown::new();
+    let task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(runner.run_in_transaction(async move { shutdown.triggered().await }))
+    };
+    append(&store, "probe-1", 1).await;
+    tokio::time::timeout(DEADLINE, entered.notified())
+        .await
+        .expect("the follower started its batch");
+
+    append(&store, "later-1", 1).await;
+    let shows = |store: EventStore, within: Duration| async move {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let log = store.read_log(LogPosition::START, 100).await.unwrap();
+            if log.iter().any(|e| e.stream_id == "later-1") {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    assert!(
+        shows(store.clone(), DEADLINE).await,
+        "this process's readers do not wait for its follower's batch"
+    );
+    assert!(
+        !shows(elsewhere.clone(), Duration::from_millis(300)).await,
+        "another process does not know the batch is quiet, and waits"
+    );
+
+    release.notify_one();
+    let head = whole_log(&store).await.last().unwrap().log_position;
+    assert!(status.wait_for_position(head, DEADLINE).await);
+    assert!(shows(elsewhere, DEADLINE).await);
+    shutdown.trigger();
+    task.await.unwrap();
+}

@@ -76,12 +76,6 @@ impl InTransaction for ProjectorFollower {
     ) -> BoxFuture<'a, Result<Applied, EffectError>> {
         Box::pin(async move {
             let events: Vec<&RecordedEvent> = batch.events().collect();
-            // Rows and checkpoint commit together: a crash loses both or neither, so the
-            // commit need not wait for the disk (never so for the event append).
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut *tx)
-                .await
-                .map_err(EffectError::new)?;
             if let Err(error) = self.projector.apply(tx, &events).await {
                 let event = error.position().and_then(|position| {
                     events
@@ -98,6 +92,12 @@ impl InTransaction for ProjectorFollower {
                 ..Applied::default()
             })
         })
+    }
+
+    /// Rows and checkpoint commit together: a crash loses both or neither, so the commit need
+    /// not wait for the disk (never so for the event append).
+    fn commits_durably(&self) -> bool {
+        false
     }
 }
 

@@ -119,7 +119,8 @@ const LIST: &str = "SELECT name, segment, segments,
     FROM follower_checkpoints WHERE kind = $1 ORDER BY name, segment";
 
 /// Only what a runner compares, once per batch.
-const LOCK: &str = "SELECT transaction_id::text::bigint AS transaction_id, position, state
+const LOCK: &str = "SELECT transaction_id::text::bigint AS transaction_id, position, state,
+        pg_current_xact_id()::text::bigint AS locked_by
     FROM follower_checkpoints WHERE kind = $1 AND name = $2 AND segment = $3 FOR UPDATE";
 
 /// The checkpoint of `id`, created at the start the first time.
@@ -177,13 +178,24 @@ pub async fn lock(
     tx: &mut PgConnection,
     id: &FollowerId,
 ) -> Result<Option<Checkpoint>, StoreError> {
+    Ok(lock_and_name(tx, id)
+        .await?
+        .map(|(checkpoint, _)| checkpoint))
+}
+
+/// [`lock`], with the id of the transaction that took the lock (it has one from then on).
+pub(crate) async fn lock_and_name(
+    tx: &mut PgConnection,
+    id: &FollowerId,
+) -> Result<Option<(Checkpoint, i64)>, StoreError> {
     let row = sqlx::query(LOCK)
         .bind(id.kind)
         .bind(&id.name)
         .bind(segment_index(id)?)
         .fetch_optional(&mut *tx)
         .await?;
-    row.map(|row| decode_checkpoint(id, &row)).transpose()
+    row.map(|row| Ok((decode_checkpoint(id, &row)?, row.try_get("locked_by")?)))
+        .transpose()
 }
 
 /// Moves the checkpoint of `id` from `from` to `to`, clearing its last error — if it is still

@@ -197,6 +197,14 @@ pub trait InTransaction: Follower {
         tx: &'a mut PgConnection,
         batch: &'a Batch<'a>,
     ) -> BoxFuture<'a, Result<Applied, EffectError>>;
+
+    /// Whether a batch's commit waits for the disk (the default). A follower whose whole effect
+    /// is in the transaction — rows and checkpoint, which a crash rewinds together, to be
+    /// applied again — may say no, and commit sooner (`synchronous_commit = off`); nothing that
+    /// left the database can then depend on a commit the crash took back.
+    fn commits_durably(&self) -> bool {
+        true
+    }
 }
 
 /// A follower whose effect is outside PostgreSQL; the checkpoint moves after it.

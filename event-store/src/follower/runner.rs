@@ -108,7 +108,7 @@ trait Commit {
 
     fn commit<'a>(
         &'a self,
-        pool: &'a PgPool,
+        store: &'a EventStore,
         saved: &'a Checkpoint,
         batch: &'a Batch<'a>,
     ) -> BoxFuture<'a, Result<(Checkpoint, Applied), FollowerError>>;
@@ -129,11 +129,17 @@ impl<F: InTransaction> Commit for Transactional<'_, F> {
 
     fn commit<'a>(
         &'a self,
-        pool: &'a PgPool,
+        store: &'a EventStore,
         saved: &'a Checkpoint,
         batch: &'a Batch<'a>,
     ) -> BoxFuture<'a, Result<(Checkpoint, Applied), FollowerError>> {
-        Box::pin(commit_in_transaction(pool, self.0, saved, batch))
+        Box::pin(commit_batch(
+            store.pool(),
+            Some(store),
+            self.0,
+            saved,
+            batch,
+        ))
     }
 }
 
@@ -146,7 +152,7 @@ impl<F: AfterEffect> Commit for Outside<'_, F> {
 
     fn commit<'a>(
         &'a self,
-        pool: &'a PgPool,
+        store: &'a EventStore,
         saved: &'a Checkpoint,
         batch: &'a Batch<'a>,
     ) -> BoxFuture<'a, Result<(Checkpoint, Applied), FollowerError>> {
@@ -156,7 +162,7 @@ impl<F: AfterEffect> Commit for Outside<'_, F> {
                 position: batch.last(),
                 state: applied.state.clone(),
             };
-            advance(pool, self.0.id(), saved.position, &to).await?;
+            advance(store.pool(), self.0.id(), saved.position, &to).await?;
             Ok((to, applied))
         })
     }
@@ -164,17 +170,55 @@ impl<F: AfterEffect> Commit for Outside<'_, F> {
 
 /// Applies `batch` (right after `saved`) to an in-transaction follower and moves its checkpoint
 /// past it, in one transaction: lock the checkpoint row, check it is at `saved`, apply, write,
-/// commit. Returns the new checkpoint. What the runner does for each batch; also for tools that
-/// drive a follower by hand (a benchmark sealing a bulk-loaded log).
+/// commit. Returns the new checkpoint. What the runner does for each batch (there also marking
+/// the transaction quiet, see [`EventStore::quiet`]); for tools that drive a follower by hand
+/// (a benchmark sealing a bulk-loaded log).
 pub async fn commit_in_transaction<F: InTransaction + ?Sized>(
     pool: &PgPool,
     follower: &F,
     saved: &Checkpoint,
     batch: &Batch<'_>,
 ) -> Result<(Checkpoint, Applied), FollowerError> {
+    commit_batch(pool, None, follower, saved, batch).await
+}
+
+/// Opens a quiet transaction (see [`EventStore::quiet`]).
+const QUIET_BEGIN: &str = "BEGIN; SELECT set_config('velka.quiet', 'on', true)";
+/// Opens a quiet transaction whose commit does not wait for the disk.
+const QUIET_LAZY_BEGIN: &str = "BEGIN; SELECT set_config('velka.quiet', 'on', true), \
+                                set_config('synchronous_commit', 'off', true)";
+
+/// [`commit_in_transaction`], quiet towards the readers of `quiet_in` when given: a batch
+/// appends no events, so the log need not wait for it.
+async fn commit_batch<F: InTransaction + ?Sized>(
+    pool: &PgPool,
+    quiet_in: Option<&EventStore>,
+    follower: &F,
+    saved: &Checkpoint,
+    batch: &Batch<'_>,
+) -> Result<(Checkpoint, Applied), FollowerError> {
     let id = follower.id();
-    let mut tx = pool.begin().await?;
-    let found = checkpoint::lock(&mut tx, id).await?.map(|c| c.position);
+    // The transaction's settings ride on its BEGIN: no round trip of their own, which under load
+    // is a scheduling wait for both the process and the database.
+    let mut tx = match (quiet_in.is_some(), follower.commits_durably()) {
+        (false, true) => pool.begin().await?,
+        (false, false) => {
+            pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                .await?
+        }
+        (true, true) => pool.begin_with(QUIET_BEGIN).await?,
+        (true, false) => pool.begin_with(QUIET_LAZY_BEGIN).await?,
+    };
+    let locked = checkpoint::lock_and_name(&mut tx, id).await?;
+    // Dropped before `tx` on every path: at worst the log waits for the rollback, as it did
+    // for every transaction before there were quiet ones.
+    let _quiet = match (quiet_in, &locked) {
+        (Some(store), Some((_, transaction))) => {
+            Some(crate::quiet::register(&store.quiet, *transaction))
+        }
+        _ => None,
+    };
+    let found = locked.map(|(c, _)| c.position);
     if found != Some(saved.position) {
         return Err(FollowerError::CheckpointMoved {
             follower: id.to_string(),
@@ -394,7 +438,7 @@ async fn step<C: Commit>(
         return Ok(Step::Moved);
     }
     let started = std::time::Instant::now();
-    let (saved, applied) = commit.commit(store.pool(), &state.saved, &batch).await?;
+    let (saved, applied) = commit.commit(store, &state.saved, &batch).await?;
     state.saved = saved;
     state.at = last;
     state.delay.caught_up();

@@ -393,6 +393,9 @@ pub async fn peak(setup: &Setup, args: PeakConfig) -> Result<()> {
         idle_rss_kb as f64 / 1024.0
     );
 
+    let held_before = scrape(&client)
+        .await
+        .map(|text| metric_sum(&text, "velka_log_held_back_microseconds_total"));
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Sample>();
     let total = u64::from(args.rate) * args.duration_s;
     let start = Instant::now() + Duration::from_millis(50);
@@ -506,6 +509,23 @@ pub async fn peak(setup: &Setup, args: PeakConfig) -> Result<()> {
     }
     rss_samples.extend(server.rss_kb());
     let mut lags = lag_task.await.context("the lag sampler panicked")?;
+    // Over the load: how long the log's newest committed events waited behind a transaction in
+    // flight (the horizon), and how long a projector's batch took (the worst projector's median
+    // and 99th percentile, as the server's summaries have them).
+    let after = scrape(&client).await;
+    let held_share = match (held_before, &after) {
+        (Some(before), Some(text)) => {
+            let held_us = metric_sum(text, "velka_log_held_back_microseconds_total") - before;
+            Some(held_us / 1e6 / sending_took.as_secs_f64().max(1e-9))
+        }
+        _ => None,
+    };
+    let batch_ms = |quantile: &str| {
+        after.as_deref().map_or(0.0, |text| {
+            worst(text, "velka_projector_batch_seconds{", quantile) * 1000.0
+        })
+    };
+    let (batch50, batch99) = (batch_ms("0.5"), batch_ms("0.99"));
     drop(server);
 
     let errors: usize = samples.iter().filter(|s| s.error.is_some()).count();
@@ -555,14 +575,52 @@ pub async fn peak(setup: &Setup, args: PeakConfig) -> Result<()> {
         lags.len(),
         rss_peak_kb as f64 / 1024.0
     );
+    let held_percent = held_share.map_or(-1.0, |share| share * 100.0);
     println!(
-        "result: bench=peak target_rate={} rate={rate:.0} requests={} errors={errors} p50_ms={p50:.1} p99_ms={p99:.1} query_p50_ms={q50:.1} query_p99_ms={q99:.1} command_p50_ms={c50:.1} command_p99_ms={c99:.1} lag_p50_ms={lag50:.0} lag_p99_ms={lag99:.0} rss_mb={:.0} baseline_rss_mb={:.0} baseline_query_p50_ms={baseline_p50:.2} baseline_query_p99_ms={baseline_p99:.2}",
+        "  projector batch (worst projector): p50 {batch50:.1} ms, p99 {batch99:.1} ms; newest events held back behind a transaction in flight {held_percent:.1}% of the time"
+    );
+    println!(
+        "result: bench=peak target_rate={} rate={rate:.0} requests={} errors={errors} p50_ms={p50:.1} p99_ms={p99:.1} query_p50_ms={q50:.1} query_p99_ms={q99:.1} command_p50_ms={c50:.1} command_p99_ms={c99:.1} lag_p50_ms={lag50:.0} lag_p99_ms={lag99:.0} batch_p50_ms={batch50:.1} batch_p99_ms={batch99:.1} held_back_percent={held_percent:.1} rss_mb={:.0} baseline_rss_mb={:.0} baseline_query_p50_ms={baseline_p50:.2} baseline_query_p99_ms={baseline_p99:.2}",
         args.rate,
         samples.len(),
         rss_peak_kb as f64 / 1024.0,
         idle_rss_kb as f64 / 1024.0,
     );
     Ok(())
+}
+
+/// The server's `/metrics` text, if it answers.
+async fn scrape(client: &Client) -> Option<String> {
+    let response = client
+        .http
+        .get(format!("{}/metrics", client.base))
+        .send()
+        .await
+        .ok()?;
+    response.status().is_success().then_some(())?;
+    response.text().await.ok()
+}
+
+/// The sum of every series of the metric `name` (any labels) in a Prometheus text page.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The largest value among the series starting `prefix` (a name and its opening brace) with
+/// `quantile="<quantile>"`.
+fn worst(text: &str, prefix: &str, quantile: &str) -> f64 {
+    let label = format!("quantile=\"{quantile}\"");
+    text.lines()
+        .filter(|line| line.starts_with(prefix) && line.contains(&label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .filter(|value| value.is_finite())
+        .fold(0.0, f64::max)
 }
 
 /// One query of the given kind; an error names the status.
@@ -599,4 +657,34 @@ async fn query(
         bail!("{}", status.as_u16());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = "# TYPE velka_log_held_back_microseconds_total counter
+velka_log_held_back_microseconds_total 1500
+velka_log_held_back_microseconds_total_other 9
+velka_projector_batch_seconds{projector=\"trips_view\",quantile=\"0.5\"} 0.004
+velka_projector_batch_seconds{projector=\"trips_view\",quantile=\"0.99\"} 0.02
+velka_projector_batch_seconds{projector=\"vehicles_view\",quantile=\"0.5\"} 0.007
+velka_projector_batch_seconds{projector=\"fines_view\",quantile=\"0.5\"} NaN
+";
+
+    #[test]
+    fn a_metric_is_summed_by_its_exact_name() {
+        assert_eq!(
+            metric_sum(PAGE, "velka_log_held_back_microseconds_total"),
+            1500.0
+        );
+        assert_eq!(metric_sum(PAGE, "velka_missing"), 0.0);
+    }
+
+    #[test]
+    fn the_worst_series_of_a_quantile_is_the_largest_finite_one() {
+        let prefix = "velka_projector_batch_seconds{";
+        assert_eq!(worst(PAGE, prefix, "0.5"), 0.007);
+        assert_eq!(worst(PAGE, prefix, "0.99"), 0.02);
+    }
 }
