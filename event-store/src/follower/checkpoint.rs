@@ -119,8 +119,7 @@ const LIST: &str = "SELECT name, segment, segments,
     FROM follower_checkpoints WHERE kind = $1 ORDER BY name, segment";
 
 /// Only what a runner compares, once per batch.
-const LOCK: &str = "SELECT transaction_id::text::bigint AS transaction_id, position, state,
-        pg_current_xact_id()::text::bigint AS locked_by
+const LOCK: &str = "SELECT transaction_id::text::bigint AS transaction_id, position, state
     FROM follower_checkpoints WHERE kind = $1 AND name = $2 AND segment = $3 FOR UPDATE";
 
 /// The checkpoint of `id`, created at the start the first time.
@@ -178,24 +177,13 @@ pub async fn lock(
     tx: &mut PgConnection,
     id: &FollowerId,
 ) -> Result<Option<Checkpoint>, StoreError> {
-    Ok(lock_and_name(tx, id)
-        .await?
-        .map(|(checkpoint, _)| checkpoint))
-}
-
-/// [`lock`], with the id of the transaction that took the lock (it has one from then on).
-pub(crate) async fn lock_and_name(
-    tx: &mut PgConnection,
-    id: &FollowerId,
-) -> Result<Option<(Checkpoint, i64)>, StoreError> {
     let row = sqlx::query(LOCK)
         .bind(id.kind)
         .bind(&id.name)
         .bind(segment_index(id)?)
         .fetch_optional(&mut *tx)
         .await?;
-    row.map(|row| Ok((decode_checkpoint(id, &row)?, row.try_get("locked_by")?)))
-        .transpose()
+    row.map(|row| decode_checkpoint(id, &row)).transpose()
 }
 
 /// Moves the checkpoint of `id` from `from` to `to`, clearing its last error — if it is still
@@ -207,12 +195,25 @@ pub async fn write<'c>(
     from: LogPosition,
     to: &Checkpoint,
 ) -> Result<bool, StoreError> {
-    let updated = sqlx::query(
+    Ok(write_naming(executor, id, from, to).await?.is_some())
+}
+
+/// [`write`], returning the id of the transaction that wrote (`None`: nothing changed). In a
+/// transaction, the write also locks the row until the commit, so a batch can move its
+/// checkpoint first and be alone with it from then on.
+pub(crate) async fn write_naming<'c>(
+    executor: impl PgExecutor<'c>,
+    id: &FollowerId,
+    from: LogPosition,
+    to: &Checkpoint,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
         "UPDATE follower_checkpoints
          SET transaction_id = $6::text::xid8, position = $7, state = $8, updated_at = now(),
              last_error = NULL, last_error_at = NULL
          WHERE kind = $1 AND name = $2 AND segment = $3
-           AND transaction_id = $4::text::xid8 AND position = $5",
+           AND transaction_id = $4::text::xid8 AND position = $5
+         RETURNING pg_current_xact_id()::text::bigint",
     )
     .bind(id.kind)
     .bind(&id.name)
@@ -222,9 +223,8 @@ pub async fn write<'c>(
     .bind(to.position.transaction_id.to_string())
     .bind(to.position.position)
     .bind(&to.state)
-    .execute(executor)
-    .await?;
-    Ok(updated.rows_affected() == 1)
+    .fetch_optional(executor)
+    .await?)
 }
 
 /// Notes why the follower's last attempt failed, outside its rolled-back transaction (the

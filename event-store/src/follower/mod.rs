@@ -27,9 +27,9 @@
 //!
 //! - [`InTransaction`]: the effect is rows in the same database (projectors' read models, a
 //!   saga's states, timers and outbox, the chain's entries). The runner opens a transaction,
-//!   locks the checkpoint row and checks it is where it left it, hands the transaction to
-//!   [`InTransaction::apply`], moves the checkpoint in it and commits: exactly-once effects,
-//!   however often the process dies.
+//!   moves the checkpoint in it from where it left it (a compare-and-set, which also locks the
+//!   row until the commit), hands the transaction to [`InTransaction::apply`] and commits:
+//!   exactly-once effects, however often the process dies.
 //! - [`AfterEffect`]: the effect is outside PostgreSQL (the relay publishes to NATS and awaits
 //!   every ack), so effect and checkpoint cannot commit together. [`AfterEffect::apply`] runs
 //!   first; then the checkpoint moves by compare-and-set. A crash in between repeats the batch,

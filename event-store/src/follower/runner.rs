@@ -12,8 +12,8 @@
 //!   checkpoint commit together or not at all. An [`AfterEffect`] follower's effect is made
 //!   before its checkpoint moves: at least once, and at most one batch again after a crash.
 //! - **One writer.** Each write is a compare-and-set from where this runner left the checkpoint
-//!   (an in-transaction batch also locks the row first, so two runners take turns instead of
-//!   both doing the work): a runner that was overtaken finds out and starts again from what is
+//!   (an in-transaction batch makes it first, which locks the row until its commit, so two
+//!   runners take turns instead of both doing the work): a runner that was overtaken finds out and starts again from what is
 //!   stored.
 //! - **Nothing written for nothing.** A batch with nothing of the follower's categories opens no
 //!   transaction: the runner moves past it in memory and saves the checkpoint at most
@@ -169,8 +169,8 @@ impl<F: AfterEffect> Commit for Outside<'_, F> {
 }
 
 /// Applies `batch` (right after `saved`) to an in-transaction follower and moves its checkpoint
-/// past it, in one transaction: lock the checkpoint row, check it is at `saved`, apply, write,
-/// commit. Returns the new checkpoint. What the runner does for each batch (there also marking
+/// past it, in one transaction: move the checkpoint from `saved` (a compare-and-set that also
+/// locks the row), apply, write the follower's new state if it has one, commit. Returns the new checkpoint. What the runner does for each batch (there also marking
 /// the transaction quiet, see [`EventStore::quiet`]); for tools that drive a follower by hand
 /// (a benchmark sealing a bulk-loaded log).
 pub async fn commit_in_transaction<F: InTransaction + ?Sized>(
@@ -209,33 +209,38 @@ async fn commit_batch<F: InTransaction + ?Sized>(
         (true, true) => pool.begin_with(QUIET_BEGIN).await?,
         (true, false) => pool.begin_with(QUIET_LAZY_BEGIN).await?,
     };
-    let locked = checkpoint::lock_and_name(&mut tx, id).await?;
-    // Dropped before `tx` on every path: at worst the log waits for the rollback, as it did
-    // for every transaction before there were quiet ones.
-    let _quiet = match (quiet_in, &locked) {
-        (Some(store), Some((_, transaction))) => {
-            Some(crate::quiet::register(&store.quiet, *transaction))
-        }
-        _ => None,
+    // The checkpoint moves first, by compare-and-set with the state it had: one statement
+    // that checks it, locks it until the commit (a second runner waits, then finds it moved)
+    // and names the transaction. A follower whose state changed writes it again after.
+    let last = batch.last();
+    let early = Checkpoint {
+        position: last,
+        state: saved.state.clone(),
     };
-    let found = locked.map(|(c, _)| c.position);
-    if found != Some(saved.position) {
+    let Some(transaction) = checkpoint::write_naming(&mut *tx, id, saved.position, &early).await?
+    else {
+        let found = checkpoint::read(&mut *tx, id)
+            .await?
+            .map(|stored| stored.checkpoint.position);
         return Err(FollowerError::CheckpointMoved {
             follower: id.to_string(),
             expected: saved.position,
             found,
         });
-    }
+    };
+    // Dropped before `tx` on every path: at worst the log waits for the rollback, as it did
+    // for every transaction before there were quiet ones.
+    let _quiet = quiet_in.map(|store| crate::quiet::register(&store.quiet, transaction));
     let applied = follower.apply(&mut tx, batch).await?;
     let to = Checkpoint {
-        position: batch.last(),
+        position: last,
         state: applied.state.clone(),
     };
     // Under the row lock, so it holds; checked all the same, as every write is.
-    if !checkpoint::write(&mut *tx, id, saved.position, &to).await? {
+    if to.state != early.state && !checkpoint::write(&mut *tx, id, last, &to).await? {
         return Err(FollowerError::CheckpointMoved {
             follower: id.to_string(),
-            expected: saved.position,
+            expected: last,
             found: None,
         });
     }
