@@ -189,6 +189,16 @@ impl EventStore {
         quiet::enter(tx, &self.quiet).await
     }
 
+    /// This store over another pool of the same database, sharing everything else (the tail,
+    /// the caches, the quiet set, the wake-ups): for work run on a runtime of its own, whose
+    /// connections should be driven by that runtime.
+    pub fn with_pool(&self, pool: PgPool) -> Self {
+        Self {
+            pool,
+            ..self.clone()
+        }
+    }
+
     /// The connection pool, for crates that keep their own tables in the same database.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -50,7 +50,7 @@ pub use possessions::PossessionsProjector;
 pub use projector::{ProjectionError, Projector, decode_event};
 pub use reservations::ReservationsProjector;
 pub use runner::{ProjectorRunner, checkpoint};
-pub use running::{Projections, WaitError, caught_up, start, wait_caught_up};
+pub use running::{Projections, StartError, WaitError, caught_up, start, start_on, wait_caught_up};
 pub use service_tasks::ServiceTasksProjector;
 pub use trips::TripsProjector;
 pub use vehicles::VehiclesProjector;

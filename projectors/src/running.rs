@@ -19,6 +19,63 @@ pub fn start(store: EventStore, shutdown: Shutdown) -> Projections {
     )
 }
 
+/// Starting the projectors on a thread of their own failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The thread or its runtime could not be made.
+    #[error("starting the projectors' thread: {0}")]
+    Thread(#[from] std::io::Error),
+    /// Their connections could not be opened.
+    #[error(transparent)]
+    Connect(#[from] event_store::database::ConnectError),
+    /// The thread ended before it had started them.
+    #[error("the projectors' thread ended before starting them")]
+    Ended,
+}
+
+/// Connections of the projectors' own pool: one per projector at a time, and the log's tail.
+const OWN_CONNECTIONS: u32 = 12;
+
+/// [`start`], on the caller's runtime (`own_thread` `None`) or on a thread and single-threaded
+/// runtime of their own with their own pool of the database at the URL given — so that under
+/// load a batch does not queue behind the requests' tasks: at the peak it cut the worst
+/// projector's lag about threefold (BENCHMARKS.md). The log's tail (shared by every follower of
+/// `store`) starts there too, as the projectors are the first to follow. The thread ends after
+/// they have stopped.
+pub async fn start_on(
+    store: EventStore,
+    shutdown: Shutdown,
+    own_thread: Option<&str>,
+) -> Result<Projections, StartError> {
+    let Some(database_url) = own_thread else {
+        return Ok(start(store, shutdown));
+    };
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let url = database_url.to_owned();
+    std::thread::Builder::new()
+        .name("velka-projectors".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let pool = match event_store::database::connect(&url, OWN_CONNECTIONS).await {
+                    Ok(pool) => pool,
+                    Err(error) => {
+                        let _ = sender.send(Err(StartError::from(error)));
+                        return;
+                    }
+                };
+                let projections = start(store.with_pool(pool.clone()), shutdown.clone());
+                let _ = sender.send(Ok(projections.clone()));
+                shutdown.triggered().await;
+                projections.stopped().await;
+                pool.close().await;
+            });
+        })?;
+    receiver.await.map_err(|_| StartError::Ended)?
+}
+
 /// Handles on running projectors: their statuses, whether they are caught up, and a way to wait
 /// for them to stop. Cheap to clone. Stopping is by the [`Shutdown`] they were started with;
 /// dropping this handle does not stop them.

@@ -12,7 +12,19 @@ const CENTRE: (f64, f64) = (55.7600, 37.6200);
 
 #[tokio::test]
 async fn operators_see_every_projector_reach_the_head_of_the_log() {
-    let app = App::spawn().await.unwrap();
+    // By default the projectors run on a thread and runtime of their own.
+    every_projector_reaches_the_head(App::spawn().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn projectors_on_the_requests_runtime_reach_the_head_too() {
+    let app = App::spawn_with(&[("VELKA_SHARED_PROJECTOR_RUNTIME", "1")])
+        .await
+        .unwrap();
+    every_projector_reaches_the_head(app).await;
+}
+
+async fn every_projector_reaches_the_head(app: App) {
     app.car(1, CENTRE).await.unwrap();
     let service = app.token(Role::Service, "ops");
 

@@ -518,6 +518,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VELKA_NATS_PREFIX", default_value = "velka")]
     pub nats_prefix: String,
 
+    /// Run the projectors on the requests' runtime, not on a thread of their own (which keeps
+    /// their batches from queueing behind requests under load; see BENCHMARKS.md).
+    #[arg(long, env = "VELKA_SHARED_PROJECTOR_RUNTIME", value_parser = clap::builder::FalseyValueParser::new())]
+    pub shared_projector_runtime: bool,
+
     /// Do not use NATS at all: no entry points, no event relay.
     #[arg(long, env = "VELKA_NO_NATS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_nats: bool,

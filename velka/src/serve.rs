@@ -184,7 +184,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let standard_gbfs_terms = standard_terms.clone();
 
     let shutdown = projectors::Shutdown::new();
-    let projections = projectors::start(store.clone(), shutdown.clone());
+    let own_thread = (!args.shared_projector_runtime).then_some(global.database_url.as_str());
+    let projections = projectors::start_on(store.clone(), shutdown.clone(), own_thread).await?;
 
     // The payment gateway: configured, or (for the demo) a simulator in this process.
     let mut demo_gateway = None;
