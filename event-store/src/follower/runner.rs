@@ -13,8 +13,8 @@
 //!   before its checkpoint moves: at least once, and at most one batch again after a crash.
 //! - **One writer.** Each write is a compare-and-set from where this runner left the checkpoint
 //!   (an in-transaction batch makes it first, which locks the row until its commit, so two
-//!   runners take turns instead of both doing the work): a runner that was overtaken finds out and starts again from what is
-//!   stored.
+//!   runners take turns instead of both doing the work): a runner that was overtaken finds out
+//!   and starts again from what is stored.
 //! - **Nothing written for nothing.** A batch with nothing of the follower's categories opens no
 //!   transaction: the runner moves past it in memory and saves the checkpoint at most
 //!   `checkpoint_delay` later (or with the next applied batch), in one statement. Otherwise every
@@ -170,9 +170,10 @@ impl<F: AfterEffect> Commit for Outside<'_, F> {
 
 /// Applies `batch` (right after `saved`) to an in-transaction follower and moves its checkpoint
 /// past it, in one transaction: move the checkpoint from `saved` (a compare-and-set that also
-/// locks the row), apply, write the follower's new state if it has one, commit. Returns the new checkpoint. What the runner does for each batch (there also marking
-/// the transaction quiet, see [`EventStore::quiet`]); for tools that drive a follower by hand
-/// (a benchmark sealing a bulk-loaded log).
+/// locks the row), apply, write the follower's new state if it has one, commit. Returns the new
+/// checkpoint. What the runner does for each batch (there also marking the transaction quiet,
+/// see [`EventStore::quiet`]); for tools that drive a follower by hand (a benchmark sealing a
+/// bulk-loaded log).
 pub async fn commit_in_transaction<F: InTransaction + ?Sized>(
     pool: &PgPool,
     follower: &F,
