@@ -477,7 +477,7 @@ pub struct ServeArgs {
     #[arg(long, env = "VELKA_DEMO_RATE", default_value_t = 5.0)]
     pub demo_rate: f64,
 
-    /// Largest number of database connections.
+    /// Largest number of database connections (projectors on their own thread have 12 more).
     #[arg(long, env = "VELKA_DB_CONNECTIONS", default_value_t = 16)]
     pub db_connections: u32,
 
