@@ -8,9 +8,10 @@
 //! waiting for its next statement), and each held every newer event back from every reader
 //! until it committed, so each follower's lag included the others' transactions.
 //!
-//! A *quiet* transaction says so when it starts: it takes its transaction id at once, registers
-//! it with this process's store, and sets `velka.quiet`, under which a trigger on `events`
-//! refuses any insert. The log's readers in this process leave registered ids out of the
+//! A *quiet* transaction says so when it starts: it sets `velka.quiet`, under which a trigger on
+//! `events` refuses any insert, and registers its transaction id with this process's store as
+//! soon as it has one (a follower's batch: from its first statement, the checkpoint's
+//! compare-and-set). The log's readers in this process leave registered ids out of the
 //! horizon. That is safe by construction: an id left out belongs to a transaction that cannot
 //! append; an id registered late or dropped early only holds the log back, as before. Other
 //! processes do not know this process's ids and still wait for them.
