@@ -56,33 +56,41 @@ pub struct Quiet {
     id: i64,
 }
 
-impl Quiet {
-    /// The transaction's id.
-    pub fn transaction_id(&self) -> i64 {
-        self.id
-    }
-}
-
 impl Drop for Quiet {
     fn drop(&mut self) {
         self.set.remove(self.id);
     }
 }
 
-/// What a statement runs to make its transaction quiet; [`register`] its id after.
-pub(crate) const GUARD: &str = "set_config('velka.quiet', 'on', true)";
+/// What a statement runs to make its transaction quiet (a macro, so that the statements below
+/// are built from it at compile time); [`register`] the transaction's id after.
+macro_rules! guard {
+    () => {
+        "set_config('velka.quiet', 'on', true)"
+    };
+}
+
+/// Opens a quiet transaction.
+pub(crate) const BEGIN: &str = concat!("BEGIN; SELECT ", guard!());
+/// Opens a quiet transaction whose commit does not wait for the disk.
+pub(crate) const BEGIN_LAZY: &str = concat!(
+    "BEGIN; SELECT ",
+    guard!(),
+    ", set_config('synchronous_commit', 'off', true)"
+);
 
 /// Marks the transaction open on `tx` as quiet (see the module docs) and registers it in `set`.
 pub(crate) async fn enter(tx: &mut PgConnection, set: &Arc<QuietSet>) -> Result<Quiet, StoreError> {
-    let id: i64 = sqlx::query_scalar(&format!(
-        "SELECT pg_current_xact_id()::text::bigint FROM {GUARD}"
+    let id: i64 = sqlx::query_scalar(concat!(
+        "SELECT pg_current_xact_id()::text::bigint FROM ",
+        guard!()
     ))
     .fetch_one(tx)
     .await?;
     Ok(register(set, id))
 }
 
-/// Registers `id`, the id of a transaction that has already run [`GUARD`], in `set`.
+/// Registers `id`, the id of a transaction that has already run the guard, in `set`.
 pub(crate) fn register(set: &Arc<QuietSet>, id: i64) -> Quiet {
     set.insert(id);
     Quiet {

@@ -183,12 +183,6 @@ pub async fn commit_in_transaction<F: InTransaction + ?Sized>(
     commit_batch(pool, None, follower, saved, batch).await
 }
 
-/// Opens a quiet transaction (see [`EventStore::quiet`]).
-const QUIET_BEGIN: &str = "BEGIN; SELECT set_config('velka.quiet', 'on', true)";
-/// Opens a quiet transaction whose commit does not wait for the disk.
-const QUIET_LAZY_BEGIN: &str = "BEGIN; SELECT set_config('velka.quiet', 'on', true), \
-                                set_config('synchronous_commit', 'off', true)";
-
 /// [`commit_in_transaction`], quiet towards the readers of `quiet_in` when given: a batch
 /// appends no events, so the log need not wait for it.
 async fn commit_batch<F: InTransaction + ?Sized>(
@@ -207,8 +201,8 @@ async fn commit_batch<F: InTransaction + ?Sized>(
             pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
                 .await?
         }
-        (true, true) => pool.begin_with(QUIET_BEGIN).await?,
-        (true, false) => pool.begin_with(QUIET_LAZY_BEGIN).await?,
+        (true, true) => pool.begin_with(crate::quiet::BEGIN).await?,
+        (true, false) => pool.begin_with(crate::quiet::BEGIN_LAZY).await?,
     };
     // The checkpoint moves first, by compare-and-set with the state it had: one statement
     // that checks it, locks it until the commit (a second runner waits, then finds it moved)
