@@ -28,6 +28,7 @@ mod error;
 pub mod follower;
 mod group;
 mod idempotency;
+pub mod lease;
 mod log;
 mod model;
 mod quiet;
@@ -83,6 +84,9 @@ pub struct EventStore {
     /// This process's quiet transactions in flight, which its log readers need not wait for
     /// (see `quiet`).
     quiet: Arc<quiet::QuietSet>,
+    /// The leases of this process, when it shares the followers with others: each follower
+    /// of this store then runs only while this process holds its lease (see `lease`).
+    leases: Option<lease::Leases>,
     /// Transforms data on append and read (personal data encryption), if installed.
     codec: Option<Arc<dyn EventCodec>>,
     /// Appends made while others are in flight share a transaction (see `group`); `None`:
@@ -112,6 +116,7 @@ impl EventStore {
             states: Arc::new(states::StateCache::new(states::DEFAULT_CAPACITY)),
             tail: Arc::new(tail::Tail::new()),
             quiet: Arc::new(quiet::QuietSet::default()),
+            leases: None,
             codec: None,
             group: Some(Arc::new(group::GroupCommit::new(
                 usize::from(group::DEFAULT_MAX_GROUP),
@@ -187,6 +192,19 @@ impl EventStore {
     /// hold the returned registration until the transaction has ended.
     pub async fn quiet(&self, tx: &mut sqlx::PgConnection) -> Result<Quiet, StoreError> {
         quiet::enter(tx, &self.quiet).await
+    }
+
+    /// This store's followers each running only while `leases` holds its lease, fenced by its
+    /// token (see [`lease`] and [`follower`]); clones made afterwards share them. Without, a
+    /// follower runs whenever it is started: one process per database.
+    pub fn with_leases(mut self, leases: lease::Leases) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// The leases its followers run under, if any.
+    pub fn leases(&self) -> Option<&lease::Leases> {
+        self.leases.as_ref()
     }
 
     /// This store over another pool of the same database, sharing everything else (the tail,

@@ -70,12 +70,23 @@ macro_rules! guard {
     };
 }
 
+/// What a follower's batch sets besides: a batch paused in the middle (its process stopped or
+/// cut off) is ended by the database after this long, so that the follower's next owner, whose
+/// claim waits for the batch's lock on the checkpoint, can go on (see `lease`).
+macro_rules! paused_batch_ends {
+    () => {
+        "set_config('idle_in_transaction_session_timeout', '5s', true)"
+    };
+}
+
 /// Opens a quiet transaction.
-pub(crate) const BEGIN: &str = concat!("BEGIN; SELECT ", guard!());
+pub(crate) const BEGIN: &str = concat!("BEGIN; SELECT ", guard!(), ", ", paused_batch_ends!());
 /// Opens a quiet transaction whose commit does not wait for the disk.
 pub(crate) const BEGIN_LAZY: &str = concat!(
     "BEGIN; SELECT ",
     guard!(),
+    ", ",
+    paused_batch_ends!(),
     ", set_config('synchronous_commit', 'off', true)"
 );
 

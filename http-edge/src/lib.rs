@@ -8,6 +8,7 @@
 //!
 //! Architecture invariant: no business rules and no database; only HTTP conventions.
 
+pub mod admission;
 pub mod auth;
 pub mod json;
 pub mod openapi;

@@ -101,6 +101,13 @@ pub enum WaitError {
 }
 
 impl Projections {
+    /// No projectors in this process (an API-only process: the workers run them).
+    pub fn none() -> Self {
+        Self {
+            statuses: Vec::new().into(),
+        }
+    }
+
     /// Starts one runner per projector, each in its own task of the current tokio runtime.
     pub fn spawn(
         store: EventStore,
@@ -129,13 +136,21 @@ impl Projections {
         self.statuses.iter().map(FollowerStatus::snapshot).collect()
     }
 
-    /// Per projector, by name, whether it has reached the log's head (see [`caught_up`]).
+    /// Per projector, by name, whether it has reached the log's head (see [`caught_up`]); one
+    /// standing by (another process holds its lease and runs it) is not this process's to wait
+    /// for.
     pub async fn caught_up(&self, store: &EventStore) -> Result<Vec<(String, bool)>, StoreError> {
         let head = store.head().await?;
         Ok(self
             .statuses
             .iter()
-            .map(|status| (status.name().to_string(), status.position() >= head))
+            .map(|status| {
+                let standby = status.snapshot().state == RunnerState::Standby;
+                (
+                    status.name().to_string(),
+                    standby || status.position() >= head,
+                )
+            })
             .collect())
     }
 

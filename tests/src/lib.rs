@@ -95,6 +95,70 @@ impl Drop for App {
     }
 }
 
+/// Another server process on an [`App`]'s database ([`App::spawn_peer`]); killed when dropped.
+#[derive(Debug)]
+pub struct Peer {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Peer {
+    /// Its process id (`None` once it has been reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends it `signal` (`STOP`, `CONT`, `KILL`, …) with kill(1).
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("the peer has exited")?;
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+        Ok(())
+    }
+
+    /// SIGKILLs it and waits for it to be gone.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+
+    /// Whether the process is stopped (by SIGSTOP, or its own pause point).
+    pub fn is_stopped(&self) -> bool {
+        self.pid()
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+            .and_then(|stat| {
+                let after_name = stat.rsplit_once(')')?.1.trim_start().to_owned();
+                after_name.chars().next()
+            })
+            .is_some_and(|state| state == 'T' || state == 't')
+    }
+
+    /// What it has logged so far (stderr), line by line.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    /// The lines of its log at level ERROR.
+    pub fn errors(&self) -> Vec<String> {
+        self.log()
+            .into_iter()
+            .filter(|line| line.contains("ERROR"))
+            .collect()
+    }
+
+    /// `GET path` on it, as text: (status, body).
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<(StatusCode, String)> {
+        let response = reqwest::get(format!("{}{path}", self.base)).await?;
+        Ok((response.status(), response.text().await?))
+    }
+}
+
 /// An HTTP answer.
 #[derive(Debug)]
 pub struct Answer {
@@ -134,7 +198,7 @@ impl App {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let (child, base) = Self::start_server(&db, &nats_prefix, &env).await?;
+        let (child, base) = Self::start_server(&db, &nats_prefix, &env, Stdio::inherit()).await?;
         Ok(App {
             base,
             db,
@@ -153,7 +217,8 @@ impl App {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.child.start_kill()?;
         let _ = self.child.wait().await;
-        let (child, base) = Self::start_server(&self.db, &self.nats_prefix, &self.env).await?;
+        let (child, base) =
+            Self::start_server(&self.db, &self.nats_prefix, &self.env, Stdio::inherit()).await?;
         self.child = child;
         self.base = base;
         Ok(())
@@ -257,10 +322,35 @@ impl App {
         }
     }
 
+    /// Starts another `velka serve` on the same database and NATS prefix — a second API node,
+    /// a worker — with `env` on top of the app's environment (`VELKA_ROLE`, `VELKA_WORKER_ID`,
+    /// …). Its log is kept, not shown: see [`Peer::log`].
+    pub async fn spawn_peer(&self, env: &[(&str, &str)]) -> anyhow::Result<Peer> {
+        let mut all = self.env.clone();
+        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let (mut child, base) =
+            Self::start_server(&self.db, &self.nats_prefix, &all, Stdio::piped()).await?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        tokio::spawn({
+            let log = log.clone();
+            async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(mut log) = log.lock() {
+                        log.push(line);
+                    }
+                }
+            }
+        });
+        Ok(Peer { base, child, log })
+    }
+
     async fn start_server(
         db: &TestDatabase,
         nats_prefix: &str,
         env: &[(String, String)],
+        stderr: Stdio,
     ) -> anyhow::Result<(Child, String)> {
         let binary = velka_binary()?;
         let mut child = Command::new(&binary)
@@ -279,9 +369,11 @@ impl App {
             // Chain heads are published only when a test asks (they are events of their own).
             .env("VELKA_AUDIT_HEAD_INTERVAL", "0")
             .env("VELKA_AUDIT_HEAD_EVERY", "0")
+            // Stable across restarts, so a restarted server takes back its leases at once.
+            .env("VELKA_WORKER_ID", nats_prefix)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
@@ -323,7 +415,21 @@ impl App {
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> anyhow::Result<Answer> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        self.send_to(&self.base, method, path, token, headers, body)
+            .await
+    }
+
+    /// [`send`](Self::send) to another node at `base` (a [`Peer`]).
+    pub async fn send_to(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = self.http.request(method, format!("{base}{path}"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -463,12 +569,21 @@ impl App {
     /// Adds car number `n` (unique plate and VIN) standing at `at`, locked, odometer 12,000 km;
     /// returns the vehicle id.
     pub async fn car(&self, n: u32, at: (f64, f64)) -> anyhow::Result<String> {
+        self.car_via(&self.base, n, at).await
+    }
+
+    /// [`car`](Self::car) through another node at `base` (a [`Peer`]).
+    pub async fn car_via(&self, base: &str, n: u32, at: (f64, f64)) -> anyhow::Result<String> {
         let fleet = self.token(Role::Fleet, "fleet-1");
+        let key = uuid::Uuid::new_v4().to_string();
         let added = self
-            .post(
+            .send_to(
+                base,
+                reqwest::Method::POST,
                 "/v1/vehicles",
                 Some(&fleet),
-                &serde_json::json!({
+                &[("idempotency-key", key.as_str())],
+                Some(&serde_json::json!({
                     "plate": format!("А{:03}ВС{:03}", n % 1000, 77 + n / 1000),
                     "vin": format!("XW8ZZZ61Z{n:08}"),
                     "model": "Kia Rio",
@@ -476,7 +591,7 @@ impl App {
                     "lon": at.1,
                     "fuel_percent": 80,
                     "odometer_km": 12000.0,
-                }),
+                })),
             )
             .await?;
         if added.status != StatusCode::CREATED {

@@ -449,11 +449,52 @@ pub enum ClockKind {
     Manual,
 }
 
+/// What a `velka serve` process runs (DEPLOYMENT.md).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ServeRole {
+    /// The one-node case: the APIs and every worker.
+    All,
+    /// The HTTP and NATS entry points only; stateless, any number of them.
+    Api,
+    /// Projectors, sagas with their timers and dispatcher, the NATS relay, the audit sealer,
+    /// reservation expiry and the hold workers, shared with the other workers by lease; HTTP
+    /// serves only health, metrics and the admin views.
+    Worker,
+}
+
+impl ServeRole {
+    /// Whether it serves the command, query and audit APIs and the NATS entry points.
+    pub fn serves_api(self) -> bool {
+        self != ServeRole::Worker
+    }
+
+    /// Whether it runs the workers.
+    pub fn runs_workers(self) -> bool {
+        self != ServeRole::Api
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "VELKA_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+
+    /// What this process runs: `all` (one node), `api` (entry points only) or `worker` (the
+    /// followers and singleton workers, each run by one worker at a time by lease).
+    #[arg(long, env = "VELKA_ROLE", value_enum, default_value = "all")]
+    pub role: ServeRole,
+
+    /// A worker's stable name as a lease holder (a pod's or a unit's name): restarted under the
+    /// same name it takes back at once what it held. Two live processes must never share one.
+    /// Default: host, process id and a random part.
+    #[arg(long, env = "VELKA_WORKER_ID")]
+    pub worker_id: Option<String>,
+
+    /// How long a lease on a follower or a singleton worker lasts past its last renewal (renewed
+    /// every sixth of it): after a worker dies, another takes its work within about 7/6 of it.
+    #[arg(long, env = "VELKA_LEASE_TTL_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(300..=600_000))]
+    pub lease_ttl_ms: u64,
 
     /// Clock to decide with.
     #[arg(long, env = "VELKA_CLOCK", value_enum, default_value = "system")]

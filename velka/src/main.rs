@@ -5,7 +5,6 @@
 //! payment gateway simulator; `velka audit` verifies the hash chain, exports the log, reconciles
 //! money and shows state as of a time; `velka customer erase` erases a customer's personal data.
 
-mod admission;
 mod audit;
 mod config;
 mod ops;

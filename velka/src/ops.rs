@@ -295,6 +295,7 @@ async fn projections(
                 RunnerState::Running => "running",
                 RunnerState::Retrying => "retrying",
                 RunnerState::Stopped => "stopped",
+                RunnerState::Standby => "standby",
             },
             position: snapshot.position.position,
             head: head.position,

@@ -189,40 +189,55 @@ pub struct SagaSetup {
 
 /// Starts each saga's runner and timer worker — fines always, payments and KYC when their
 /// outside party is configured — and the one outbox dispatcher; they stop when `stop` resolves.
-pub fn start(setup: SagaSetup, stop: projectors::Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
+/// The runners are followers of the log (one process runs each, by the store's leases); the
+/// timer workers and the dispatcher run each in one process at a time by a lease of its own.
+pub fn start(
+    setup: SagaSetup,
+    leases: &event_store::lease::Leases,
+    stop: projectors::Shutdown,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let pool = setup.store.pool().clone();
     let mut tasks = Vec::new();
-    run_saga(&setup, Arc::new(sagas::fines::FineSaga), &stop, &mut tasks);
+    run_saga(
+        &setup,
+        leases,
+        Arc::new(sagas::fines::FineSaga),
+        &stop,
+        &mut tasks,
+    );
     if setup.payments {
-        run_saga(
-            &setup,
-            Arc::new(payments::saga::PaymentSaga),
-            &stop,
-            &mut tasks,
-        );
+        let saga = Arc::new(payments::saga::PaymentSaga);
+        run_saga(&setup, leases, saga, &stop, &mut tasks);
     }
     if let Some(kyc) = &setup.kyc {
-        run_saga(&setup, Arc::new(kyc.clone()), &stop, &mut tasks);
+        run_saga(&setup, leases, Arc::new(kyc.clone()), &stop, &mut tasks);
     }
-    let dispatcher = sagas::Dispatcher::new(
-        pool,
-        setup.sink.clone(),
-        sagas::DispatcherConfig {
-            retry_initial: setup.retry_initial,
-            ..sagas::DispatcherConfig::default()
+    let config = sagas::DispatcherConfig {
+        retry_initial: setup.retry_initial,
+        ..sagas::DispatcherConfig::default()
+    };
+    let sink = setup.sink.clone();
+    tasks.push(tokio::spawn(event_store::lease::while_held(
+        leases.want("worker:saga-dispatcher"),
+        stopping(&stop),
+        move |cancel| {
+            sagas::Dispatcher::new(pool.clone(), sink.clone(), config.clone())
+                .run(cancel.cancelled_owned())
         },
-    );
-    tasks.push(tokio::spawn(dispatcher.run(stopping(&stop))));
+    )));
     tasks
 }
 
-fn stopping(stop: &projectors::Shutdown) -> impl std::future::Future<Output = ()> + use<> {
+pub(crate) fn stopping(
+    stop: &projectors::Shutdown,
+) -> impl std::future::Future<Output = ()> + use<> {
     let stop = stop.clone();
     async move { stop.triggered().await }
 }
 
 fn run_saga<S: sagas::Saga + std::fmt::Debug>(
     setup: &SagaSetup,
+    leases: &event_store::lease::Leases,
     saga: Arc<S>,
     stop: &projectors::Shutdown,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
@@ -232,7 +247,14 @@ fn run_saga<S: sagas::Saga + std::fmt::Debug>(
         saga.clone(),
         sagas::RunnerConfig::default(),
     );
-    let timers = sagas::TimerWorker::new(setup.store.pool().clone(), saga, setup.clock.clone());
     tasks.push(tokio::spawn(runner.run(stopping(stop))));
-    tasks.push(tokio::spawn(timers.run(stopping(stop))));
+    let (pool, clock) = (setup.store.pool().clone(), setup.clock.clone());
+    tasks.push(tokio::spawn(event_store::lease::while_held(
+        leases.want(format!("worker:saga-timers:{}", saga.name())),
+        stopping(stop),
+        move |cancel| {
+            sagas::TimerWorker::new(pool.clone(), saga.clone(), clock.clone())
+                .run(cancel.cancelled_owned())
+        },
+    )));
 }

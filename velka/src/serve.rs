@@ -149,7 +149,18 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    let role = args.role;
+    anyhow::ensure!(
+        !args.demo || role.serves_api(),
+        "--demo drives traffic through the API: run it with --role all or api, not worker"
+    );
     let pool = connect(global, args.db_connections).await?;
+    // Which process runs each follower and singleton worker, when several share the database.
+    let leases = event_store::lease::Leases::new(
+        pool.clone(),
+        (args.worker_id.clone()).unwrap_or_else(event_store::lease::holder_name),
+        std::time::Duration::from_millis(args.lease_ttl_ms),
+    );
     // Everything that reads events for their meaning (commands, projectors, queries, sagas) sees
     // personal data decrypted while the customer's key exists; what carries events outside
     // (the NATS relay) or hashes them as stored (the audit chain) reads them as stored.
@@ -159,7 +170,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         .with_group_commit(
             usize::from(args.append_group),
             usize::from(args.append_writers),
-        );
+        )
+        .with_leases(leases.clone());
     let store = raw_store
         .clone()
         .with_codec(Arc::new(global.pii_codec(&pool)));
@@ -184,8 +196,16 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let standard_gbfs_terms = standard_terms.clone();
 
     let shutdown = projectors::Shutdown::new();
+    let stopping = || crate::saga_host::stopping(&shutdown);
+    // Every worker's task, awaited on the way out.
+    let mut workers: Vec<tokio::task::JoinHandle<()>> =
+        vec![tokio::spawn(leases.clone().run(stopping()))];
     let own_thread = (!args.shared_projector_runtime).then_some(global.database_url.as_str());
-    let projections = projectors::start_on(store.clone(), shutdown.clone(), own_thread).await?;
+    let projections = if role.runs_workers() {
+        projectors::start_on(store.clone(), shutdown.clone(), own_thread).await?
+    } else {
+        projectors::Projections::none()
+    };
 
     // The payment gateway: configured, or (for the demo) a simulator in this process.
     let mut demo_gateway = None;
@@ -239,30 +259,38 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         }),
         payments: payments.clone(),
     };
-    // Reservations expire by the injected clock, through the command pipeline.
-    let expiry = tokio::spawn({
-        let shutdown = shutdown.clone();
-        command_api::expiry::ExpiryWorker::new(command_context.clone())
-            .run(async move { shutdown.triggered().await })
-    });
-    // Card holds no trip took are let go: those Velka noted (the sweeper) and those it finds
-    // open at the gateway unexplained (the reconciler).
-    let hold_workers = match &payments {
-        Some(payments) => vec![
-            tokio::spawn({
-                let shutdown = shutdown.clone();
-                payments::HoldSweeper::new(payments.clone())
-                    .run(async move { shutdown.triggered().await })
-            }),
-            tokio::spawn({
-                let shutdown = shutdown.clone();
-                payments::HoldReconciler::new(payments.clone())
-                    .with_poll(std::time::Duration::from_millis(args.hold_reconcile_ms))
-                    .run(async move { shutdown.triggered().await })
-            }),
-        ],
-        None => Vec::new(),
-    };
+    // Reservations expire by the injected clock, through the command pipeline. Card holds no
+    // trip took are let go: those Velka noted (the sweeper) and those it finds open at the
+    // gateway unexplained (the reconciler). Each in one worker at a time.
+    if role.runs_workers() {
+        let context = command_context.clone();
+        workers.push(tokio::spawn(event_store::lease::while_held(
+            leases.want("worker:reservation-expiry"),
+            stopping(),
+            move |cancel| {
+                command_api::expiry::ExpiryWorker::new(context.clone())
+                    .run(cancel.cancelled_owned())
+            },
+        )));
+    }
+    if let (true, Some(payments)) = (role.runs_workers(), &payments) {
+        let sweeper = payments.clone();
+        workers.push(tokio::spawn(event_store::lease::while_held(
+            leases.want("worker:hold-sweeper"),
+            stopping(),
+            move |cancel| payments::HoldSweeper::new(sweeper.clone()).run(cancel.cancelled_owned()),
+        )));
+        let (reconciler, poll) = (payments.clone(), args.hold_reconcile_ms);
+        workers.push(tokio::spawn(event_store::lease::while_held(
+            leases.want("worker:hold-reconciler"),
+            stopping(),
+            move |cancel| {
+                payments::HoldReconciler::new(reconciler.clone())
+                    .with_poll(std::time::Duration::from_millis(poll))
+                    .run(cancel.cancelled_owned())
+            },
+        )));
+    }
     let (commands, commands_doc) = command_api::router(command_context);
     let (queries, queries_doc) = query_api::router(query_api::QueryContext {
         pool: pool.clone(),
@@ -301,6 +329,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         gateway_url: gateway_url.clone(),
     });
     let document = crate::ops::document(vec![commands_doc, queries_doc, audits_doc, ops_doc]);
+    let operations = ops.clone();
     let app = commands
         .merge(queries)
         .merge(audits)
@@ -309,11 +338,20 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         .fallback(crate::ops::no_route)
         .method_not_allowed_fallback(crate::ops::wrong_method)
         .layer(axum::middleware::from_fn_with_state(
-            crate::admission::Admission::new(args.max_in_flight as usize),
-            crate::admission::admit,
+            http_edge::admission::Admission::new(args.max_in_flight as usize),
+            http_edge::admission::admit,
         ))
         .layer(axum::middleware::from_fn(crate::ops::observe));
 
+    // A worker answers only health, metrics and the admin views; its sagas still send commands
+    // through the whole router, in-process.
+    let public = if role.serves_api() {
+        app.clone()
+    } else {
+        operations
+            .fallback(crate::ops::no_route)
+            .layer(axum::middleware::from_fn(crate::ops::observe))
+    };
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| {
@@ -325,7 +363,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the bound address")?;
     // The first line on stdout says where we listen, so scripts and tests can find a port 0.
     println!("velka: listening on http://{addr}");
-    tracing::info!(%addr, database = %database::redacted(&global.database_url), "serving");
+    tracing::info!(%addr, ?role, holder = leases.holder(),
+        database = %database::redacted(&global.database_url), "serving");
 
     // One stop signal for the entry points (HTTP, NATS); the projectors stop after them, so
     // that every command accepted before the signal is projected before we exit.
@@ -337,18 +376,16 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             stop.trigger();
         }
     });
-    let nats = if args.no_nats {
+    let nats = if args.no_nats || !role.serves_api() {
         None
     } else {
         Some(start_nats(&args, app.clone(), &document, keys.clone(), stop.clone()).await?)
     };
     // The relay stops with the projectors, after the entry points, so that the events of every
     // command accepted before the signal are published before we exit.
-    let relay = if args.no_nats || args.no_nats_relay {
-        None
-    } else {
-        Some(start_relay(&args, raw_store.clone(), shutdown.clone()).await?)
-    };
+    if !(args.no_nats || args.no_nats_relay || !role.runs_workers()) {
+        workers.push(start_relay(&args, raw_store.clone(), shutdown.clone()).await?);
+    }
 
     // The sagas: fine matching always; payments with a gateway; KYC with a provider.
     let saga_stop = projectors::Shutdown::new();
@@ -374,27 +411,34 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(gateway) = &gateway_url {
         tracing::info!(gateway, "payments: holds at trip start, the payment saga");
     }
-    let saga_tasks = crate::saga_host::start(
-        crate::saga_host::SagaSetup {
-            store: store.clone(),
-            clock: clock.clone(),
-            payments: payments.is_some(),
-            kyc: kyc_client.as_ref().map(|_| sagas::kyc::KycSaga {
-                deadline: chrono::Duration::hours(i64::from(args.kyc_deadline_hours)),
-            }),
-            sink: Arc::new(crate::saga_host::Sink::new(
-                app.clone(),
-                &document,
-                keys.clone(),
-                payments.as_ref().map(|payments| payments.gateway().clone()),
-                kyc_client,
-            )),
-            retry_initial: std::time::Duration::from_millis(args.saga_retry_ms),
-        },
-        saga_stop.clone(),
-    );
+    let saga_tasks = if !role.runs_workers() {
+        Vec::new()
+    } else {
+        crate::saga_host::start(
+            crate::saga_host::SagaSetup {
+                store: store.clone(),
+                clock: clock.clone(),
+                payments: payments.is_some(),
+                kyc: kyc_client.as_ref().map(|_| sagas::kyc::KycSaga {
+                    deadline: chrono::Duration::hours(i64::from(args.kyc_deadline_hours)),
+                }),
+                sink: Arc::new(crate::saga_host::Sink::new(
+                    app.clone(),
+                    &document,
+                    keys.clone(),
+                    payments.as_ref().map(|payments| payments.gateway().clone()),
+                    kyc_client,
+                )),
+                retry_initial: std::time::Duration::from_millis(args.saga_retry_ms),
+            },
+            &leases,
+            saga_stop.clone(),
+        )
+    };
     // The sealer stops with the projectors too, so the events of the last commands are sealed.
-    let sealer = start_sealer(&args, raw_store, clock.clone(), shutdown.clone()).await?;
+    if role.runs_workers() {
+        workers.push(start_sealer(&args, raw_store, clock.clone(), shutdown.clone()).await?);
+    }
 
     if args.demo {
         let keys = keys.clone();
@@ -415,7 +459,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         });
     }
 
-    axum::serve(listener, app)
+    axum::serve(listener, public)
         .with_graceful_shutdown({
             let stop = stop.clone();
             async move { stop.triggered().await }
@@ -432,23 +476,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(%error, "a saga task ended abnormally");
         }
     }
-    tracing::info!("stopping projectors and the reservation expiry worker");
+    tracing::info!("stopping projectors, the relay, the sealer and the other workers");
     shutdown.trigger();
     projections.stopped().await;
-    if let Some(relay) = relay
-        && let Err(error) = relay.await
-    {
-        tracing::warn!(%error, "the NATS relay ended abnormally");
-    }
-    if let Err(error) = sealer.await {
-        tracing::warn!(%error, "the audit chain sealer ended abnormally");
-    }
-    if let Err(error) = expiry.await {
-        tracing::warn!(%error, "the reservation expiry worker ended abnormally");
-    }
-    for worker in hold_workers {
+    for worker in workers {
         if let Err(error) = worker.await {
-            tracing::warn!(%error, "a hold worker ended abnormally");
+            tracing::warn!(%error, "a worker ended abnormally");
         }
     }
     pool.close().await;

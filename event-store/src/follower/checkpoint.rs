@@ -5,8 +5,12 @@
 //! follower's effect. It is created at [`LogPosition::START`] the first time it is asked for,
 //! and from then on moved only by [`write()`], a compare-and-set from the position the writer
 //! last saw: a write from a runner that has been overtaken (another runner of the same follower,
-//! a rebuild's switch, a manual reset) changes nothing and the writer finds out. That one
-//! function is where a fencing token will be checked, too (see [`crate::follower`]).
+//! a rebuild's switch, a manual reset) changes nothing and the writer finds out.
+//!
+//! When several processes share the followers, each checkpoint is owned by the holder of its
+//! lease ([`crate::lease`]). The new owner [`claim`]s the row with its lease's token (the
+//! *fence*), and every write of an owner names its token: a former owner that lost its lease —
+//! paused, cut off — writes nothing more, whatever it believes.
 
 use crate::error::StoreError;
 use crate::model::LogPosition;
@@ -58,6 +62,17 @@ impl FollowerId {
             name: name.into(),
             segment: Segment::WHOLE,
         }
+    }
+}
+
+impl FollowerId {
+    /// The name of its lease when processes share the followers (see [`crate::lease`]):
+    /// `follower:<kind>:<name>#<segment>/<segments>`.
+    pub fn lease_name(&self) -> String {
+        format!(
+            "follower:{}:{}#{}/{}",
+            self.kind, self.name, self.segment.index, self.segment.count
+        )
     }
 }
 
@@ -187,25 +202,41 @@ pub async fn lock(
 }
 
 /// Moves the checkpoint of `id` from `from` to `to`, clearing its last error — if it is still
-/// at `from`; `false` (and nothing changed) when someone else moved it. The only statement that
-/// changes a checkpoint: every write of every follower, in a transaction or alone, comes here.
+/// at `from`; `false` (and nothing changed) when someone else moved it. For tools that move a
+/// checkpoint by hand (a rebuild's switch, which locks the row first): they name no owner, so
+/// no fence stops them. A runner's writes go through [`write_fenced`].
 pub async fn write<'c>(
     executor: impl PgExecutor<'c>,
     id: &FollowerId,
     from: LogPosition,
     to: &Checkpoint,
 ) -> Result<bool, StoreError> {
-    Ok(write_naming(executor, id, from, to).await?.is_some())
+    Ok(write_naming(executor, id, from, to, None).await?.is_some())
 }
 
-/// [`write`], returning the id of the transaction that wrote (`None`: nothing changed). In a
-/// transaction, the write also locks the row until the commit, so a batch can move its
-/// checkpoint first and be alone with it from then on.
+/// [`write`] by the owner holding fencing token `fence` (see [`claim`]): refused, too, if a
+/// newer owner has claimed the checkpoint since. `None`: an unowned runner (one process, or a
+/// test), checked by position only.
+pub async fn write_fenced<'c>(
+    executor: impl PgExecutor<'c>,
+    id: &FollowerId,
+    from: LogPosition,
+    to: &Checkpoint,
+    fence: Option<i64>,
+) -> Result<bool, StoreError> {
+    Ok(write_naming(executor, id, from, to, fence).await?.is_some())
+}
+
+/// [`write_fenced`], returning the id of the transaction that wrote (`None`: nothing changed).
+/// In a transaction, the write also locks the row until the commit, so a batch can move its
+/// checkpoint first and be alone with it from then on — a new owner's [`claim`] waits for it.
+/// The only statement that moves a checkpoint: every write of every follower comes here.
 pub(crate) async fn write_naming<'c>(
     executor: impl PgExecutor<'c>,
     id: &FollowerId,
     from: LogPosition,
     to: &Checkpoint,
+    fence: Option<i64>,
 ) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
         "UPDATE follower_checkpoints
@@ -213,6 +244,7 @@ pub(crate) async fn write_naming<'c>(
              last_error = NULL, last_error_at = NULL
          WHERE kind = $1 AND name = $2 AND segment = $3
            AND transaction_id = $4::text::xid8 AND position = $5
+           AND ($9::bigint IS NULL OR fence = $9)
          RETURNING pg_current_xact_id()::text::bigint",
     )
     .bind(id.kind)
@@ -223,6 +255,61 @@ pub(crate) async fn write_naming<'c>(
     .bind(to.position.transaction_id.to_string())
     .bind(to.position.position)
     .bind(&to.state)
+    .bind(fence)
+    .fetch_optional(executor)
+    .await?)
+}
+
+/// Claims the checkpoint of `id` for the owner that took its lease with token `fence`, and
+/// returns it (created at the start the first time): raises the row's fence to `fence`, so every
+/// write of an older owner is refused from now on. Waits for a batch the former owner still has
+/// open on the row (its transaction is ended by the database within
+/// `idle_in_transaction_session_timeout` if that owner is paused). `None` when a newer owner
+/// has already claimed it: this one lost its lease meanwhile.
+pub async fn claim(
+    pool: &PgPool,
+    id: &FollowerId,
+    fence: i64,
+) -> Result<Option<Checkpoint>, StoreError> {
+    sqlx::query(
+        "INSERT INTO follower_checkpoints
+             (kind, name, segment, segments, transaction_id, position, updated_at, fence)
+         VALUES ($1, $2, $3, $4, '0', 0, now(), $5)
+         ON CONFLICT (kind, name, segment) DO NOTHING",
+    )
+    .bind(id.kind)
+    .bind(&id.name)
+    .bind(segment_index(id)?)
+    .bind(segment_count(id)?)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    let row = sqlx::query(
+        "UPDATE follower_checkpoints SET fence = $4
+         WHERE kind = $1 AND name = $2 AND segment = $3 AND fence <= $4
+         RETURNING transaction_id::text::bigint AS transaction_id, position, state",
+    )
+    .bind(id.kind)
+    .bind(&id.name)
+    .bind(segment_index(id)?)
+    .bind(fence)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| decode_checkpoint(id, &row)).transpose()
+}
+
+/// The fence of `id`'s checkpoint: the token of the newest owner that claimed it (0: never
+/// claimed), to tell a fenced write from a moved checkpoint.
+pub async fn fence<'c>(
+    executor: impl PgExecutor<'c>,
+    id: &FollowerId,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT fence FROM follower_checkpoints WHERE kind = $1 AND name = $2 AND segment = $3",
+    )
+    .bind(id.kind)
+    .bind(&id.name)
+    .bind(segment_index(id)?)
     .fetch_optional(executor)
     .await?)
 }

@@ -76,6 +76,21 @@ pub enum FollowerError {
     /// The follower's effect failed.
     #[error(transparent)]
     Effect(#[from] EffectError),
+    /// This process lost the follower's lease: a newer owner has claimed its checkpoint (see
+    /// [`crate::lease`]), so this one's write was refused and nothing it did in the batch was
+    /// committed. It stands by.
+    #[error(
+        "{follower} is owned by another process now (fence {fence}, this process's token \
+         {token}): the write was refused"
+    )]
+    Fenced {
+        /// The follower, as `kind:name`.
+        follower: String,
+        /// The token of the lease this process held.
+        token: i64,
+        /// The checkpoint's fence: the newest owner's token.
+        fence: i64,
+    },
 }
 
 impl From<sqlx::Error> for FollowerError {

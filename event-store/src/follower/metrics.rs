@@ -52,6 +52,12 @@ pub(crate) struct Metrics {
     pub(crate) failures_total: Option<Counter>,
     pub(crate) lag_events: Option<Gauge>,
     pub(crate) lag_ms: Option<Gauge>,
+    /// Every follower, whatever its kind: writes refused by a newer owner's fence
+    /// (`velka_follower_fenced_writes_total{follower="kind:name"}`).
+    fenced: Counter,
+    /// Whether this process runs the follower now (1) or stands by (0)
+    /// (`velka_follower_owned{follower="kind:name"}`).
+    owned: Gauge,
 }
 
 impl Metrics {
@@ -74,7 +80,17 @@ impl Metrics {
             failures_total: counter(names.failures_total),
             lag_events: gauge(names.lag_events),
             lag_ms: gauge(names.lag_ms),
+            fenced: metrics::counter!("velka_follower_fenced_writes_total", "follower" => id.to_string()),
+            owned: metrics::gauge!("velka_follower_owned", "follower" => id.to_string()),
         }
+    }
+
+    pub(crate) fn fenced(&self) {
+        self.fenced.increment(1);
+    }
+
+    pub(crate) fn owned(&self, owned: bool) {
+        self.owned.set(if owned { 1.0 } else { 0.0 });
     }
 
     pub(crate) fn position(&self, position: i64) {

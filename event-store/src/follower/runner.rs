@@ -89,6 +89,8 @@ struct Following {
     at: crate::LogPosition,
     /// Since when `at` has been ahead of `saved`.
     delay: CheckpointDelay,
+    /// The token of the lease it runs under, which its writes carry (`None`: unowned).
+    fence: Option<i64>,
 }
 
 /// What one step did.
@@ -111,6 +113,7 @@ trait Commit {
         store: &'a EventStore,
         saved: &'a Checkpoint,
         batch: &'a Batch<'a>,
+        fence: Option<i64>,
     ) -> BoxFuture<'a, Result<(Checkpoint, Applied), FollowerError>>;
 }
 
@@ -132,6 +135,7 @@ impl<F: InTransaction> Commit for Transactional<'_, F> {
         store: &'a EventStore,
         saved: &'a Checkpoint,
         batch: &'a Batch<'a>,
+        fence: Option<i64>,
     ) -> BoxFuture<'a, Result<(Checkpoint, Applied), FollowerError>> {
         Box::pin(commit_batch(
             store.pool(),
@@ -139,6 +143,7 @@ impl<F: InTransaction> Commit for Transactional<'_, F> {
             self.0,
             saved,
             batch,
+            fence,
         ))
     }
 }
@@ -155,6 +160,7 @@ impl<F: AfterEffect> Commit for Outside<'_, F> {
         store: &'a EventStore,
         saved: &'a Checkpoint,
         batch: &'a Batch<'a>,
+        fence: Option<i64>,
     ) -> BoxFuture<'a, Result<(Checkpoint, Applied), FollowerError>> {
         Box::pin(async move {
             let applied = self.0.apply(batch).await?;
@@ -162,7 +168,7 @@ impl<F: AfterEffect> Commit for Outside<'_, F> {
                 position: batch.last(),
                 state: applied.state.clone(),
             };
-            advance(store.pool(), self.0.id(), saved.position, &to).await?;
+            advance(store.pool(), self.0.id(), saved.position, &to, fence).await?;
             Ok((to, applied))
         })
     }
@@ -180,19 +186,22 @@ pub async fn commit_in_transaction<F: InTransaction + ?Sized>(
     saved: &Checkpoint,
     batch: &Batch<'_>,
 ) -> Result<(Checkpoint, Applied), FollowerError> {
-    commit_batch(pool, None, follower, saved, batch).await
+    commit_batch(pool, None, follower, saved, batch, None).await
 }
 
 /// [`commit_in_transaction`], quiet towards the readers of `quiet_in` when given: a batch
-/// appends no events, so the log need not wait for it.
+/// appends no events, so the log need not wait for it; and fenced by `fence`, the token of the
+/// lease this process holds on the follower, when it has one.
 async fn commit_batch<F: InTransaction + ?Sized>(
     pool: &PgPool,
     quiet_in: Option<&EventStore>,
     follower: &F,
     saved: &Checkpoint,
     batch: &Batch<'_>,
+    fence: Option<i64>,
 ) -> Result<(Checkpoint, Applied), FollowerError> {
     let id = follower.id();
+    crate::crash::pause_point("follower-batch");
     // The transaction's settings ride on its BEGIN: no round trip of their own, which under load
     // is a scheduling wait for both the process and the database.
     let mut tx = match (quiet_in.is_some(), follower.commits_durably()) {
@@ -212,16 +221,10 @@ async fn commit_batch<F: InTransaction + ?Sized>(
         position: last,
         state: saved.state.clone(),
     };
-    let Some(transaction) = checkpoint::write_naming(&mut *tx, id, saved.position, &early).await?
+    let Some(transaction) =
+        checkpoint::write_naming(&mut *tx, id, saved.position, &early, fence).await?
     else {
-        let found = checkpoint::read(&mut *tx, id)
-            .await?
-            .map(|stored| stored.checkpoint.position);
-        return Err(FollowerError::CheckpointMoved {
-            follower: id.to_string(),
-            expected: saved.position,
-            found,
-        });
+        return Err(refused(&mut tx, id, saved.position, fence).await);
     };
     // Dropped before `tx` on every path: at worst the log waits for the rollback, as it did
     // for every transaction before there were quiet ones.
@@ -232,7 +235,7 @@ async fn commit_batch<F: InTransaction + ?Sized>(
         state: applied.state.clone(),
     };
     // Under the row lock, so it holds; checked all the same, as every write is.
-    if to.state != early.state && !checkpoint::write(&mut *tx, id, last, &to).await? {
+    if to.state != early.state && !checkpoint::write_fenced(&mut *tx, id, last, &to, fence).await? {
         return Err(FollowerError::CheckpointMoved {
             follower: id.to_string(),
             expected: last,
@@ -250,18 +253,44 @@ async fn advance(
     id: &FollowerId,
     from: crate::LogPosition,
     to: &Checkpoint,
+    fence: Option<i64>,
 ) -> Result<(), FollowerError> {
-    if checkpoint::write(pool, id, from, to).await? {
+    if checkpoint::write_fenced(pool, id, from, to, fence).await? {
         return Ok(());
     }
-    let found = checkpoint::read(pool, id)
-        .await?
-        .map(|stored| stored.checkpoint.position);
-    Err(FollowerError::CheckpointMoved {
-        follower: id.to_string(),
-        expected: from,
-        found,
-    })
+    let mut connection = pool.acquire().await?;
+    Err(refused(&mut connection, id, from, fence).await)
+}
+
+/// Why a compare-and-set from `expected` by the owner of token `fence` changed nothing: a newer
+/// owner's fence, or a checkpoint moved by someone else.
+async fn refused(
+    executor: &mut sqlx::PgConnection,
+    id: &FollowerId,
+    expected: crate::LogPosition,
+    fence: Option<i64>,
+) -> FollowerError {
+    if let Some(token) = fence {
+        match checkpoint::fence(&mut *executor, id).await {
+            Ok(Some(found)) if found != token => {
+                return FollowerError::Fenced {
+                    follower: id.to_string(),
+                    token,
+                    fence: found,
+                };
+            }
+            Ok(_) => {}
+            Err(error) => return error.into(),
+        }
+    }
+    match checkpoint::read(&mut *executor, id).await {
+        Ok(stored) => FollowerError::CheckpointMoved {
+            follower: id.to_string(),
+            expected,
+            found: stored.map(|stored| stored.checkpoint.position),
+        },
+        Err(error) => error.into(),
+    }
 }
 
 impl<F: Follower> Runner<F> {
@@ -323,11 +352,45 @@ async fn follow<C: Commit>(
     // for the runner to stop is not left waiting.
     let _stopped = StoppedOnDrop { status, id };
     let metrics = Metrics::register(id, follower.metrics());
+    metrics.owned(true);
     tokio::pin!(stop);
+    // When processes share the followers, this one runs only while it holds the lease.
+    let mut lease = store.leases().map(|leases| leases.want(id.lease_name()));
     let mut backoff = config.retry_initial;
     let mut following: Option<Following> = None;
     let mut caught_up_at = Instant::now();
     loop {
+        let fence = match lease.as_mut() {
+            None => None,
+            Some(lease) => match lease.token() {
+                Some(token) => Some(token),
+                None => {
+                    if following.take().is_some() {
+                        tracing::info!(follower = %id, "follower lost its lease; standing by");
+                    }
+                    status.update(|s| s.state = RunnerState::Standby);
+                    metrics.owned(false);
+                    tokio::select! {
+                        () = &mut stop => break,
+                        token = lease.acquired() => {
+                            tracing::info!(follower = %id, token, holder = lease.holder(),
+                                "follower took its lease");
+                            metrics.owned(true);
+                            continue;
+                        }
+                    }
+                }
+            },
+        };
+        if following.as_ref().is_some_and(|f| f.fence != fence) {
+            following = None;
+        }
+        let lost = async {
+            match (lease.as_mut(), fence) {
+                (Some(lease), Some(token)) => lease.lost(token).await,
+                _ => std::future::pending().await,
+            }
+        };
         let step = step(
             store,
             commit,
@@ -336,6 +399,7 @@ async fn follow<C: Commit>(
             &metrics,
             &mut following,
             &mut stop,
+            Owner { fence, lost },
         );
         match step.await {
             Ok(Step::Moved) => {
@@ -343,6 +407,20 @@ async fn follow<C: Commit>(
                 record_lag(store, id, status, &metrics, &mut caught_up_at).await;
             }
             Ok(Step::Stopped) => break,
+            Err(error @ FollowerError::Fenced { .. }) => {
+                // Not a failure to retry: another process owns the follower now. Say so once
+                // and stand by until this process sees the lease gone.
+                following = None;
+                metrics.fenced();
+                tracing::warn!(follower = %id, error = %error,
+                    "follower's late write refused by a newer owner's fence; standing by");
+                if let (Some(lease), Some(token)) = (lease.as_mut(), fence) {
+                    tokio::select! {
+                        () = &mut stop => break,
+                        () = lease.lost(token) => {}
+                    }
+                }
+            }
             Err(error) => {
                 following = None;
                 record_failure(store.pool(), id, status, &metrics, &error, backoff).await;
@@ -358,11 +436,24 @@ async fn follow<C: Commit>(
             }
         }
     }
+    if let Some(lease) = lease
+        && let Err(error) = lease.release().await
+    {
+        tracing::warn!(follower = %id, %error, "cannot release the follower's lease; it lapses");
+    }
     tracing::info!(follower = %id, position = ?status.position(), "follower stopped");
+}
+
+/// What the runner knows of its ownership for one step: the token its writes carry (`None`:
+/// unowned), and a future that resolves when the lease is lost.
+struct Owner<L> {
+    fence: Option<i64>,
+    lost: L,
 }
 
 /// Waits for the next batch and applies it, skips it, saves the checkpoint past skipped ones
 /// when that is due, or ticks the follower.
+#[allow(clippy::too_many_arguments)]
 async fn step<C: Commit>(
     store: &EventStore,
     commit: &C,
@@ -371,18 +462,34 @@ async fn step<C: Commit>(
     metrics: &Metrics,
     following: &mut Option<Following>,
     stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    owner: Owner<impl Future<Output = ()>>,
 ) -> Result<Step, FollowerError> {
     let follower = commit.follower();
     let id = follower.id();
+    let fence = owner.fence;
     let state = match following {
         Some(state) => state,
         None => {
-            let saved = checkpoint::load(store.pool(), id).await?;
+            let saved = match fence {
+                None => checkpoint::load(store.pool(), id).await?,
+                Some(token) => match checkpoint::claim(store.pool(), id, token).await? {
+                    Some(saved) => saved,
+                    None => {
+                        return Err(FollowerError::Fenced {
+                            follower: id.to_string(),
+                            token,
+                            fence: checkpoint::fence(store.pool(), id)
+                                .await?
+                                .unwrap_or_default(),
+                        });
+                    }
+                },
+            };
             follower.resume(&saved).await?;
             let at = saved.position;
             status.update(|s| {
                 s.position = at;
-                if s.state == RunnerState::Starting {
+                if matches!(s.state, RunnerState::Starting | RunnerState::Standby) {
                     s.state = RunnerState::Running;
                 }
             });
@@ -395,6 +502,7 @@ async fn step<C: Commit>(
                 saved,
                 at,
                 delay: CheckpointDelay::new(config.checkpoint_delay),
+                fence,
             })
         }
     };
@@ -404,6 +512,7 @@ async fn step<C: Commit>(
         return Ok(Step::Moved);
     }
     let delay = state.delay;
+    let lost = owner.lost;
     let events = tokio::select! {
         biased;
         () = stop.as_mut() => {
@@ -420,6 +529,9 @@ async fn step<C: Commit>(
             return Ok(Step::Moved);
         }
         () = sleep_until(tick_at) => return Ok(Step::Moved),
+        // After the batch: a batch already at hand is tried, and the fence, not this process's
+        // view of its lease, decides whether it lands.
+        () = lost => return Ok(Step::Moved),
     };
     let Some(batch) = Batch::new(&events, follower.categories()) else {
         return Ok(Step::Moved);
@@ -438,7 +550,9 @@ async fn step<C: Commit>(
         return Ok(Step::Moved);
     }
     let started = std::time::Instant::now();
-    let (saved, applied) = commit.commit(store, &state.saved, &batch).await?;
+    let (saved, applied) = commit
+        .commit(store, &state.saved, &batch, state.fence)
+        .await?;
     state.saved = saved;
     state.at = last;
     state.delay.caught_up();
@@ -467,7 +581,7 @@ async fn save_skipped(
         position: state.at,
         state: state.saved.state.clone(),
     };
-    advance(pool, id, state.saved.position, &to).await?;
+    advance(pool, id, state.saved.position, &to, state.fence).await?;
     state.saved = to;
     state.delay.caught_up();
     Ok(())

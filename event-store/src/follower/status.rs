@@ -23,6 +23,8 @@ pub enum RunnerState {
     Retrying,
     /// Stopped by its stop signal (or never started).
     Stopped,
+    /// Another process holds its lease and runs it; this one waits to take over.
+    Standby,
 }
 
 /// The event a failed attempt stopped at.

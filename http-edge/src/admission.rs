@@ -9,12 +9,12 @@
 //! (`/healthz`, `/readyz`, `/metrics`, `/v1/admin/projections`) are never refused, so the server
 //! can be watched while it sheds.
 
+use crate::ProblemType;
+use crate::problem::Problem;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_edge::ProblemType;
-use http_edge::problem::Problem;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 

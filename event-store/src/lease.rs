@@ -1,0 +1,401 @@
+//! Leases: which process runs each follower of the log and each singleton worker, when several
+//! worker processes share one database.
+//!
+//! A lease is a row of `leases` (`migrations/*_event_store_leases.sql`): a name, its holder, a
+//! fencing token and an expiry. A process keeps one [`Leases`] with the names it wants; its
+//! [`Leases::run`] task renews the ones it holds and takes the ones that lapsed, all of them in
+//! **one statement each** every sixth of the lease's life, so an owner or a standby costs the
+//! database two statements a second whatever the number of followers, and a standby says
+//! nothing in the logs.
+//!
+//! Taking a lease draws a new token from one sequence; renewing keeps it. The token is the
+//! fence: an owner hands it to what it writes (a follower's checkpoint: see
+//! [`crate::follower::checkpoint::claim`]), which refuses any token older than the newest it has
+//! seen. A holder that was paused or cut off past its lease's expiry may still believe it holds
+//! it, but its writes carry a token that has been overtaken, and change nothing.
+//!
+//! How fast a lapsed lease moves: its holder stopped renewing at most a lease life (`ttl`) ago,
+//! and a standby looks every `ttl / 6`: after a crash, another process owns it within about
+//! `ttl * 7 / 6`. A process that stops cleanly releases what it holds at once.
+
+use crate::error::StoreError;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+/// The default life of a lease: after a holder dies, its work moves within about 3.5 s.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3);
+
+/// A lease this process holds: its fencing token, and until when it is certainly still held
+/// (by this process's clock, a margin before the database's expiry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The fencing token drawn when the lease was taken.
+    pub token: i64,
+    valid_until: Instant,
+}
+
+impl Held {
+    fn valid(&self) -> bool {
+        Instant::now() < self.valid_until
+    }
+}
+
+/// The leases one process wants and holds. Clones share them.
+#[derive(Clone, Debug)]
+pub struct Leases {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: PgPool,
+    holder: String,
+    ttl: Duration,
+    wanted: Mutex<BTreeMap<String, watch::Sender<Option<Held>>>>,
+    /// Wakes the renewing task when a name is wanted, so a free lease is taken at once.
+    more: Notify,
+}
+
+/// Renews the leases this process holds, each with the token it was taken with, while they
+/// have not lapsed; answers those renewed.
+const RENEW: &str = "
+    UPDATE leases AS l SET expires_at = clock_timestamp() + make_interval(secs => $4)
+    FROM unnest($2::text[], $3::bigint[]) AS held(name, token)
+    WHERE l.name = held.name AND l.token = held.token AND l.holder = $1
+      AND l.expires_at > clock_timestamp()
+    RETURNING l.name, l.token";
+
+/// Takes the wanted leases that are free: never taken, lapsed, or left by an earlier process
+/// with this holder's name. Each taking draws a new token.
+const TAKE: &str = "
+    INSERT INTO leases AS l (name, holder, token, expires_at, acquired_at)
+    SELECT name, $1, nextval('lease_tokens'),
+           clock_timestamp() + make_interval(secs => $3), clock_timestamp()
+    FROM unnest($2::text[]) AS wanted(name)
+    ORDER BY name
+    ON CONFLICT (name) DO UPDATE
+    SET holder = EXCLUDED.holder, token = EXCLUDED.token, expires_at = EXCLUDED.expires_at,
+        acquired_at = EXCLUDED.acquired_at
+    WHERE l.holder = EXCLUDED.holder OR l.expires_at <= clock_timestamp()
+    RETURNING l.name, l.token";
+
+impl Leases {
+    /// Leases held as `holder`, each lasting `ttl` past its last renewal. Nothing is taken until
+    /// [`run`](Self::run) runs. A holder's name is the process's ([`holder_name`]), or a stable
+    /// name of the worker's (a restarted worker then takes back at once what it held, with new
+    /// tokens); two live processes must never share one.
+    pub fn new(pool: PgPool, holder: impl Into<String>, ttl: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                holder: holder.into(),
+                ttl,
+                wanted: Mutex::new(BTreeMap::new()),
+                more: Notify::new(),
+            }),
+        }
+    }
+
+    /// Who this process is, as a holder.
+    pub fn holder(&self) -> &str {
+        &self.inner.holder
+    }
+
+    /// The life of a lease past its last renewal.
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// Wants the lease `name` from now on, until the returned handle is dropped or released.
+    /// Wanting a name twice in one process hands the second handle the same lease.
+    pub fn want(&self, name: impl Into<String>) -> Lease {
+        let name = name.into();
+        let receiver = {
+            let mut wanted = lock(&self.inner.wanted);
+            match wanted.get(&name) {
+                Some(sender) => sender.subscribe(),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    wanted.insert(name.clone(), sender);
+                    receiver
+                }
+            }
+        };
+        self.inner.more.notify_one();
+        Lease {
+            name,
+            receiver,
+            leases: self.clone(),
+        }
+    }
+
+    /// Renews and takes the wanted leases until `stop` resolves, then releases those held so
+    /// that other processes take them at once. A failure to reach the database is logged once
+    /// per outage; the leases held run out by themselves meanwhile.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let every = self.inner.ttl / 6;
+        let mut failing = false;
+        loop {
+            match self.renew().await {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!(holder = %self.inner.holder, "leases renewed again");
+                }
+                Ok(()) => {}
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(holder = %self.inner.holder, %error,
+                        "cannot renew leases; those held lapse unless this passes");
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(every) => {}
+                () = self.inner.more.notified() => {}
+            }
+        }
+        if let Err(error) = self.release_all().await {
+            tracing::warn!(holder = %self.inner.holder, %error,
+                "cannot release the leases held; they lapse by themselves");
+        }
+    }
+
+    /// One round: renew what is held (one statement), take what is free (another), and tell
+    /// each handle. An owner with nothing to take and a standby with nothing to renew make one.
+    pub async fn renew(&self) -> Result<(), StoreError> {
+        let (held, free): (Vec<_>, Vec<_>) = {
+            let wanted = lock(&self.inner.wanted);
+            wanted
+                .iter()
+                .map(|(name, sender)| (name.clone(), sender.borrow().map(|held| held.token)))
+                .partition(|(_, token)| token.is_some())
+        };
+        let ttl = self.inner.ttl.as_secs_f64();
+        let sent = Instant::now();
+        let mut now_held: BTreeMap<String, i64> = BTreeMap::new();
+        if !held.is_empty() {
+            let (names, tokens): (Vec<String>, Vec<i64>) = held
+                .into_iter()
+                .map(|(name, token)| (name, token.unwrap_or_default()))
+                .unzip();
+            let rows: Vec<(String, i64)> = sqlx::query_as(RENEW)
+                .bind(&self.inner.holder)
+                .bind(&names)
+                .bind(&tokens)
+                .bind(ttl)
+                .fetch_all(&self.inner.pool)
+                .await?;
+            now_held.extend(rows);
+        }
+        let free: Vec<String> = free.into_iter().map(|(name, _)| name).collect();
+        if !free.is_empty() {
+            let rows: Vec<(String, i64)> = sqlx::query_as(TAKE)
+                .bind(&self.inner.holder)
+                .bind(&free)
+                .bind(ttl)
+                .fetch_all(&self.inner.pool)
+                .await?;
+            now_held.extend(rows);
+        }
+        // A margin of a sixth of the life for the clocks and the round trips.
+        let valid_until = sent + self.inner.ttl - self.inner.ttl / 6;
+        let wanted = lock(&self.inner.wanted);
+        for (name, sender) in wanted.iter() {
+            let now = now_held.get(name).map(|&token| Held { token, valid_until });
+            sender.send_if_modified(|current| {
+                // A new token, or held again after running out here: wake the waiters.
+                let changed = current.map(|h| h.token) != now.map(|h| h.token)
+                    || current.is_some_and(|h| !h.valid());
+                *current = now;
+                changed
+            });
+        }
+        Ok(())
+    }
+
+    async fn release_all(&self) -> Result<(), StoreError> {
+        let names: Vec<String> = {
+            let mut wanted = lock(&self.inner.wanted);
+            let names = wanted.keys().cloned().collect();
+            for sender in wanted.values_mut() {
+                sender.send_replace(None);
+            }
+            names
+        };
+        sqlx::query("DELETE FROM leases WHERE holder = $1 AND name = ANY($2)")
+            .bind(&self.inner.holder)
+            .bind(&names)
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn unwant(&self, name: &str) {
+        let mut wanted = lock(&self.inner.wanted);
+        if let Some(sender) = wanted.get(name)
+            && sender.receiver_count() <= 1
+        {
+            wanted.remove(name);
+        }
+    }
+}
+
+/// One wanted lease. Dropping it stops wanting it (a lease held then lapses); [`release`]
+/// gives it up at once.
+///
+/// [`release`]: Lease::release
+#[derive(Debug)]
+pub struct Lease {
+    name: String,
+    receiver: watch::Receiver<Option<Held>>,
+    leases: Leases,
+}
+
+impl Lease {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Who this process is, as a holder.
+    pub fn holder(&self) -> &str {
+        self.leases.holder()
+    }
+
+    /// Its token, if this process holds it now.
+    pub fn token(&self) -> Option<i64> {
+        self.receiver
+            .borrow()
+            .filter(Held::valid)
+            .map(|held| held.token)
+    }
+
+    /// Waits until this process holds it; its token.
+    pub async fn acquired(&mut self) -> i64 {
+        loop {
+            if let Some(token) = self.token() {
+                return token;
+            }
+            if self.receiver.changed().await.is_err() {
+                // The lease set is gone: nothing will ever be taken again.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Resolves once this process no longer holds it with `token`: taken by another after it
+    /// lapsed, not renewed in time, or released.
+    pub async fn lost(&mut self, token: i64) {
+        loop {
+            let valid_until = match *self.receiver.borrow_and_update() {
+                Some(held) if held.token == token && held.valid() => held.valid_until,
+                _ => return,
+            };
+            tokio::select! {
+                changed = self.receiver.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep_until(valid_until) => {}
+            }
+        }
+    }
+
+    /// Gives it up now, if held, so another process takes it without waiting for it to lapse.
+    pub async fn release(self) -> Result<(), StoreError> {
+        let held = *self.receiver.borrow();
+        if let Some(held) = held {
+            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2 AND token = $3")
+                .bind(&self.name)
+                .bind(self.leases.holder())
+                .bind(held.token)
+                .execute(&self.leases.inner.pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.leases.unwant(&self.name);
+    }
+}
+
+/// Runs a singleton worker only while this process holds `lease`: `work` is started each time
+/// the lease is taken, with a token that is cancelled when the lease is lost or `stop` resolves,
+/// and awaited to its end before anything else happens (it finishes what it has in hand). The
+/// lease is released when `stop` resolves. A standby says nothing in the logs.
+pub async fn while_held<W, Fut>(mut lease: Lease, stop: impl Future<Output = ()>, mut work: W)
+where
+    W: FnMut(tokio_util::sync::CancellationToken) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    tokio::pin!(stop);
+    loop {
+        let token = tokio::select! {
+            () = &mut stop => break,
+            token = lease.acquired() => token,
+        };
+        tracing::info!(lease = %lease.name, token, holder = lease.holder(), "took the lease");
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let run = work(cancel.clone());
+        tokio::pin!(run);
+        enum Ended {
+            ByItself,
+            Stopped,
+            Lost,
+        }
+        let ended = tokio::select! {
+            () = &mut run => Ended::ByItself,
+            () = &mut stop => Ended::Stopped,
+            () = lease.lost(token) => Ended::Lost,
+        };
+        cancel.cancel();
+        if !matches!(ended, Ended::ByItself) {
+            run.await;
+        }
+        match ended {
+            Ended::Stopped => break,
+            Ended::Lost => {
+                tracing::info!(lease = %lease.name, "lost the lease; standing by");
+            }
+            // A worker that ends by itself is done until its lease is taken again.
+            Ended::ByItself => tokio::select! {
+                () = &mut stop => break,
+                () = lease.lost(token) => {}
+            },
+        }
+    }
+    let name = lease.name.clone();
+    if let Err(error) = lease.release().await {
+        tracing::warn!(lease = %name, %error, "cannot release the lease; it lapses");
+    }
+}
+
+/// A holder name unique to this process: host, process id and a random part (a restarted
+/// process with a reused pid is a new holder).
+pub fn holder_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[..8])
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

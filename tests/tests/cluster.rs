@@ -1,0 +1,206 @@
+//! More than one process on one database, from the outside: API nodes that run no workers,
+//! workers that share the followers by lease — a SIGKILLed owner's work taken over within 5 s,
+//! a paused owner's late write refused by the new owner's fence — and no error in any log.
+
+#![allow(clippy::unwrap_used)]
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use tests::{App, Peer, eventually};
+
+const CENTRE: (f64, f64) = (55.7600, 37.6200);
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// How many leases `holder` holds now.
+async fn held_by(pool: &PgPool, holder: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM leases WHERE holder = $1 AND expires_at > now()")
+        .bind(holder)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn holder_of(pool: &PgPool, lease: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND expires_at > now()")
+        .bind(lease)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+/// Waits until every event is sealed once, every projector's checkpoint is at the head and the
+/// cars' read model holds `cars` cars.
+async fn all_applied(pool: &PgPool, cars: i64) {
+    eventually(DEADLINE, || async {
+        let events = count(pool, "SELECT count(*) FROM events").await;
+        let sealed = count(pool, "SELECT count(*) FROM event_chain").await;
+        let behind = count(
+            pool,
+            "SELECT count(*) FROM follower_checkpoints WHERE kind = 'projector'
+               AND position < (SELECT max(position) FROM events)",
+        )
+        .await;
+        let projected = count(pool, "SELECT count(*) FROM vehicles_view").await;
+        Ok((sealed == events && behind == 0 && projected == cars).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+/// The sum of a counter over its labels in a `/metrics` text.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(name) && !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+fn no_errors(peer: &Peer, who: &str) {
+    let errors = peer.errors();
+    assert!(errors.is_empty(), "{who} logged errors: {errors:#?}");
+}
+
+#[tokio::test]
+async fn workers_share_the_followers_and_a_killed_owner_is_replaced_within_5_s() {
+    let app = App::spawn_with(&[("VELKA_ROLE", "api")]).await.unwrap();
+    let pool = app.db.pool().clone();
+    let second_api = app.spawn_peer(&[]).await.unwrap();
+    let mut first = app
+        .spawn_peer(&[("VELKA_ROLE", "worker"), ("VELKA_WORKER_ID", "first")])
+        .await
+        .unwrap();
+    eventually(DEADLINE, || async {
+        Ok(
+            (holder_of(&pool, "follower:projector:vehicles_view#0/1").await
+                == Some("first".into()))
+            .then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+    let second = app
+        .spawn_peer(&[("VELKA_ROLE", "worker"), ("VELKA_WORKER_ID", "second")])
+        .await
+        .unwrap();
+
+    // An API node runs no worker; a worker serves no API.
+    let api_holder = app.nats_prefix.clone();
+    assert_eq!(held_by(&pool, &api_holder).await, 0);
+    let (status, _) = second.get_text("/v1/vehicles/available").await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = second.get_text("/healthz").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    // Traffic through both API nodes; the first worker does all the work.
+    for n in 0..10 {
+        app.car(n, CENTRE).await.unwrap();
+    }
+    let other = app.car_via(&second_api.base, 10, CENTRE).await.unwrap();
+    assert!(!other.is_empty());
+    all_applied(&pool, 11).await;
+    let owned = held_by(&pool, "first").await;
+    assert!(owned >= 12, "the first worker holds every lease: {owned}");
+    assert_eq!(held_by(&pool, "second").await, 0, "the second stands by");
+
+    // The owner dies: the standby has everything within 5 s.
+    let killed = Instant::now();
+    first.kill().await.unwrap();
+    let took = eventually(DEADLINE, || async {
+        Ok((held_by(&pool, "second").await == owned).then(|| killed.elapsed()))
+    })
+    .await
+    .unwrap();
+    eprintln!("takeover after SIGKILL of the owner: {took:?} for {owned} leases");
+    assert!(took < Duration::from_secs(5), "took over in {took:?}");
+    for n in 11..20 {
+        app.car(n, CENTRE).await.unwrap();
+    }
+    all_applied(&pool, 20).await;
+    no_errors(&first, "the killed worker");
+    no_errors(&second, "the worker that took over");
+    no_errors(&second_api, "the second API node");
+}
+
+#[tokio::test]
+async fn a_paused_owners_late_write_is_refused_by_the_new_owners_fence() {
+    let app = App::spawn_with(&[("VELKA_ROLE", "api"), ("VELKA_LEASE_TTL_MS", "1000")])
+        .await
+        .unwrap();
+    let pool = app.db.pool().clone();
+    // The first worker stops itself (SIGSTOP) before its first batch's transaction.
+    let paused = app
+        .spawn_peer(&[
+            ("VELKA_ROLE", "worker"),
+            ("VELKA_WORKER_ID", "paused"),
+            ("VELKA_CRASH_AT", "pause:follower-batch"),
+        ])
+        .await
+        .unwrap();
+    eventually(DEADLINE, || async {
+        Ok(
+            (holder_of(&pool, "follower:sealer:chain#0/1").await == Some("paused".into()))
+                .then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+    let other = app
+        .spawn_peer(&[("VELKA_ROLE", "worker"), ("VELKA_WORKER_ID", "other")])
+        .await
+        .unwrap();
+    app.car(1, CENTRE).await.unwrap();
+    eventually(DEADLINE, || async { Ok(paused.is_stopped().then_some(())) })
+        .await
+        .unwrap();
+
+    // Past its leases, the other worker takes over and does the work.
+    all_applied(&pool, 1).await;
+    assert_eq!(held_by(&pool, "paused").await, 0);
+    let fences_before: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT kind || ':' || name, fence, position FROM follower_checkpoints ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+
+    // Continued, the paused worker goes on with the batch it held: the fence refuses it.
+    paused.signal("CONT").unwrap();
+    let (_, metrics) = eventually(DEADLINE, || async {
+        let (status, text) = paused.get_text("/metrics").await?;
+        Ok(
+            (metric_sum(&text, "velka_follower_fenced_writes_total") >= 1.0)
+                .then_some((status, text)),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(metrics.contains("velka_follower_owned"), "{metrics}");
+    assert!(
+        paused
+            .log()
+            .iter()
+            .any(|line| line.contains("late write refused")),
+        "{:#?}",
+        paused.log()
+    );
+    // Nothing it held landed: every checkpoint is where the new owner left it, each event is
+    // sealed once, and the car is projected once.
+    let fences_after: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT kind || ':' || name, fence, position FROM follower_checkpoints ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(fences_before, fences_after);
+    all_applied(&pool, 1).await;
+    app.car(2, CENTRE).await.unwrap();
+    all_applied(&pool, 2).await;
+    assert_eq!(held_by(&pool, "paused").await, 0, "it stands by");
+    no_errors(&paused, "the paused worker");
+    no_errors(&other, "the worker that took over");
+}
