@@ -323,13 +323,15 @@ async fn a_deleted_event_or_chain_entry_is_named() {
 const DATA_AS_SENT: i64 = 20261205000200;
 /// The migration that gave every follower's checkpoint one table (later in the history).
 const FOLLOWER_CHECKPOINTS: i64 = 20261207100000;
+/// The migration that gave each checkpoint its fence (later still).
+const LEASES: i64 = 20261208000000;
 
 #[tokio::test]
 async fn a_chain_sealed_over_jsonb_data_still_verifies_after_the_column_becomes_json() {
     // The schema as it was before: every migration older than the conversion, from the same
-    // files (so the full migrator later sees them as applied). And, ahead of its turn, the one
-    // table of checkpoints, where today's sealer keeps its own; it touches nothing the
-    // conversion does.
+    // files (so the full migrator later sees them as applied). And, ahead of their turn, the one
+    // table of checkpoints, where today's sealer keeps its own, and its fence; they touch
+    // nothing the conversion does.
     let db = TestDatabase::unmigrated().await;
     let before = std::env::temp_dir().join(format!("velka-migrations-{}", Uuid::new_v4()));
     std::fs::create_dir(&before).unwrap();
@@ -338,7 +340,7 @@ async fn a_chain_sealed_over_jsonb_data_still_verifies_after_the_column_becomes_
         let file = file.unwrap();
         let name = file.file_name().into_string().unwrap();
         let version: i64 = name.split('_').next().unwrap().parse().unwrap();
-        if version < DATA_AS_SENT || version == FOLLOWER_CHECKPOINTS {
+        if version < DATA_AS_SENT || version == FOLLOWER_CHECKPOINTS || version == LEASES {
             std::fs::copy(file.path(), before.join(&name)).unwrap();
         }
     }

@@ -3,10 +3,15 @@
 //!
 //! A lease is a row of `leases` (`migrations/*_event_store_leases.sql`): a name, its holder, a
 //! fencing token and an expiry. A process keeps one [`Leases`] with the names it wants; its
-//! [`Leases::run`] task renews the ones it holds and takes the ones that lapsed, all of them in
-//! **one statement each** every sixth of the lease's life, so an owner or a standby costs the
-//! database two statements a second whatever the number of followers, and a standby says
-//! nothing in the logs.
+//! [`Leases::run`] task renews the ones it holds and takes the ones that lapsed, all of them at
+//! once, every sixth of the lease's life: a few statements a round whatever the number of
+//! followers, and a standby says nothing in the logs.
+//!
+//! Processes that want the same leases share them: each also holds a membership lease
+//! (`member:<holder>`), and takes at most its share — the leases it wants divided by the live
+//! members, rounded up — giving back what is beyond it when a new member comes. So adding a
+//! worker spreads the followers over one more process within a second or so, and when one dies
+//! the others' shares grow and they take its leases as they lapse.
 //!
 //! Taking a lease draws a new token from one sequence; renewing keeps it. The token is the
 //! fence: an owner hands it to what it writes (a follower's checkpoint: see
@@ -57,9 +62,27 @@ struct Inner {
     holder: String,
     ttl: Duration,
     wanted: Mutex<BTreeMap<String, watch::Sender<Option<Held>>>>,
+    /// The token of this process's membership lease (`member:<holder>`), while it has one.
+    member: Mutex<Option<i64>>,
     /// Wakes the renewing task when a name is wanted, so a free lease is taken at once.
     more: Notify,
 }
+
+/// The live members: processes that want leases, each holding a membership lease.
+const MEMBERS: &str =
+    "SELECT count(*) FROM leases WHERE name LIKE 'member:%' AND expires_at > clock_timestamp()";
+
+/// Of the names given, those free to take, at most `$3`, in an order of this holder's own (so
+/// that two processes with room do not all reach for the same names first).
+const FREE: &str = "
+    SELECT wanted.name FROM unnest($2::text[]) AS wanted(name)
+    LEFT JOIN leases AS l ON l.name = wanted.name
+    WHERE l.name IS NULL OR l.expires_at <= clock_timestamp() OR l.holder = $1
+    ORDER BY md5(wanted.name || $1)
+    LIMIT $3";
+
+/// Gives up leases this holder holds.
+const SHED: &str = "DELETE FROM leases WHERE holder = $1 AND name = ANY($2)";
 
 /// Renews the leases this process holds, each with the token it was taken with, while they
 /// have not lapsed; answers those renewed.
@@ -96,6 +119,7 @@ impl Leases {
                 holder: holder.into(),
                 ttl,
                 wanted: Mutex::new(BTreeMap::new()),
+                member: Mutex::new(None),
                 more: Notify::new(),
             }),
         }
@@ -167,48 +191,106 @@ impl Leases {
         }
     }
 
-    /// One round: renew what is held (one statement), take what is free (another), and tell
-    /// each handle. An owner with nothing to take and a standby with nothing to renew make one.
+    /// One round: renew what is held and this process's membership (one statement); count the
+    /// members (another); then give back what is beyond this process's share — the leases
+    /// wanted divided by the members, rounded up — or take free ones up to it (two more); and
+    /// tell each handle. So N processes wanting the same leases end up holding about one N-th
+    /// each, a new one getting its share from the others within a round or two, and the
+    /// survivors of a dead one taking its leases once they lapse.
     pub async fn renew(&self) -> Result<(), StoreError> {
-        let (held, free): (Vec<_>, Vec<_>) = {
+        let wanted: Vec<(String, Option<i64>)> = {
             let wanted = lock(&self.inner.wanted);
             wanted
                 .iter()
                 .map(|(name, sender)| (name.clone(), sender.borrow().map(|held| held.token)))
-                .partition(|(_, token)| token.is_some())
+                .collect()
         };
+        let member = format!("member:{}", self.inner.holder);
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let pool = &self.inner.pool;
+        let holder = &self.inner.holder;
         let ttl = self.inner.ttl.as_secs_f64();
         let sent = Instant::now();
-        let mut now_held: BTreeMap<String, i64> = BTreeMap::new();
-        if !held.is_empty() {
-            let (names, tokens): (Vec<String>, Vec<i64>) = held
-                .into_iter()
-                .map(|(name, token)| (name, token.unwrap_or_default()))
-                .unzip();
+        // Renew: what this process holds, and its membership.
+        let member_token = *lock(&self.inner.member);
+        let (mut names, mut tokens): (Vec<String>, Vec<i64>) = wanted
+            .iter()
+            .filter_map(|(name, token)| Some((name.clone(), (*token)?)))
+            .unzip();
+        if let Some(token) = member_token {
+            names.push(member.clone());
+            tokens.push(token);
+        }
+        let mut held: BTreeMap<String, i64> = BTreeMap::new();
+        if !names.is_empty() {
             let rows: Vec<(String, i64)> = sqlx::query_as(RENEW)
-                .bind(&self.inner.holder)
+                .bind(holder)
                 .bind(&names)
                 .bind(&tokens)
                 .bind(ttl)
-                .fetch_all(&self.inner.pool)
+                .fetch_all(pool)
                 .await?;
-            now_held.extend(rows);
+            held.extend(rows);
         }
-        let free: Vec<String> = free.into_iter().map(|(name, _)| name).collect();
-        if !free.is_empty() {
-            let rows: Vec<(String, i64)> = sqlx::query_as(TAKE)
-                .bind(&self.inner.holder)
-                .bind(&free)
-                .bind(ttl)
-                .fetch_all(&self.inner.pool)
+        let member_token = match held.remove(&member) {
+            Some(token) => Some(token),
+            None => {
+                let rows: Vec<(String, i64)> = sqlx::query_as(TAKE)
+                    .bind(holder)
+                    .bind(vec![member.clone()])
+                    .bind(ttl)
+                    .fetch_all(pool)
+                    .await?;
+                rows.into_iter().next().map(|(_, token)| token)
+            }
+        };
+        *lock(&self.inner.member) = member_token;
+        let members: i64 = sqlx::query_scalar(MEMBERS).fetch_one(pool).await?;
+        let share = wanted
+            .len()
+            .div_ceil(usize::try_from(members.max(1)).unwrap_or(1));
+        if held.len() > share {
+            // Beyond the share: give back the last names, keeping the first `share`.
+            let shed: Vec<String> = held.keys().skip(share).cloned().collect();
+            sqlx::query(SHED)
+                .bind(holder)
+                .bind(&shed)
+                .execute(pool)
                 .await?;
-            now_held.extend(rows);
+            for name in &shed {
+                held.remove(name);
+            }
+        } else if held.len() < share {
+            let others: Vec<String> = wanted
+                .iter()
+                .map(|(name, _)| name)
+                .filter(|name| !held.contains_key(*name))
+                .cloned()
+                .collect();
+            let room = i64::try_from(share - held.len()).unwrap_or(i64::MAX);
+            let free: Vec<String> = sqlx::query_scalar(FREE)
+                .bind(holder)
+                .bind(&others)
+                .bind(room)
+                .fetch_all(pool)
+                .await?;
+            if !free.is_empty() {
+                let rows: Vec<(String, i64)> = sqlx::query_as(TAKE)
+                    .bind(holder)
+                    .bind(&free)
+                    .bind(ttl)
+                    .fetch_all(pool)
+                    .await?;
+                held.extend(rows);
+            }
         }
         // A margin of a sixth of the life for the clocks and the round trips.
         let valid_until = sent + self.inner.ttl - self.inner.ttl / 6;
         let wanted = lock(&self.inner.wanted);
         for (name, sender) in wanted.iter() {
-            let now = now_held.get(name).map(|&token| Held { token, valid_until });
+            let now = held.get(name).map(|&token| Held { token, valid_until });
             sender.send_if_modified(|current| {
                 // A new token, or held again after running out here: wake the waiters.
                 let changed = current.map(|h| h.token) != now.map(|h| h.token)
@@ -223,13 +305,14 @@ impl Leases {
     async fn release_all(&self) -> Result<(), StoreError> {
         let names: Vec<String> = {
             let mut wanted = lock(&self.inner.wanted);
-            let names = wanted.keys().cloned().collect();
+            let mut names: Vec<String> = wanted.keys().cloned().collect();
+            names.push(format!("member:{}", self.inner.holder));
             for sender in wanted.values_mut() {
                 sender.send_replace(None);
             }
             names
         };
-        sqlx::query("DELETE FROM leases WHERE holder = $1 AND name = ANY($2)")
+        sqlx::query(SHED)
             .bind(&self.inner.holder)
             .bind(&names)
             .execute(&self.inner.pool)

@@ -300,3 +300,44 @@ async fn two_processes_share_a_follower_by_lease_and_the_standby_takes_over() {
         let _ = renewing.await;
     }
 }
+
+#[tokio::test]
+async fn processes_wanting_the_same_leases_share_them_and_a_survivor_takes_all() {
+    let db = TestDatabase::new().await;
+    let names: Vec<String> = (0..7).map(|n| format!("worker:w{n}")).collect();
+    let held = |leases: &[event_store::lease::Lease]| {
+        leases
+            .iter()
+            .filter(|lease| lease.token().is_some())
+            .count()
+    };
+    let a = Leases::new(db.pool().clone(), "a", TTL);
+    let a_leases: Vec<_> = names.iter().map(|name| a.want(name.clone())).collect();
+    a.renew().await.unwrap();
+    assert_eq!(held(&a_leases), 7, "alone, it takes them all");
+    // A second member: the first gives back what is beyond its share (4 of 7), the second
+    // takes it.
+    let b = Leases::new(db.pool().clone(), "b", TTL);
+    let b_leases: Vec<_> = names.iter().map(|name| b.want(name.clone())).collect();
+    b.renew().await.unwrap();
+    a.renew().await.unwrap();
+    b.renew().await.unwrap();
+    assert_eq!((held(&a_leases), held(&b_leases)), (4, 3));
+    // Stable from then on.
+    for _ in 0..3 {
+        a.renew().await.unwrap();
+        b.renew().await.unwrap();
+    }
+    assert_eq!((held(&a_leases), held(&b_leases)), (4, 3));
+    let overlap = a_leases
+        .iter()
+        .zip(&b_leases)
+        .filter(|(x, y)| x.token().is_some() && y.token().is_some())
+        .count();
+    assert_eq!(overlap, 0, "never both");
+    // The first stops renewing (its process died): once its leases and its membership lapse,
+    // the second takes everything.
+    tokio::time::sleep(TTL + TTL / 5).await;
+    b.renew().await.unwrap();
+    assert_eq!(held(&b_leases), 7);
+}

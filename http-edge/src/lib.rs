@@ -10,6 +10,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod edge;
 pub mod json;
 pub mod openapi;
 pub mod problem;

@@ -77,3 +77,55 @@ impl utoipa::IntoResponses for QueryProblems {
         .collect()
     }
 }
+
+/// The whole HTTP API's OpenAPI 3.1 document, from the parts each API crate generates from its
+/// own routes.
+pub fn document(parts: Vec<utoipa::openapi::OpenApi>) -> utoipa::openapi::OpenApi {
+    let mut document = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("Velka")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Event-sourced core of a car-sharing operator. Errors are \
+                     application/problem+json with a stable `type`; every POST takes an \
+                     `Idempotency-Key`; each POST's operationId is also its command name on NATS \
+                     (`velka.commands.<operationId>`).",
+                ))
+                .build(),
+        )
+        .build();
+    for part in parts {
+        document.merge(part);
+    }
+    document
+}
+
+/// Serves `document` at `/openapi.json`.
+pub fn document_router(
+    document: &utoipa::openapi::OpenApi,
+) -> Result<axum::Router, serde_json::Error> {
+    let json = std::sync::Arc::new(document.to_pretty_json()?);
+    Ok(axum::Router::new()
+        .route("/openapi.json", axum::routing::get(openapi_json))
+        .with_state(json))
+}
+
+/// The OpenAPI 3.1 document of every route, generated from the code.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of every route", content_type = "application/json")),
+)]
+pub async fn openapi_json(
+    axum::extract::State(json): axum::extract::State<std::sync::Arc<String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json.as_str().to_owned(),
+    )
+        .into_response()
+}

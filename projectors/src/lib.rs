@@ -49,7 +49,7 @@ pub use fines::FinesProjector;
 pub use possessions::PossessionsProjector;
 pub use projector::{ProjectionError, Projector, decode_event};
 pub use reservations::ReservationsProjector;
-pub use runner::{ProjectorRunner, checkpoint};
+pub use runner::{FOLLOWER_KIND, ProjectorRunner, checkpoint};
 pub use running::{Projections, StartError, WaitError, caught_up, start, start_on, wait_caught_up};
 pub use service_tasks::ServiceTasksProjector;
 pub use trips::TripsProjector;

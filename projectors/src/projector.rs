@@ -31,6 +31,13 @@ pub trait Projector: Send + Sync + std::fmt::Debug {
     /// categories are skipped by the runner without being decoded.
     fn categories(&self) -> &'static [&'static str];
 
+    /// Whether its work can be split into segments by a hash of the stream id, each applied by
+    /// a runner of its own (`velka followers segments`): true only when every row it writes
+    /// comes from one stream's events, so that segments never write the same row.
+    fn segmentable(&self) -> bool {
+        false
+    }
+
     /// Applies a page of events (all of the projector's categories, in delivery order) through
     /// `conn`, the batch's open transaction. An error rolls the whole batch back; the runner then
     /// retries it from the same checkpoint. An error about one event says which

@@ -13,7 +13,7 @@
 use crate::projector::Projector;
 use event_store::follower::{
     Applied, Batch, Categories, EffectError, Follower, FollowerId, FollowerStatus, InTransaction,
-    MetricNames, Runner, RunnerConfig, Shutdown,
+    MetricNames, Runner, RunnerConfig, Segment, Shutdown,
 };
 use event_store::{EventStore, LogPosition, RecordedEvent, StoreError};
 use futures::future::BoxFuture;
@@ -22,6 +22,9 @@ use std::sync::Arc;
 
 /// The kind of follower a projector is: its checkpoint is `projector:<name>`.
 const KIND: &str = "projector";
+
+/// The kind of follower a projector is, for tools that list or split them.
+pub const FOLLOWER_KIND: &str = KIND;
 
 /// The follower a projector named `name` runs as.
 pub(crate) fn follower_id(name: &str) -> FollowerId {
@@ -111,8 +114,19 @@ pub struct ProjectorRunner {
 impl ProjectorRunner {
     /// A runner for `projector` over `store`.
     pub fn new(store: EventStore, projector: Arc<dyn Projector>, config: RunnerConfig) -> Self {
+        Self::in_segment(store, projector, config, Segment::WHOLE)
+    }
+
+    /// A runner for one segment of `projector`'s streams (see [`Segment`]); only for a
+    /// projector whose every row comes from one stream ([`Projector::segmentable`]).
+    pub fn in_segment(
+        store: EventStore,
+        projector: Arc<dyn Projector>,
+        config: RunnerConfig,
+        segment: Segment,
+    ) -> Self {
         let follower = ProjectorFollower {
-            id: follower_id(projector.name()),
+            id: FollowerId::segment(KIND, projector.name(), segment),
             projector,
         };
         Self {

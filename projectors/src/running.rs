@@ -2,8 +2,10 @@
 //! (the binary's `/readyz`, and tests that must read what they just wrote).
 
 use crate::projector::Projector;
-use crate::runner::ProjectorRunner;
-use event_store::follower::{FollowerStatus, RunnerConfig, RunnerState, Shutdown, StatusSnapshot};
+use crate::runner::{FOLLOWER_KIND as KIND, ProjectorRunner};
+use event_store::follower::{
+    FollowerStatus, RunnerConfig, RunnerState, Segment, Shutdown, StatusSnapshot, checkpoint,
+};
 use event_store::{EventStore, LogPosition, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,22 @@ pub fn start(store: EventStore, shutdown: Shutdown) -> Projections {
     )
 }
 
+/// [`start`], each read model split into as many segments as its checkpoints say (see
+/// `velka followers segments`), one runner per segment.
+async fn start_segmented(store: EventStore, shutdown: Shutdown) -> Result<Projections, StoreError> {
+    let mut projectors = Vec::new();
+    for projector in crate::read_models() {
+        let count = checkpoint::segments(store.pool(), KIND, projector.name()).await?;
+        projectors.push((projector, count));
+    }
+    Ok(Projections::spawn_segmented(
+        store,
+        projectors,
+        RunnerConfig::default(),
+        &shutdown,
+    ))
+}
+
 /// Starting the projectors on a thread of their own failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -28,6 +46,9 @@ pub enum StartError {
     /// Their connections could not be opened.
     #[error(transparent)]
     Connect(#[from] event_store::database::ConnectError),
+    /// How many segments each read model has could not be read.
+    #[error("reading the read models' segments: {0}")]
+    Store(#[from] StoreError),
     /// The thread ended before it had started them.
     #[error("the projectors' thread ended before starting them")]
     Ended,
@@ -48,7 +69,7 @@ pub async fn start_on(
     own_thread: Option<&str>,
 ) -> Result<Projections, StartError> {
     let Some(database_url) = own_thread else {
-        return Ok(start(store, shutdown));
+        return Ok(start_segmented(store, shutdown).await?);
     };
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -66,7 +87,14 @@ pub async fn start_on(
                         return;
                     }
                 };
-                let projections = start(store.with_pool(pool.clone()), shutdown.clone());
+                let projections =
+                    match start_segmented(store.with_pool(pool.clone()), shutdown.clone()).await {
+                        Ok(projections) => projections,
+                        Err(error) => {
+                            let _ = sender.send(Err(StartError::Store(error)));
+                            return;
+                        }
+                    };
                 let _ = sender.send(Ok(projections.clone()));
                 shutdown.triggered().await;
                 projections.stopped().await;
@@ -115,11 +143,30 @@ impl Projections {
         config: RunnerConfig,
         shutdown: &Shutdown,
     ) -> Self {
+        let whole = projectors.into_iter().map(|p| (p, 1)).collect();
+        Self::spawn_segmented(store, whole, config, shutdown)
+    }
+
+    /// [`spawn`](Self::spawn), each projector split into the number of segments given with it:
+    /// one runner per segment.
+    pub fn spawn_segmented(
+        store: EventStore,
+        projectors: Vec<(Arc<dyn Projector>, u32)>,
+        config: RunnerConfig,
+        shutdown: &Shutdown,
+    ) -> Self {
         let mut statuses = Vec::with_capacity(projectors.len());
-        for projector in projectors {
-            let runner = ProjectorRunner::new(store.clone(), projector, config.clone());
-            statuses.push(runner.status());
-            tokio::spawn(runner.run(shutdown.clone()));
+        for (projector, count) in projectors {
+            for segment in Segment::all(count) {
+                let runner = ProjectorRunner::in_segment(
+                    store.clone(),
+                    projector.clone(),
+                    config.clone(),
+                    segment,
+                );
+                statuses.push(runner.status());
+                tokio::spawn(runner.run(shutdown.clone()));
+            }
         }
         Self {
             statuses: statuses.into(),

@@ -25,6 +25,11 @@ impl Projector for TripsProjector {
         &["trips_view"]
     }
 
+    /// Every row is one trip's, or one car's: its stream's.
+    fn segmentable(&self) -> bool {
+        true
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &[domain::ids::TripId::CATEGORY]
     }

@@ -25,6 +25,11 @@ impl Projector for VehiclesProjector {
         &["vehicles_view"]
     }
 
+    /// Every row is one trip's, or one car's: its stream's.
+    fn segmentable(&self) -> bool {
+        true
+    }
+
     fn categories(&self) -> &'static [&'static str] {
         &[domain::ids::VehicleId::CATEGORY]
     }

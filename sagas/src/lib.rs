@@ -53,7 +53,7 @@ pub use dispatcher::{CommandSink, DispatchPass, Dispatcher, DispatcherConfig, Si
 pub use error::SagaError;
 pub use event_store::follower::RunnerConfig;
 pub use overview::{FailingItem, SagaSummary, overview};
-pub use runner::SagaRunner;
+pub use runner::{KIND as FOLLOWER_KIND, SagaRunner};
 pub use saga::{
     CommandToSend, FiredTimer, OutboxCommand, Reaction, ReactionError, Saga, TimerToSet,
 };

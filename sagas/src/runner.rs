@@ -22,7 +22,7 @@ use event_store::EventStore;
 use event_store::RecordedEvent;
 use event_store::follower::{
     Applied, Batch, Categories, EffectError, Follower, FollowerId, FollowerStatus, InTransaction,
-    MetricNames, Runner, RunnerConfig,
+    MetricNames, Runner, RunnerConfig, Segment,
 };
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
@@ -30,7 +30,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// The kind of follower a saga is: its checkpoint is `saga:<name>`.
-pub(crate) const KIND: &str = "saga";
+pub const KIND: &str = "saga";
 
 /// The `/metrics` series of sagas, one of each per saga (`saga="<name>"`).
 const METRICS: MetricNames = MetricNames {
@@ -58,6 +58,12 @@ impl<S: Saga> Follower for SagaFollower<S> {
 
     fn categories(&self) -> Categories {
         Categories::Only(self.saga.categories())
+    }
+
+    /// Its instance: an instance's events come from several streams (an account's and its
+    /// trips'), and must all reach the one segment that keeps its state.
+    fn partition_key<'e>(&self, event: &'e RecordedEvent) -> Option<std::borrow::Cow<'e, str>> {
+        self.saga.instance_of(event).map(std::borrow::Cow::Owned)
     }
 
     fn metrics(&self) -> MetricNames {
@@ -150,8 +156,18 @@ pub struct SagaRunner<S> {
 impl<S: Saga + std::fmt::Debug> SagaRunner<S> {
     /// A runner for `saga` over `store`.
     pub fn new(store: EventStore, saga: Arc<S>, config: RunnerConfig) -> Self {
+        Self::in_segment(store, saga, config, Segment::WHOLE)
+    }
+
+    /// A runner for one segment of `saga`'s instances (see [`Segment`]).
+    pub fn in_segment(
+        store: EventStore,
+        saga: Arc<S>,
+        config: RunnerConfig,
+        segment: Segment,
+    ) -> Self {
         let follower = SagaFollower {
-            id: FollowerId::new(KIND, saga.name()),
+            id: FollowerId::segment(KIND, saga.name(), segment),
             saga,
         };
         Self {

@@ -117,6 +117,20 @@ pub enum Command {
     /// Act on a customer as an operator: erase their personal data.
     #[command(subcommand)]
     Customer(CustomerCommand),
+    /// Split a follower of the log into K segments by a hash of the stream id (a saga's: of its
+    /// instance), each run by one worker at a time, so that several workers share it; 1 makes
+    /// it whole again. Only with every worker stopped and its segments level (DEPLOYMENT.md).
+    Segments(SegmentsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SegmentsArgs {
+    /// The follower, as `projector:<read model>` (trips_view, vehicles_view) or
+    /// `saga:<saga>` (payments, fines, kyc).
+    pub follower: String,
+    /// Into how many segments.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub count: u32,
 }
 
 #[derive(Debug, Subcommand)]

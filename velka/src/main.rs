@@ -58,6 +58,7 @@ async fn main() -> std::process::ExitCode {
         Command::Audit(config::AuditCommand::RebuildAsOf(args)) => {
             audit::rebuild_as_of(&cli.global, args).await
         }
+        Command::Segments(args) => serve::segments(&cli.global, args).await,
         Command::Customer(config::CustomerCommand::Erase(args)) => {
             serve::erase_customer(&cli.global, args).await
         }

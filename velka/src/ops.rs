@@ -1,15 +1,11 @@
-//! Operating endpoints: liveness, readiness, Prometheus metrics, and the request-metrics layer.
+//! Operating endpoints: liveness, readiness, Prometheus metrics and the admin views.
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_edge::ProblemType;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use std::sync::Arc;
-use std::time::Instant;
 
 /// What the operating endpoints look at.
 #[derive(Clone)]
@@ -40,7 +36,7 @@ impl axum::extract::FromRef<OpsContext> for http_edge::TokenKeys {
 /// routes add themselves through `routes!`).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(openapi_json),
+    paths(http_edge::openapi::openapi_json),
     tags((name = "operations", description = "Health, readiness, metrics and this document"))
 )]
 struct OpsDoc;
@@ -55,53 +51,6 @@ pub fn router(context: OpsContext) -> (Router, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(sagas))
         .with_state(context)
         .split_for_parts()
-}
-
-/// The whole HTTP API's OpenAPI 3.1 document, from the parts each API crate generates from its
-/// own routes.
-pub fn document(parts: Vec<utoipa::openapi::OpenApi>) -> utoipa::openapi::OpenApi {
-    let mut document = utoipa::openapi::OpenApiBuilder::new()
-        .info(
-            utoipa::openapi::InfoBuilder::new()
-                .title("Velka")
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "Event-sourced core of a car-sharing operator. Errors are \
-                     application/problem+json with a stable `type`; every POST takes an \
-                     `Idempotency-Key`; each POST's operationId is also its command name on NATS \
-                     (`velka.commands.<operationId>`).",
-                ))
-                .build(),
-        )
-        .build();
-    for part in parts {
-        document.merge(part);
-    }
-    document
-}
-
-/// Serves `document` at `/openapi.json`.
-pub fn document_router(document: &utoipa::openapi::OpenApi) -> anyhow::Result<Router> {
-    let json = Arc::new(document.to_pretty_json()?);
-    Ok(Router::new()
-        .route("/openapi.json", axum::routing::get(openapi_json))
-        .with_state(json))
-}
-
-/// The OpenAPI 3.1 document of every route, generated from the code.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    operation_id = "openapi",
-    tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of every route", content_type = "application/json")),
-)]
-async fn openapi_json(State(json): State<Arc<String>>) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        json.as_str().to_owned(),
-    )
-        .into_response()
 }
 
 /// The process is up and serving.
@@ -175,44 +124,6 @@ async fn metrics(State(context): State<OpsContext>) -> Response {
         context.prometheus.render(),
     )
         .into_response()
-}
-
-/// Any path no route matches: a problem, like every other error.
-pub async fn no_route(uri: axum::http::Uri) -> Response {
-    http_edge::Problem::not_found(
-        ProblemType::RouteNotFound,
-        format!("no route for {}", uri.path()),
-    )
-    .into_response()
-}
-
-/// A known path asked with a method it does not take.
-pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    http_edge::Problem::new(
-        ProblemType::MethodNotAllowed,
-        format!("{} does not take {method}", uri.path()),
-    )
-    .into_response()
-}
-
-/// Records every request's latency by method, route template and status.
-pub async fn observe(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!(
-        "velka_http_request_seconds",
-        "method" => method,
-        "route" => route,
-        "status" => status
-    )
-    .record(started.elapsed().as_secs_f64());
-    response
 }
 
 /// One projector as `GET /v1/admin/projections` shows it.

@@ -18,6 +18,7 @@ use axum::http::{Request, StatusCode, header};
 use command_api::nats::CommandRoute;
 use event_store::EventStore;
 use event_store::clock::Clock;
+use event_store::follower::checkpoint;
 use futures::future::BoxFuture;
 use http_edge::{Role, TokenKeys};
 use payments::GatewayClient;
@@ -191,26 +192,21 @@ pub struct SagaSetup {
 /// outside party is configured — and the one outbox dispatcher; they stop when `stop` resolves.
 /// The runners are followers of the log (one process runs each, by the store's leases); the
 /// timer workers and the dispatcher run each in one process at a time by a lease of its own.
-pub fn start(
+pub async fn start(
     setup: SagaSetup,
     leases: &event_store::lease::Leases,
     stop: projectors::Shutdown,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>, event_store::StoreError> {
     let pool = setup.store.pool().clone();
     let mut tasks = Vec::new();
-    run_saga(
-        &setup,
-        leases,
-        Arc::new(sagas::fines::FineSaga),
-        &stop,
-        &mut tasks,
-    );
+    let fines = Arc::new(sagas::fines::FineSaga);
+    run_saga(&setup, leases, fines, &stop, &mut tasks).await?;
     if setup.payments {
         let saga = Arc::new(payments::saga::PaymentSaga);
-        run_saga(&setup, leases, saga, &stop, &mut tasks);
+        run_saga(&setup, leases, saga, &stop, &mut tasks).await?;
     }
     if let Some(kyc) = &setup.kyc {
-        run_saga(&setup, leases, Arc::new(kyc.clone()), &stop, &mut tasks);
+        run_saga(&setup, leases, Arc::new(kyc.clone()), &stop, &mut tasks).await?;
     }
     let config = sagas::DispatcherConfig {
         retry_initial: setup.retry_initial,
@@ -225,7 +221,7 @@ pub fn start(
                 .run(cancel.cancelled_owned())
         },
     )));
-    tasks
+    Ok(tasks)
 }
 
 pub(crate) fn stopping(
@@ -235,19 +231,22 @@ pub(crate) fn stopping(
     async move { stop.triggered().await }
 }
 
-fn run_saga<S: sagas::Saga + std::fmt::Debug>(
+/// Starts a saga's runners — one per segment its checkpoints say it has — and its timer worker.
+async fn run_saga<S: sagas::Saga + std::fmt::Debug>(
     setup: &SagaSetup,
     leases: &event_store::lease::Leases,
     saga: Arc<S>,
     stop: &projectors::Shutdown,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) {
-    let runner = sagas::SagaRunner::new(
-        setup.store.clone(),
-        saga.clone(),
-        sagas::RunnerConfig::default(),
-    );
-    tasks.push(tokio::spawn(runner.run(stopping(stop))));
+) -> Result<(), event_store::StoreError> {
+    let pool = setup.store.pool();
+    let count = checkpoint::segments(pool, sagas::FOLLOWER_KIND, saga.name()).await?;
+    for segment in event_store::follower::Segment::all(count) {
+        let store = setup.store.clone();
+        let config = sagas::RunnerConfig::default();
+        let runner = sagas::SagaRunner::in_segment(store, saga.clone(), config, segment);
+        tasks.push(tokio::spawn(runner.run(stopping(stop))));
+    }
     let (pool, clock) = (setup.store.pool().clone(), setup.clock.clone());
     tasks.push(tokio::spawn(event_store::lease::while_held(
         leases.want(format!("worker:saga-timers:{}", saga.name())),
@@ -257,4 +256,5 @@ fn run_saga<S: sagas::Saga + std::fmt::Debug>(
                 .run(cancel.cancelled_owned())
         },
     )));
+    Ok(())
 }

@@ -106,6 +106,41 @@ pub async fn rebuild(global: &Global, args: crate::config::RebuildArgs) -> anyho
     Ok(())
 }
 
+/// `velka segments KIND:NAME --count K`: splits a follower into segments (or makes it whole).
+pub async fn segments(global: &Global, args: crate::config::SegmentsArgs) -> anyhow::Result<()> {
+    let models = projectors::read_models();
+    let splittable: Vec<String> = models
+        .iter()
+        .filter(|projector| projector.segmentable())
+        .map(|projector| format!("projector:{}", projector.name()))
+        .chain(["saga:payments", "saga:fines", "saga:kyc"].map(String::from))
+        .collect();
+    let Some((kind, name)) = args
+        .follower
+        .split_once(':')
+        .filter(|_| splittable.contains(&args.follower))
+    else {
+        anyhow::bail!(
+            "{:?} cannot be split into segments; these can: {}",
+            args.follower,
+            splittable.join(", ")
+        );
+    };
+    let kind = if kind == "saga" {
+        sagas::FOLLOWER_KIND
+    } else {
+        projectors::FOLLOWER_KIND
+    };
+    let pool = connect(global, 2).await?;
+    let at = event_store::follower::checkpoint::resegment(&pool, kind, name, args.count).await?;
+    pool.close().await;
+    println!(
+        "velka: {} now runs as {} segment(s), each from position {}; start the workers",
+        args.follower, args.count, at.position
+    );
+    Ok(())
+}
+
 /// `velka customer erase ID --reason TEXT`: the same erasure as `POST /v1/customers/{id}/erase`,
 /// from the command line against the database.
 pub async fn erase_customer(
@@ -328,20 +363,21 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         clock: clock.clone(),
         gateway_url: gateway_url.clone(),
     });
-    let document = crate::ops::document(vec![commands_doc, queries_doc, audits_doc, ops_doc]);
+    let document =
+        http_edge::openapi::document(vec![commands_doc, queries_doc, audits_doc, ops_doc]);
     let operations = ops.clone();
     let app = commands
         .merge(queries)
         .merge(audits)
         .merge(ops)
-        .merge(crate::ops::document_router(&document)?)
-        .fallback(crate::ops::no_route)
-        .method_not_allowed_fallback(crate::ops::wrong_method)
+        .merge(http_edge::openapi::document_router(&document)?)
+        .fallback(http_edge::edge::no_route)
+        .method_not_allowed_fallback(http_edge::edge::wrong_method)
         .layer(axum::middleware::from_fn_with_state(
             http_edge::admission::Admission::new(args.max_in_flight as usize),
             http_edge::admission::admit,
         ))
-        .layer(axum::middleware::from_fn(crate::ops::observe));
+        .layer(axum::middleware::from_fn(http_edge::edge::observe));
 
     // A worker answers only health, metrics and the admin views; its sagas still send commands
     // through the whole router, in-process.
@@ -349,8 +385,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         app.clone()
     } else {
         operations
-            .fallback(crate::ops::no_route)
-            .layer(axum::middleware::from_fn(crate::ops::observe))
+            .fallback(http_edge::edge::no_route)
+            .layer(axum::middleware::from_fn(http_edge::edge::observe))
     };
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -434,6 +470,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
             &leases,
             saga_stop.clone(),
         )
+        .await?
     };
     // The sealer stops with the projectors too, so the events of the last commands are sealed.
     if role.runs_workers() {

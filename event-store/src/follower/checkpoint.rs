@@ -19,8 +19,10 @@ use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 
-/// A hash segment of a follower's streams. Followers are not partitioned yet: every follower is
-/// [`Segment::WHOLE`], stored as segment 0 of 1.
+/// A hash segment of a follower's streams: segment `index` of `count` holds the events whose
+/// partition key (the stream id, or a saga's instance) hashes to `index` modulo `count`. Most
+/// followers are [`Segment::WHOLE`], stored as segment 0 of 1; how many a follower has is kept
+/// with its checkpoints ([`segments`], [`resegment`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Segment {
     index: u32,
@@ -30,6 +32,31 @@ pub struct Segment {
 impl Segment {
     /// All of the follower's streams.
     pub const WHOLE: Segment = Segment { index: 0, count: 1 };
+
+    /// Segment `index` of `count`; `None` unless `index < count`.
+    pub fn new(index: u32, count: u32) -> Option<Segment> {
+        (index < count).then_some(Segment { index, count })
+    }
+
+    /// Every segment of `count` (at least one).
+    pub fn all(count: u32) -> impl Iterator<Item = Segment> {
+        let count = count.max(1);
+        (0..count).map(move |index| Segment { index, count })
+    }
+
+    /// Whether an event with partition key `key` is in this segment. The hash (64-bit FNV-1a of
+    /// the key's bytes) is fixed here for good: every process and every version must agree.
+    pub fn contains(&self, key: &str) -> bool {
+        if self.count <= 1 {
+            return true;
+        }
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in key.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash % u64::from(self.count) == u64::from(self.index)
+    }
 
     /// Which segment this is, from 0.
     pub fn index(&self) -> u32 {
@@ -57,10 +84,15 @@ pub struct FollowerId {
 impl FollowerId {
     /// The whole of follower `name` of `kind`.
     pub fn new(kind: &'static str, name: impl Into<String>) -> Self {
+        Self::segment(kind, name, Segment::WHOLE)
+    }
+
+    /// Segment `segment` of follower `name` of `kind`.
+    pub fn segment(kind: &'static str, name: impl Into<String>, segment: Segment) -> Self {
         Self {
             kind,
             name: name.into(),
-            segment: Segment::WHOLE,
+            segment,
         }
     }
 }
@@ -172,11 +204,160 @@ pub async fn read<'c>(
 }
 
 /// The position of `id` as stored ([`LogPosition::START`] if it has none): how far a follower
-/// has certainly got, for a reader waiting on it.
+/// has certainly got, for a reader waiting on it. For a follower split into segments, the
+/// position of the one furthest behind: every event up to it has had its effect in every
+/// segment.
 pub async fn position(pool: &PgPool, id: &FollowerId) -> Result<LogPosition, StoreError> {
-    Ok(read(pool, id)
-        .await?
-        .map_or(LogPosition::START, |stored| stored.checkpoint.position))
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, position FROM follower_checkpoints
+         WHERE kind = $1 AND name = $2 ORDER BY transaction_id, position LIMIT 1",
+    )
+    .bind(id.kind)
+    .bind(&id.name)
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        None => Ok(LogPosition::START),
+        Some((transaction_id, position)) => Ok(LogPosition {
+            transaction_id: u64::try_from(transaction_id)
+                .map_err(|_| corrupt(id, "negative transaction id"))?,
+            position,
+        }),
+    }
+}
+
+/// Into how many segments follower `name` of `kind` is split: as its checkpoints say (1 when it
+/// has none yet). Every process runs that many, whatever it was started with.
+pub async fn segments(pool: &PgPool, kind: &str, name: &str) -> Result<u32, StoreError> {
+    let count: Option<i32> = sqlx::query_scalar(
+        "SELECT max(segments) FROM follower_checkpoints WHERE kind = $1 AND name = $2",
+    )
+    .bind(kind)
+    .bind(name)
+    .fetch_one(pool)
+    .await?;
+    Ok(count
+        .and_then(|count| u32::try_from(count).ok())
+        .unwrap_or(1)
+        .max(1))
+}
+
+/// Why a follower's segments could not be changed. Nothing was.
+#[derive(Debug, thiserror::Error)]
+pub enum ResegmentError {
+    /// A process holds one of its leases: stop every worker running it first.
+    #[error(
+        "{follower} is running ({holder} holds {lease}): stop the workers that run it, then \
+         change its segments"
+    )]
+    Running {
+        follower: String,
+        lease: String,
+        holder: String,
+    },
+    /// Its segments are at different positions: let them catch up with no new events coming
+    /// (stop the API nodes, or wait for a quiet moment), then try again.
+    #[error(
+        "the segments of {follower} are at different positions ({positions}): let them reach \
+         the same one with no events coming in (stop the API nodes first), then try again"
+    )]
+    Apart { follower: String, positions: String },
+    /// It keeps state with its checkpoint, which cannot be split.
+    #[error("{follower} keeps state with its checkpoint and cannot be split into segments")]
+    Stateful { follower: String },
+    /// The count is out of range.
+    #[error("a follower has 1 to 256 segments, not {0}")]
+    Count(u32),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ResegmentError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(StoreError::from(error))
+    }
+}
+
+/// Splits follower `name` of `kind` into `count` segments (1: whole again), each starting where
+/// every old one stands — so only while the follower is stopped everywhere (no live lease) and
+/// its segments agree (no events came in since they caught up). Returns that position.
+pub async fn resegment(
+    pool: &PgPool,
+    kind: &'static str,
+    name: &str,
+    count: u32,
+) -> Result<LogPosition, ResegmentError> {
+    let follower = format!("{kind}:{name}");
+    if !(1..=256).contains(&count) {
+        return Err(ResegmentError::Count(count));
+    }
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(i64, i64, Option<Value>, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, position, state, fence FROM follower_checkpoints
+         WHERE kind = $1 AND name = $2 ORDER BY segment FOR UPDATE",
+    )
+    .bind(kind)
+    .bind(name)
+    .fetch_all(&mut *tx)
+    .await?;
+    let prefix = format!("follower:{kind}:{name}#");
+    let live: Option<(String, String)> = sqlx::query_as(
+        "SELECT name, holder FROM leases
+         WHERE starts_with(name, $1) AND expires_at > clock_timestamp() LIMIT 1",
+    )
+    .bind(&prefix)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((lease, holder)) = live {
+        return Err(ResegmentError::Running {
+            follower,
+            lease,
+            holder,
+        });
+    }
+    if rows.iter().any(|(_, _, state, _)| state.is_some()) {
+        return Err(ResegmentError::Stateful { follower });
+    }
+    let mut positions: Vec<(i64, i64)> = rows.iter().map(|(t, p, _, _)| (*t, *p)).collect();
+    positions.dedup();
+    if positions.len() > 1 {
+        return Err(ResegmentError::Apart {
+            follower,
+            positions: format!("{positions:?}"),
+        });
+    }
+    let (transaction_id, position) = positions.first().copied().unwrap_or((0, 0));
+    let fence = rows
+        .iter()
+        .map(|(_, _, _, fence)| *fence)
+        .max()
+        .unwrap_or(0);
+    sqlx::query("DELETE FROM follower_checkpoints WHERE kind = $1 AND name = $2")
+        .bind(kind)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    let count_i32 = i32::try_from(count).map_err(|_| ResegmentError::Count(count))?;
+    sqlx::query(
+        "INSERT INTO follower_checkpoints
+             (kind, name, segment, segments, transaction_id, position, updated_at, fence)
+         SELECT $1, $2, segment, $3, $4::text::xid8, $5, now(), $6
+         FROM generate_series(0, $3 - 1) AS segment",
+    )
+    .bind(kind)
+    .bind(name)
+    .bind(count_i32)
+    .bind(transaction_id.to_string())
+    .bind(position)
+    .bind(fence)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(LogPosition {
+        transaction_id: u64::try_from(transaction_id).unwrap_or_default(),
+        position,
+    })
 }
 
 /// Every checkpoint of `kind`, by name and segment, for the admin views.

@@ -76,6 +76,20 @@ pub enum FollowerError {
     /// The follower's effect failed.
     #[error(transparent)]
     Effect(#[from] EffectError),
+    /// The follower's checkpoints are split into another number of segments than this runner
+    /// was started with (`velka followers segments` ran meanwhile): restart the process.
+    #[error(
+        "{follower} is split into {stored} segments, but this process runs it as {running}: \
+         restart it to run the new segments"
+    )]
+    Segments {
+        /// The follower, as `kind:name`.
+        follower: String,
+        /// How many segments its checkpoints have.
+        stored: u32,
+        /// How many this runner's id says.
+        running: u32,
+    },
     /// This process lost the follower's lease: a newer owner has claimed its checkpoint (see
     /// [`crate::lease`]), so this one's write was refused and nothing it did in the batch was
     /// committed. It stands by.
@@ -100,6 +114,32 @@ impl From<sqlx::Error> for FollowerError {
 }
 
 impl FollowerError {
+    /// Whether the database ended the batch because this process went quiet in the middle of
+    /// it for longer than a batch may (`idle_in_transaction_session_timeout`, SQLSTATE 25P03):
+    /// the process was paused or starved, and has most likely lost its lease meanwhile. Not a
+    /// fault of the follower's; it is retried like any failure.
+    pub fn stalled(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = match self {
+            FollowerError::Effect(effect) => Some(effect.error.as_ref()),
+            other => Some(other),
+        };
+        while let Some(error) = cause {
+            let database = error.downcast_ref::<sqlx::Error>().or_else(|| {
+                match error.downcast_ref::<StoreError>() {
+                    Some(StoreError::Database(database)) => Some(database),
+                    _ => None,
+                }
+            });
+            if let Some(sqlx::Error::Database(database)) = database
+                && database.code().as_deref() == Some("25P03")
+            {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
+    }
+
     /// The event the attempt failed on, if it failed in applying one.
     pub fn event(&self) -> Option<&FailedEvent> {
         match self {

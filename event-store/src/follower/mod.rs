@@ -97,11 +97,14 @@ impl Categories {
 }
 
 /// One page of the log as a follower gets it: every event in delivery order, and the ones that
-/// are the follower's. The checkpoint moves past the whole page.
+/// are the follower's (of its categories and, for a follower split into segments, of its
+/// segment). The checkpoint moves past the whole page.
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'a> {
     page: &'a [RecordedEvent],
     categories: Categories,
+    /// Which events of the page are in the follower's segment (`None`: all of them).
+    segment: Option<&'a [bool]>,
     last: LogPosition,
 }
 
@@ -112,8 +115,18 @@ impl<'a> Batch<'a> {
         Some(Self {
             page,
             categories,
+            segment: None,
             last,
         })
+    }
+
+    /// The page for a follower of one segment: only the events `in_segment` marks are its
+    /// (one flag per event of the page).
+    pub fn within(self, in_segment: &'a [bool]) -> Self {
+        Self {
+            segment: Some(in_segment),
+            ..self
+        }
     }
 
     /// Every event of the page, the follower's or not, in delivery order.
@@ -124,9 +137,15 @@ impl<'a> Batch<'a> {
     /// The follower's events, in delivery order.
     pub fn events(&self) -> impl Iterator<Item = &'a RecordedEvent> + use<'a> {
         let categories = self.categories;
+        let segment = self.segment;
         self.page
             .iter()
-            .filter(move |event| categories.contains(event.category()))
+            .enumerate()
+            .filter(move |(at, event)| {
+                categories.contains(event.category())
+                    && segment.is_none_or(|marks| marks.get(*at).copied().unwrap_or(false))
+            })
+            .map(|(_, event)| event)
     }
 
     /// Whether the page holds nothing of the follower's (it is skipped without a transaction).
@@ -159,6 +178,14 @@ pub trait Follower: Send + Sync {
 
     /// The categories it acts on.
     fn categories(&self) -> Categories;
+
+    /// The key that places an event in one of the follower's segments (see [`Segment`]): its
+    /// stream id, so each stream's events stay in order in one segment. A saga answers its
+    /// instance, whose events come from several streams. `None`: in no segment (only asked of
+    /// a follower split into more than one).
+    fn partition_key<'e>(&self, event: &'e RecordedEvent) -> Option<std::borrow::Cow<'e, str>> {
+        Some(std::borrow::Cow::Borrowed(&event.stream_id))
+    }
 
     /// The `/metrics` series it reports under.
     fn metrics(&self) -> MetricNames {

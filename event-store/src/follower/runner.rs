@@ -27,7 +27,7 @@
 //! resolves. That interrupts only the waits (for new events, for a backoff); a batch in hand is
 //! finished and committed first, and a checkpoint left behind skipped batches is saved.
 
-use super::checkpoint::{self, Checkpoint, FollowerId};
+use super::checkpoint::{self, Checkpoint, FollowerId, Segment};
 use super::delay::CheckpointDelay;
 use super::error::{FollowerError, error_chain};
 use super::metrics::Metrics;
@@ -296,7 +296,17 @@ async fn refused(
 impl<F: Follower> Runner<F> {
     /// A runner of `follower` over `store`.
     pub fn new(store: EventStore, follower: F, config: RunnerConfig) -> Self {
-        let status = FollowerStatus::new(&follower.id().name);
+        let id = follower.id();
+        let status = if id.segment == Segment::WHOLE {
+            FollowerStatus::new(&id.name)
+        } else {
+            FollowerStatus::new(&format!(
+                "{}#{}/{}",
+                id.name,
+                id.segment.index(),
+                id.segment.count()
+            ))
+        };
         Self {
             store,
             follower,
@@ -485,6 +495,16 @@ async fn step<C: Commit>(
                     }
                 },
             };
+            // Split into another number of segments than this runner's (changed while it was
+            // stopped, by another process's command): running on would share streams.
+            let stored = checkpoint::segments(store.pool(), id.kind, &id.name).await?;
+            if stored != id.segment.count() {
+                return Err(FollowerError::Segments {
+                    follower: id.to_string(),
+                    stored,
+                    running: id.segment.count(),
+                });
+            }
             follower.resume(&saved).await?;
             let at = saved.position;
             status.update(|s| {
@@ -535,6 +555,25 @@ async fn step<C: Commit>(
     };
     let Some(batch) = Batch::new(&events, follower.categories()) else {
         return Ok(Step::Moved);
+    };
+    // A follower split into segments acts only on its segment's events.
+    let in_segment: Vec<bool> = if id.segment == Segment::WHOLE {
+        Vec::new()
+    } else {
+        events
+            .iter()
+            .map(|event| {
+                follower.categories().contains(event.category())
+                    && follower
+                        .partition_key(event)
+                        .is_some_and(|key| id.segment.contains(&key))
+            })
+            .collect()
+    };
+    let batch = if id.segment == Segment::WHOLE {
+        batch
+    } else {
+        batch.within(&in_segment)
     };
     let last = batch.last();
     if batch.is_empty() {
@@ -601,6 +640,14 @@ async fn record_failure(
     let attempt = status.snapshot().consecutive_failures + 1;
     let retry_in_ms = backoff.as_millis() as u64;
     match &event {
+        _ if error.stalled() => tracing::warn!(
+            follower = %id,
+            checkpoint = ?status.position(),
+            error = %text,
+            retry_in_ms,
+            "the database ended a batch this process left idle too long (it was paused or \
+             starved); nothing of it was committed, and it will retry from its checkpoint",
+        ),
         Some(event) => tracing::error!(
             follower = %id,
             position = event.log_position.position,
