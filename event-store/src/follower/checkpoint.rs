@@ -395,7 +395,7 @@ pub async fn write<'c>(
     Ok(write_naming(executor, id, from, to, None).await?.is_some())
 }
 
-/// [`write`] by the owner holding fencing token `fence` (see [`claim`]): refused, too, if a
+/// [`write()`] by the owner holding fencing token `fence` (see [`claim`]): refused, too, if a
 /// newer owner has claimed the checkpoint since. `None`: an unowned runner (one process, or a
 /// test), checked by position only.
 pub async fn write_fenced<'c>(

@@ -38,21 +38,22 @@
 //! A follower may keep a little state with its checkpoint ([`Checkpoint::state`]; the sealer
 //! keeps the chain's head there), handed back on [`Follower::resume`] and moved with every write.
 //!
-//! # Where the next steps go
+//! # Ownership, the fence and segments
 //!
-//! - **Exclusive ownership with a fencing token** (one process runs each follower): a lease per
-//!   [`FollowerId`] (a lease row or an advisory lock) taken in [`Runner`] before
-//!   [`Follower::resume`], renewed between batches, and given up on stop; its token is passed to
-//!   [`checkpoint::write`], which adds it to its `WHERE` clause, so a paused former owner's late
-//!   write (in-transaction or after-effect, and a rebuild's switch) matches no row and its
-//!   transaction rolls back. Every write already goes through that one function.
-//! - **Partitioned followers** (segments by a hash of the stream id): [`FollowerId::segment`]
-//!   is part of the key (today always [`Segment::WHOLE`], stored as segment 0 of 1). A segmented
-//!   runner would filter [`Batch::events`] by `hash(stream_id) % count == index` (`Batch` already
-//!   filters by category) and keep its own checkpoint row per segment; the page's last position
-//!   still moves every segment's checkpoint.
-//! - **Page-at-a-time application**: [`InTransaction::apply`] already receives the whole page as
-//!   a [`Batch`]; a projector that folds it in memory and writes each row once changes only its
+//! - **Exclusive ownership with a fencing token**: with the store's [`Leases`](crate::lease),
+//!   [`Runner`] runs a follower only while its process holds the follower's lease, first
+//!   [`checkpoint::claim`]ing the row with the lease's token (waiting for a batch the former
+//!   owner still has open on it); every checkpoint write then names that token
+//!   ([`checkpoint::write_fenced`]), so a paused former owner's late write (in-transaction or
+//!   after-effect) matches no row and its transaction rolls back ([`FollowerError::Fenced`]).
+//!   Without leases (tools, tests, one process) the runner runs unowned, checked by position
+//!   only.
+//! - **Partitioned followers**: a follower split into K segments ([`checkpoint::resegment`]) is
+//!   run as K [`FollowerId`]s, each acting only on the events whose
+//!   [`Follower::partition_key`] hashes to its [`Segment`] (the page's last position still
+//!   moves each segment's checkpoint); each has its own row and lease.
+//! - **Page-at-a-time application**: [`InTransaction::apply`] receives the whole page as a
+//!   [`Batch`]; a projector that folds it in memory and writes each row once changes only its
 //!   own `apply`, not the loop.
 
 pub mod checkpoint;

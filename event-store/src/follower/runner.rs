@@ -424,10 +424,14 @@ async fn follow<C: Commit>(
                 metrics.fenced();
                 tracing::warn!(follower = %id, error = %error,
                     "follower's late write refused by a newer owner's fence; standing by");
+                // (Or, should this process still hold the lease — another process under the
+                // same worker id, a checkpoint reset by hand — until a retry's wait is over:
+                // slowly, never silently.)
                 if let (Some(lease), Some(token)) = (lease.as_mut(), fence) {
                     tokio::select! {
                         () = &mut stop => break,
                         () = lease.lost(token) => {}
+                        () = tokio::time::sleep(config.retry_max) => {}
                     }
                 }
             }
