@@ -78,6 +78,10 @@ pub struct RelayConfig {
     pub duplicate_window: Duration,
     /// How long the stream keeps messages; zero keeps them until removed by hand.
     pub max_age: Duration,
+    /// On how many JetStream servers the stream keeps each message when the relay creates it:
+    /// 3 in a three-node cluster, so that losing a node loses nothing acknowledged; 1 on a
+    /// single server. An existing stream is used as it is.
+    pub replicas: usize,
     /// How it follows the log: batch size (publishes in flight at once), polling, retries.
     pub runner: RunnerConfig,
 }
@@ -91,6 +95,7 @@ impl RelayConfig {
             stream_name: "VELKA_EVENTS".to_owned(),
             duplicate_window: Duration::from_secs(10 * 60),
             max_age: Duration::ZERO,
+            replicas: 1,
             runner: RunnerConfig::default(),
         }
     }
@@ -268,6 +273,7 @@ impl Publisher {
             storage: StorageType::File,
             duplicate_window: self.config.duplicate_window,
             max_age: self.config.max_age,
+            num_replicas: self.config.replicas,
             ..Default::default()
         };
         let stream = self
@@ -278,6 +284,16 @@ impl Publisher {
                 stream: self.config.stream_name.clone(),
                 source,
             })?;
+        let replicas = stream.cached_info().config.num_replicas;
+        if replicas < self.config.replicas {
+            tracing::warn!(
+                stream = %self.config.stream_name,
+                replicas,
+                wanted = self.config.replicas,
+                "the JetStream stream keeps fewer replicas than configured: losing a server may \
+                 lose published events"
+            );
+        }
         let window = stream.cached_info().config.duplicate_window;
         if window < self.config.duplicate_window {
             tracing::warn!(

@@ -562,8 +562,9 @@ pub struct ServeArgs {
     #[arg(long, env = "VELKA_APPEND_WRITERS", default_value_t = event_store::DEFAULT_APPEND_WRITERS, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub append_writers: u16,
 
-    /// NATS server for the command and telemetry entry points and the event relay. If it is
-    /// down at start, the server keeps serving HTTP and connects when NATS comes up.
+    /// NATS server for the command and telemetry entry points and the event relay; a cluster's
+    /// servers comma-separated. If it is down at start, the server keeps serving HTTP and
+    /// connects when NATS comes up.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
@@ -572,6 +573,11 @@ pub struct ServeArgs {
     /// `<prefix>.events.<category>.<stream_id>` to the JetStream stream `<PREFIX>_EVENTS`.
     #[arg(long, env = "VELKA_NATS_PREFIX", default_value = "velka")]
     pub nats_prefix: String,
+
+    /// On how many JetStream servers the relay's events stream keeps each message, when the
+    /// relay creates it (3 in a three-node cluster; an existing stream is used as it is).
+    #[arg(long, env = "VELKA_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
 
     /// Run the projectors on the requests' runtime, not on a thread of their own (which keeps
     /// their batches from queueing behind requests under load; see BENCHMARKS.md).
@@ -672,6 +678,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The NATS servers of `NATS_URL`, one or a cluster's (comma-separated).
+    pub fn nats_servers(&self) -> Vec<&str> {
+        self.nats_url.split(',').map(str::trim).collect()
+    }
+
     /// The key that rotates public GBFS vehicle ids: `VELKA_GBFS_SECRET`, or one derived from
     /// the token secret (the development one included).
     pub fn gbfs_vehicle_ids(

@@ -549,7 +549,7 @@ async fn start_nats(
     let client = async_nats::ConnectOptions::new()
         .name("velka")
         .retry_on_initial_connect()
-        .connect(args.nats_url.as_str())
+        .connect(args.nats_servers())
         .await
         .with_context(|| format!("NATS_URL {} is not usable", args.nats_url))?;
     let bridge = command_api::nats::NatsBridge {
@@ -579,11 +579,12 @@ async fn start_relay(
     let client = async_nats::ConnectOptions::new()
         .name("velka-relay")
         .retry_on_initial_connect()
-        .connect(args.nats_url.as_str())
+        .connect(args.nats_servers())
         .await
         .with_context(|| format!("NATS_URL {} is not usable", args.nats_url))?;
     let mut config = relay::RelayConfig::new(args.nats_prefix.clone());
     config.stream_name = format!("{}_EVENTS", args.nats_prefix.to_ascii_uppercase());
+    config.replicas = usize::from(args.nats_replicas);
     let relay = relay::Relay::new(store, client, config);
     Ok(tokio::spawn(
         relay.run(async move { shutdown.triggered().await }),
@@ -605,7 +606,7 @@ async fn start_sealer(
             async_nats::ConnectOptions::new()
                 .name("velka-audit")
                 .retry_on_initial_connect()
-                .connect(args.nats_url.as_str())
+                .connect(args.nats_servers())
                 .await
                 .with_context(|| format!("NATS_URL {} is not usable", args.nats_url))?,
         )
