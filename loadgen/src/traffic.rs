@@ -1156,3 +1156,26 @@ impl SimulatedTime {
         self.task.abort();
     }
 }
+
+/// A command line's duration: `30s`, `2m`, `1h`, `500ms` or a number of seconds.
+pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 30s, 2m or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("{raw:?}: the unit must be ms, s, m or h")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 7.0 * 86_400.0 {
+        return Err(format!("{raw:?} must be more than 0 and at most a week"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}

@@ -325,7 +325,7 @@ pub struct TrafficArgs {
     #[arg(long, default_value_t = 20.0)]
     pub rate: f64,
     /// How long: `30s`, `2m`, or seconds.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = loadgen::traffic::parse_duration)]
     pub duration: std::time::Duration,
     /// The running server.
     #[arg(long, env = "VELKA_URL", default_value = DEFAULT_URL)]
@@ -364,29 +364,6 @@ pub enum SimulatedClock {
     Real,
     /// The server's manual clock, moved by the simulator.
     Simulated,
-}
-
-/// `30s`, `2m`, `1h`, `500ms` or a number of seconds.
-pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
-    let raw = raw.trim();
-    let split = raw
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a duration like 30s, 2m or 500ms"))?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(format!("{raw:?}: the unit must be ms, s, m or h")),
-    };
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > 7.0 * 86_400.0 {
-        return Err(format!("{raw:?} must be more than 0 and at most a week"));
-    }
-    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 #[derive(Debug, Args)]
