@@ -28,7 +28,7 @@ use crate::projector::{ProjectionError, Projector};
 use crate::replay::{
     ApplyError, FanOut, LogPages, Target, apply, cores, create_copy, create_indexes, use_schema,
 };
-use event_store::follower::{Checkpoint, checkpoint};
+use event_store::follower::{Checkpoint, FollowerId, Segment, checkpoint};
 use event_store::{EventStore, LogPosition, RecordedEvent, StoreError};
 use sqlx::Row;
 use std::sync::Arc;
@@ -238,13 +238,25 @@ async fn switch(
     let name = target.projector.name();
     let copy = &target.schema;
     let retired = format!("retired_{name}");
-    // The live checkpoint, created if the projector never ran, so that there is a row to lock.
-    let live = crate::runner::follower_id(name);
-    checkpoint::load(store.pool(), &live).await?;
+    // The live checkpoints — one per segment when the projector is split — created if the
+    // projector never ran, so that there are rows to lock; all of them move to the copy's
+    // position, or a segment would apply again what the copy already holds.
+    let kind = crate::runner::FOLLOWER_KIND;
+    let count = checkpoint::segments(store.pool(), kind, name).await?;
+    let lives: Vec<FollowerId> = Segment::all(count)
+        .map(|segment| FollowerId::segment(kind, name, segment))
+        .collect();
+    for live in &lives {
+        checkpoint::load(store.pool(), live).await?;
+    }
     let mut tx = store.pool().begin().await?;
-    let Some(from) = checkpoint::lock(&mut tx, &live).await? else {
-        return Err(RebuildError::CheckpointGone { name });
-    };
+    let mut froms = Vec::with_capacity(lives.len());
+    for live in &lives {
+        let Some(from) = checkpoint::lock(&mut tx, live).await? else {
+            return Err(RebuildError::CheckpointGone { name });
+        };
+        froms.push(from);
+    }
     use_schema(&mut tx, copy).await?;
     let mut applied_in_switch = 0;
     // The lock gave this transaction an id, so it holds back whatever is appended from now on:
@@ -278,9 +290,11 @@ async fn switch(
         position,
         state: None,
     };
-    // Under the row lock taken above, so it is still at `from`.
-    if !checkpoint::write(&mut *tx, &live, from.position, &to).await? {
-        return Err(RebuildError::CheckpointGone { name });
+    // Under the row locks taken above, so each is still where it was.
+    for (live, from) in lives.iter().zip(&froms) {
+        if !checkpoint::write(&mut *tx, live, from.position, &to).await? {
+            return Err(RebuildError::CheckpointGone { name });
+        }
     }
     tx.commit().await?;
     Ok((position, applied_in_switch))

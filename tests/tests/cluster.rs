@@ -27,8 +27,23 @@ async fn held_by(pool: &PgPool, holder: &str) -> i64 {
 
 /// `velka segments FOLLOWER --count N` on the app's database: (success, stdout and stderr).
 async fn segments(app: &App, follower: &str, count: u32) -> (bool, String) {
+    velka(app, &["segments", follower, "--count", &count.to_string()]).await
+}
+
+/// A digest of a read model's rows, to compare it with itself rebuilt.
+async fn digest(pool: &PgPool, table: &str) -> String {
+    sqlx::query_scalar(&format!(
+        "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+    ))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// `velka ARGS…` on the app's database: (success, stdout and stderr).
+async fn velka(app: &App, args: &[&str]) -> (bool, String) {
     let output = tokio::process::Command::new(tests::velka_binary().unwrap())
-        .args(["segments", follower, "--count", &count.to_string()])
+        .args(args)
         .env("DATABASE_URL", app.db.url())
         .env("VELKA_LOG", "warn")
         .output()
@@ -142,12 +157,17 @@ async fn workers_share_the_followers_and_a_killed_ones_work_is_taken_over_within
     let (status, _) = second.get_text("/healthz").await.unwrap();
     assert_eq!(status, StatusCode::OK);
 
-    // Traffic through both API nodes, applied once by the two workers together.
+    // Traffic through both API nodes, applied once by the two workers together; one API node
+    // is killed and another takes its place.
     for n in 0..10 {
         app.car(n, CENTRE).await.unwrap();
     }
     app.car_via(&second_api.base, 10, CENTRE).await.unwrap();
-    all_applied(&pool, 11).await;
+    let mut second_api = second_api;
+    second_api.kill().await.unwrap();
+    let third_api = app.spawn_peer(&[]).await.unwrap();
+    app.car_via(&third_api.base, 11, CENTRE).await.unwrap();
+    all_applied(&pool, 12).await;
 
     // A worker dies: the other has everything within 5 s.
     let killed = Instant::now();
@@ -159,13 +179,35 @@ async fn workers_share_the_followers_and_a_killed_ones_work_is_taken_over_within
     .unwrap();
     eprintln!("takeover after SIGKILL of a worker: {took:?} for its share of {total} leases");
     assert!(took < Duration::from_secs(5), "took over in {took:?}");
-    for n in 11..20 {
+    for n in 12..20 {
         app.car(n, CENTRE).await.unwrap();
     }
     all_applied(&pool, 20).await;
+
+    // The split read model equals itself rebuilt from the log, and goes on from there once.
+    let before = digest(&pool, "vehicles_view").await;
+    let (rebuilt, said) = velka(&app, &["projections", "rebuild", "vehicles_view"]).await;
+    assert!(rebuilt, "{said}");
+    assert_eq!(digest(&pool, "vehicles_view").await, before);
+    let positions = count(
+        &pool,
+        "SELECT count(DISTINCT position) FROM follower_checkpoints
+         WHERE kind = 'projector' AND name = 'vehicles_view'",
+    )
+    .await;
+    assert_eq!(
+        positions, 1,
+        "both segments moved to the rebuilt copy's position"
+    );
+    app.car(20, CENTRE).await.unwrap();
+    all_applied(&pool, 21).await;
+    // And the chain of every event is intact.
+    let (intact, said) = velka(&app, &["audit", "verify"]).await;
+    assert!(intact && said.contains("intact"), "{said}");
     no_errors(&first, "the killed worker");
     no_errors(&second, "the worker that took over");
-    no_errors(&second_api, "the second API node");
+    no_errors(&second_api, "the killed API node");
+    no_errors(&third_api, "the API node that replaced it");
 }
 
 #[tokio::test]

@@ -644,6 +644,15 @@ async fn record_failure(
     let attempt = status.snapshot().consecutive_failures + 1;
     let retry_in_ms = backoff.as_millis() as u64;
     match &event {
+        // With leases, no other runner can be active: a moved checkpoint is a rebuild's switch
+        // or a reset by hand, which the runner follows.
+        _ if matches!(error, FollowerError::CheckpointMoved { .. }) => tracing::warn!(
+            follower = %id,
+            error = %text,
+            retry_in_ms,
+            "the follower's checkpoint was moved under it (a rebuild's switch, or a reset); it \
+             goes on from where it is now",
+        ),
         _ if error.stalled() => tracing::warn!(
             follower = %id,
             checkpoint = ?status.position(),
