@@ -64,6 +64,9 @@ struct Inner {
     wanted: Mutex<BTreeMap<String, watch::Sender<Option<Held>>>>,
     /// The token of this process's membership lease (`member:<holder>`), while it has one.
     member: Mutex<Option<i64>>,
+    /// Leases given up by their handles, to delete in the next round (all of the leases' IO is
+    /// the renewing task's, on its runtime and pool, whatever runtime a handle lives on).
+    released: Mutex<Vec<(String, i64)>>,
     /// Wakes the renewing task when a name is wanted, so a free lease is taken at once.
     more: Notify,
 }
@@ -83,6 +86,11 @@ const FREE: &str = "
 
 /// Gives up leases this holder holds.
 const SHED: &str = "DELETE FROM leases WHERE holder = $1 AND name = ANY($2)";
+
+/// Gives up leases this holder holds with the tokens given (released by their handles).
+const RELEASE: &str = "
+    DELETE FROM leases AS l USING unnest($2::text[], $3::bigint[]) AS released(name, token)
+    WHERE l.name = released.name AND l.token = released.token AND l.holder = $1";
 
 /// Renews the leases this process holds, each with the token it was taken with, while they
 /// have not lapsed; answers those renewed.
@@ -120,6 +128,7 @@ impl Leases {
                 ttl,
                 wanted: Mutex::new(BTreeMap::new()),
                 member: Mutex::new(None),
+                released: Mutex::new(Vec::new()),
                 more: Notify::new(),
             }),
         }
@@ -198,6 +207,7 @@ impl Leases {
     /// each, a new one getting its share from the others within a round or two, and the
     /// survivors of a dead one taking its leases once they lapse.
     pub async fn renew(&self) -> Result<(), StoreError> {
+        self.delete_released().await?;
         let wanted: Vec<(String, Option<i64>)> = {
             let wanted = lock(&self.inner.wanted);
             wanted
@@ -302,7 +312,24 @@ impl Leases {
         Ok(())
     }
 
+    /// Deletes the leases their handles released since the last round.
+    async fn delete_released(&self) -> Result<(), StoreError> {
+        let released = std::mem::take(&mut *lock(&self.inner.released));
+        if released.is_empty() {
+            return Ok(());
+        }
+        let (names, tokens): (Vec<String>, Vec<i64>) = released.into_iter().unzip();
+        sqlx::query(RELEASE)
+            .bind(&self.inner.holder)
+            .bind(&names)
+            .bind(&tokens)
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn release_all(&self) -> Result<(), StoreError> {
+        self.delete_released().await?;
         let names: Vec<String> = {
             let mut wanted = lock(&self.inner.wanted);
             let mut names: Vec<String> = wanted.keys().cloned().collect();
@@ -392,18 +419,14 @@ impl Lease {
         }
     }
 
-    /// Gives it up now, if held, so another process takes it without waiting for it to lapse.
-    pub async fn release(self) -> Result<(), StoreError> {
+    /// Gives it up, if held, so another process takes it without waiting for it to lapse: the
+    /// next round of [`Leases::renew`] deletes it (this wakes the renewing task).
+    pub fn release(self) {
         let held = *self.receiver.borrow();
         if let Some(held) = held {
-            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2 AND token = $3")
-                .bind(&self.name)
-                .bind(self.leases.holder())
-                .bind(held.token)
-                .execute(&self.leases.inner.pool)
-                .await?;
+            lock(&self.leases.inner.released).push((self.name.clone(), held.token));
+            self.leases.inner.more.notify_one();
         }
-        Ok(())
     }
 }
 
@@ -458,10 +481,7 @@ where
             },
         }
     }
-    let name = lease.name.clone();
-    if let Err(error) = lease.release().await {
-        tracing::warn!(lease = %name, %error, "cannot release the lease; it lapses");
-    }
+    lease.release();
 }
 
 /// A holder name unique to this process: host, process id and a random part (a restarted

@@ -259,7 +259,8 @@ async fn segments_change_only_when_level_and_stopped_and_a_runner_of_another_cou
         matches!(&running, Err(ResegmentError::Running { holder, .. }) if holder == "worker-1"),
         "{running:?}"
     );
-    lease.release().await.unwrap();
+    lease.release();
+    leases.renew().await.unwrap();
     assert_eq!(
         checkpoint::segments(pool, "probe", "changing")
             .await

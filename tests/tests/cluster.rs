@@ -204,8 +204,34 @@ async fn workers_share_the_followers_and_a_killed_ones_work_is_taken_over_within
     // And the chain of every event is intact.
     let (intact, said) = velka(&app, &["audit", "verify"]).await;
     assert!(intact && said.contains("intact"), "{said}");
+    // A worker stopped cleanly (SIGTERM) gives its leases back at once: the other has them in
+    // less than a lease's life.
+    let fourth = app
+        .spawn_peer(&[("VELKA_ROLE", "worker"), ("VELKA_WORKER_ID", "fourth")])
+        .await
+        .unwrap();
+    eventually(DEADLINE, || async {
+        Ok(
+            (held_by(&pool, "fourth").await > 0 && held_by(&pool, "second").await > 0)
+                .then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+    let stopped = Instant::now();
+    second.signal("TERM").unwrap();
+    let handed = eventually(DEADLINE, || async {
+        Ok((held_by(&pool, "fourth").await == total).then(|| stopped.elapsed()))
+    })
+    .await
+    .unwrap();
+    eprintln!("handover after SIGTERM of a worker: {handed:?}");
+    assert!(handed < Duration::from_secs(3), "handed over in {handed:?}");
+    app.car(21, CENTRE).await.unwrap();
+    all_applied(&pool, 22).await;
     no_errors(&first, "the killed worker");
-    no_errors(&second, "the worker that took over");
+    no_errors(&second, "the worker that took over, then stopped");
+    no_errors(&fourth, "the worker that joined last");
     no_errors(&second_api, "the killed API node");
     no_errors(&third_api, "the API node that replaced it");
 }

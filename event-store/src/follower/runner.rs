@@ -450,10 +450,8 @@ async fn follow<C: Commit>(
             }
         }
     }
-    if let Some(lease) = lease
-        && let Err(error) = lease.release().await
-    {
-        tracing::warn!(follower = %id, %error, "cannot release the follower's lease; it lapses");
+    if let Some(lease) = lease {
+        lease.release();
     }
     tracing::info!(follower = %id, position = ?status.position(), "follower stopped");
 }
