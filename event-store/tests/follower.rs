@@ -208,42 +208,6 @@ async fn an_after_effect_that_fails_is_retried_from_the_checkpoint_and_misses_no
     );
 }
 
-/// Counts each event in `probe_applied` (no unique key: twice is two rows).
-struct Counter {
-    id: FollowerId,
-}
-
-impl Follower for Counter {
-    fn id(&self) -> &FollowerId {
-        &self.id
-    }
-
-    fn categories(&self) -> Categories {
-        Categories::Only(&["probe"])
-    }
-}
-
-impl InTransaction for Counter {
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        batch: &'a Batch<'a>,
-    ) -> BoxFuture<'a, Result<Applied, EffectError>> {
-        Box::pin(async move {
-            let mut applied = Applied::default();
-            for event in batch.events() {
-                sqlx::query("INSERT INTO probe_applied (position) VALUES ($1)")
-                    .bind(event.position)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|error| EffectError::on(event, error))?;
-                applied.events += 1;
-            }
-            Ok(applied)
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_runners_of_one_in_transaction_follower_never_both_apply_an_event() {
     let db = TestDatabase::new().await;

@@ -9,14 +9,11 @@
 mod support;
 
 use event_store::follower::{
-    Applied, Batch, Categories, Checkpoint, EffectError, Follower, FollowerId, FollowerStatus,
-    InTransaction, Runner, RunnerConfig, RunnerState, Shutdown, checkpoint,
+    Checkpoint, FollowerId, FollowerStatus, Runner, RunnerConfig, RunnerState, Shutdown, checkpoint,
 };
 use event_store::lease::Leases;
 use event_store::testing::TestDatabase;
 use event_store::{EventStore, ExpectedVersion, LogPosition};
-use futures::future::BoxFuture;
-use sqlx::PgConnection;
 use std::time::Duration;
 use support::*;
 
@@ -139,42 +136,6 @@ async fn a_claim_waits_for_the_former_owners_batch_still_open_on_the_checkpoint(
     batch.commit().await.unwrap();
     // The new owner starts from where the former owner's committed batch left it.
     assert_eq!(claim.await.unwrap().unwrap(), Some(moved));
-}
-
-/// Counts each event in `probe_applied`, whose key refuses a second application.
-struct Counter {
-    id: FollowerId,
-}
-
-impl Follower for Counter {
-    fn id(&self) -> &FollowerId {
-        &self.id
-    }
-
-    fn categories(&self) -> Categories {
-        Categories::Only(&["probe"])
-    }
-}
-
-impl InTransaction for Counter {
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        batch: &'a Batch<'a>,
-    ) -> BoxFuture<'a, Result<Applied, EffectError>> {
-        Box::pin(async move {
-            let mut applied = Applied::default();
-            for event in batch.events() {
-                sqlx::query("INSERT INTO probe_applied (position) VALUES ($1)")
-                    .bind(event.position)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|error| EffectError::on(event, error))?;
-                applied.events += 1;
-            }
-            Ok(applied)
-        })
-    }
 }
 
 async fn wait_for_state(status: &FollowerStatus, state: RunnerState) {

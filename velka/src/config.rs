@@ -484,7 +484,7 @@ pub struct ServeArgs {
 
     /// How long a lease on a follower or a singleton worker lasts past its last renewal (renewed
     /// every sixth of it): after a worker dies, another takes its work within about 7/6 of it.
-    #[arg(long, env = "VELKA_LEASE_TTL_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(300..=600_000))]
+    #[arg(long, env = "VELKA_LEASE_TTL_MS", default_value_t = event_store::lease::DEFAULT_TTL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(300..=600_000))]
     pub lease_ttl_ms: u64,
 
     /// Clock to decide with.

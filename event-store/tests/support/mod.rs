@@ -2,8 +2,13 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use chrono::{DateTime, Utc};
+use event_store::follower::{
+    Applied, Batch, Categories, EffectError, Follower, FollowerId, InTransaction,
+};
 use event_store::{AppendRequest, Claims, ExpectedVersion, Metadata, NewEvent, StreamWrite};
+use futures::future::BoxFuture;
 use serde_json::json;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub fn at() -> DateTime<Utc> {
@@ -44,5 +49,43 @@ pub fn request(writes: Vec<StreamWrite>) -> AppendRequest {
         recorded_at: at(),
         claims: Claims::default(),
         result: None,
+    }
+}
+
+/// A probe in-transaction follower of the `probe` category: each event it applies is a row of
+/// `probe_applied (position)`, which the test creates (with a unique key, a second application
+/// fails; without, it shows as two rows).
+pub struct Counter {
+    pub id: FollowerId,
+}
+
+impl Follower for Counter {
+    fn id(&self) -> &FollowerId {
+        &self.id
+    }
+
+    fn categories(&self) -> Categories {
+        Categories::Only(&["probe"])
+    }
+}
+
+impl InTransaction for Counter {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        batch: &'a Batch<'a>,
+    ) -> BoxFuture<'a, Result<Applied, EffectError>> {
+        Box::pin(async move {
+            let mut applied = Applied::default();
+            for event in batch.events() {
+                sqlx::query("INSERT INTO probe_applied (position) VALUES ($1)")
+                    .bind(event.position)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|error| EffectError::on(event, error))?;
+                applied.events += 1;
+            }
+            Ok(applied)
+        })
     }
 }
